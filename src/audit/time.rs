@@ -1,0 +1,91 @@
+//! RFC 3339 timestamps with microseconds (`2026-11-21T14:03:05.123456Z`),
+//! without a date-time crate: the filter only ever needs UTC.
+
+/// Formats nanoseconds since the Unix epoch.
+pub fn format_rfc3339(nanos: u64) -> String {
+    let secs = nanos / 1_000_000_000;
+    let micros = (nanos % 1_000_000_000) / 1_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Parses what [`format_rfc3339`] writes (any fraction length up to 9 digits).
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let rest = s.get(19..)?;
+    let rest = rest.strip_suffix('Z')?;
+    let frac_nanos = match rest.strip_prefix('.') {
+        None if rest.is_empty() => 0,
+        None => return None,
+        Some(f) if f.is_empty() || f.len() > 9 || !f.bytes().all(|c| c.is_ascii_digit()) => return None,
+        Some(f) => f.parse::<u64>().ok()? * 10u64.pow(9 - f.len() as u32),
+    };
+    let days = days_from_civil(y as i64, mo as u32, d as u32);
+    if days < 0 {
+        return None;
+    }
+    Some(((days as u64) * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000 + frac_nanos)
+}
+
+// Howard Hinnant's civil-calendar algorithms.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_rfc3339(1_795_269_785_123_456_789), "2026-11-21T14:03:05.123456Z");
+        assert_eq!(format_rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        for n in [0u64, 1_795_269_785_123_456_000, 951_782_400_000_001_000, 4_102_444_799_999_999_000] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(n)), Some(n));
+        }
+        assert_eq!(parse_rfc3339("2026-11-21T14:03:05Z"), Some(1_795_269_785_000_000_000));
+        assert_eq!(parse_rfc3339("2026-11-21 14:03:05Z"), None);
+        assert_eq!(parse_rfc3339("2026-13-21T14:03:05Z"), None);
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
+}

@@ -1,0 +1,122 @@
+use super::*;
+
+fn env_with(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+}
+
+fn parse(json: &str) -> Result<Config, ConfigError> {
+    Config::from_json(json.as_bytes(), &env_with(&[("HK", "secret"), ("CK", "chainkey"), ("MESH_AUDIT_HASH_KEY", "secret"), ("MESH_AUDIT_CHAIN_KEY", "chainkey")]))
+}
+
+fn err(json: &str) -> String {
+    match parse(json) {
+        Ok(_) => panic!("expected an error for {json}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn minimal_config_takes_the_documented_defaults() {
+    let c = parse(r#"{"sink":{"cluster":"audit_sink"}}"#).unwrap();
+    assert_eq!(c.sink.authority, "audit_sink");
+    assert_eq!(c.sink.path, "/v1/audit");
+    assert_eq!(c.sink.format, Format::Jsonl);
+    assert_eq!(c.sink.timeout_ms, 5000);
+    assert_eq!(
+        c.batch,
+        Batch {
+            max_records: 500,
+            max_bytes: 1_048_576,
+            flush_interval_ms: 1000,
+            max_buffered_records: 20_000,
+            max_buffered_bytes: 33_554_432,
+            max_in_flight: 2
+        }
+    );
+    assert_eq!(c.retry, Retry { backoff_base_ms: 200, backoff_max_ms: 30_000 });
+    assert_eq!(c.on_overflow, Overflow::Drop);
+    assert!(c.capture.query);
+    assert!(c.capture.request_headers.is_empty());
+    assert_eq!(c.capture.jwt, None);
+    assert_eq!(c.sampling.default_rate, 1.0);
+    assert_eq!(c.sampling.key, "x-request-id");
+    assert!(c.integrity.chain);
+    assert_eq!(c.integrity.key, None);
+    assert_eq!(c.digest.len(), 8);
+}
+
+#[test]
+fn otlp_defaults_to_v1_logs() {
+    let c = parse(r#"{"sink":{"cluster":"otel","format":"otlp"}}"#).unwrap();
+    assert_eq!(c.sink.path, "/v1/logs");
+}
+
+#[test]
+fn the_spec_example_is_valid() {
+    let spec = include_str!("../../examples/configs/full.json");
+    let c = parse(spec).unwrap();
+    assert_eq!(c.sink.headers, vec![("x-audit-tenant".to_string(), "shop".to_string())]);
+    assert_eq!(c.capture.request_headers, vec!["user-agent", "x-forwarded-for", "authorization"]);
+    assert_eq!(c.sampling.rules.len(), 3);
+    assert_eq!(c.sampling.rules[0].when.status, vec![StatusMatch::Exact(401), StatusMatch::Exact(403), StatusMatch::Class(5)]);
+    assert_eq!(
+        c.sampling.rules[2].when.principal,
+        Some(PrincipalMatch::Prefix("spiffe://cluster.local/ns/batch/".into()))
+    );
+    assert_eq!(c.redact.hash_key.as_deref(), Some(&b"secret"[..]));
+    assert_eq!(c.access_policy[0].name, "admin-only");
+}
+
+#[test]
+fn bad_configs_name_the_path_and_the_problem() {
+    let table: &[(&str, &str)] = &[
+        ("{}", "sink: is required"),
+        (r#"{"sink":{}}"#, "sink.cluster: is required"),
+        ("not json", "$: not valid JSON: expected ident at line 1 column 2"),
+        ("[]", "$: expected an object, got a list"),
+        (r#"{"sink":{"cluster":"s"},"capture":{"request_headers":"user-agent"}}"#, "capture.request_headers: expected a list, got string \"user-agent\""),
+        (r#"{"sink":{"cluster":"s"},"capture":{"query":"yes"}}"#, "capture.query: expected true or false, got string \"yes\""),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a"}]}}"#, "sampling.rules[0].rate: is required"),
+        (r#"{"sink":{"cluster":""}}"#, "sink.cluster: must not be empty"),
+        (r#"{"sink":{"cluster":"s","bogus":1}}"#, "sink.bogus: unknown field `bogus`, expected one of `cluster`, `authority`, `path`, `format`, `timeout_ms`, `headers`"),
+        (r#"{"sink":{"cluster":"s"},"extra":true}"#, "extra: unknown field `extra`, expected one of `sink`, `batch`, `retry`, `on_overflow`, `capture`, `redact`, `sampling`, `integrity`, `access_policy`"),
+        (r#"{"sink":{"cluster":"s","format":"xml"}}"#, "sink.format: unknown format \"xml\", expected jsonl or otlp"),
+        (r#"{"sink":{"cluster":"s","path":"v1"}}"#, "sink.path: must start with /"),
+        (r#"{"sink":{"cluster":"s","timeout_ms":0}}"#, "sink.timeout_ms: must be greater than 0"),
+        (r#"{"sink":{"cluster":"s","timeout_ms":"5"}}"#, "sink.timeout_ms: expected a whole number >= 0, got string \"5\""),
+        (r#"{"sink":{"cluster":"s","headers":{"content-type":"x"}}}"#, "sink.headers.content-type: is set by mesh-audit and cannot be overridden"),
+        (r#"{"sink":{"cluster":"s"},"batch":{"max_records":0}}"#, "batch.max_records: must be greater than 0"),
+        (r#"{"sink":{"cluster":"s"},"batch":{"max_records":100,"max_buffered_records":10}}"#, "batch.max_buffered_records: must be at least batch.max_records (100)"),
+        (r#"{"sink":{"cluster":"s"},"retry":{"backoff_base_ms":500,"backoff_max_ms":100}}"#, "retry.backoff_max_ms: must be at least retry.backoff_base_ms (500)"),
+        (r#"{"sink":{"cluster":"s"},"on_overflow":"panic"}"#, "on_overflow: unknown value \"panic\", expected drop or reject"),
+        (r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["ok","bad header"]}}"#, "capture.request_headers[1]: \"bad header\" is not a valid header name"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"shred"}}}"#, "redact.headers.x: unknown action \"shred\", expected one of mask, drop, hash"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"hash"}}}"#, "redact.headers.x: action \"hash\" needs redact.hash_key_env"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"hash"},"hash_key_env":"NOPE"}}"#, "redact.hash_key_env: environment variable NOPE is not set (pass it in vm_config.environment_variables)"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"default_rate":1.5}}"#, "sampling.default_rate: must be between 0 and 1, got 1.5"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","rate":-0.1}]}}"#, "sampling.rules[0].rate: must be between 0 and 1, got -0.1"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"","rate":1}]}}"#, "sampling.rules[0].name: must not be empty"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"status":["6xx"]},"rate":1}]}}"#, "sampling.rules[0].when.status[0]: \"6xx\" is not a status code (100-599) or class (1xx-5xx)"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"status":["20"]},"rate":1}]}}"#, "sampling.rules[0].when.status[0]: \"20\" is not a status code (100-599) or class (1xx-5xx)"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"colour":"red"},"rate":1}]}}"#, "sampling.rules[0].when.colour: unknown field `colour`, expected one of `status`, `path_prefix`, `method`, `principal`, `route`"),
+        (r#"{"sink":{"cluster":"s"},"integrity":{"key_env":"MISSING"}}"#, "integrity.key_env: environment variable MISSING is not set (pass it in vm_config.environment_variables)"),
+        (r#"{"sink":{"cluster":"s"},"access_policy":[{"name":"a","path_prefix":"admin","allow_principals":[]}]}"#, "access_policy[0].path_prefix: must start with /"),
+    ];
+    for (json, want) in table {
+        let got = err(json);
+        assert!(got.starts_with(want), "config {json}\n  got:  {got}\n  want: {want}");
+    }
+}
+
+#[test]
+fn error_line_is_the_documented_one() {
+    let e = parse(r#"{"sink":{"cluster":""}}"#).unwrap_err();
+    assert_eq!(error_line(&e), "mesh-audit: invalid configuration: sink.cluster: must not be empty");
+}
+
+#[test]
+fn keys_from_the_environment() {
+    let c = parse(r#"{"sink":{"cluster":"s"},"integrity":{"key_env":"CK"},"redact":{"hash_key_env":"HK"}}"#).unwrap();
+    assert_eq!(c.integrity.key.as_deref(), Some(&b"chainkey"[..]));
+    assert_eq!(c.redact.hash_key.as_deref(), Some(&b"secret"[..]));
+}

@@ -1,0 +1,22 @@
+//! JSON-lines batch bodies: one record per line, each line exactly the bytes
+//! the chain hashed.
+
+pub const CONTENT_TYPE: &str = "application/x-ndjson";
+
+pub fn encode<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for line in lines {
+        body.extend_from_slice(line);
+        body.push(b'\n');
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_per_record() {
+        let lines: Vec<&[u8]> = vec![b"{\"a\":1}", b"{\"b\":2}"];
+        assert_eq!(super::encode(lines.into_iter()), b"{\"a\":1}\n{\"b\":2}\n");
+    }
+}

@@ -1,0 +1,8 @@
+//! Getting admitted records to the sink: sequencing and chaining, the
+//! per-worker buffer with batches and retries, and the wire encodings.
+//! Pure logic; the root context drives it.
+
+pub mod buffer;
+pub mod chain;
+pub mod encode_json;
+pub mod encode_otlp;

@@ -1,0 +1,191 @@
+//! A request's facts → its audit record, at `on_log`.
+//!
+//! Host calls are the cost that matters (each one is microseconds in V8), so
+//! this reads header maps whole, once; takes the status, method, path and
+//! request id from them; takes identity and TLS facts from the per-connection
+//! cache; and decides sampling before reading anything a dropped record would
+//! not need.
+
+use super::root::Auditor;
+use super::stats::Counter;
+use crate::audit::identity::{decision, decode_flags, trace_id};
+use crate::audit::record::{Kind, Plugin, Record, Request, Response, Route, Sample};
+use crate::audit::sample::Facts;
+use crate::audit::time::format_rfc3339;
+use crate::audit::{jwt, policy};
+use crate::host::{le_u64, Headers, Host, Map};
+
+/// Which attribute names this Envoy understands for route facts: newer
+/// releases say `xds.route_name`, older ones `route_name`. Learned from the
+/// first request that has a route, then fixed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Naming {
+    #[default]
+    Unknown,
+    Xds,
+    Legacy,
+}
+
+fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+}
+
+fn header_str(headers: &Headers, name: &str) -> Option<String> {
+    header(headers, name).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn text(host: &dyn Host, path: &[&str]) -> Option<String> {
+    let b = host.property(path)?;
+    (!b.is_empty()).then(|| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn int(host: &dyn Host, path: &[&str]) -> Option<u64> {
+    le_u64(&host.property(path)?)
+}
+
+fn route_facts(host: &dyn Host, naming: &mut Naming) -> Route {
+    let xds = |host: &dyn Host| Route {
+        name: text(host, &["xds", "route_name"]),
+        cluster: text(host, &["xds", "cluster_name"]),
+        virtual_host: text(host, &["xds", "virtual_host_name"]),
+    };
+    let legacy = |host: &dyn Host| Route {
+        name: text(host, &["route_name"]),
+        cluster: text(host, &["cluster_name"]),
+        virtual_host: None,
+    };
+    let found = |r: &Route| r.name.is_some() || r.cluster.is_some() || r.virtual_host.is_some();
+    match *naming {
+        Naming::Xds => xds(host),
+        Naming::Legacy => legacy(host),
+        Naming::Unknown => {
+            let r = xds(host);
+            if found(&r) {
+                *naming = Naming::Xds;
+                return r;
+            }
+            let r = legacy(host);
+            if found(&r) {
+                *naming = Naming::Legacy;
+            }
+            r
+        }
+    }
+}
+
+/// `on_log`: audit the request that just finished.
+pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
+    let draw = auditor.draw();
+    let Some(active) = auditor.active.as_mut() else { return };
+    let req_headers = host.headers(Map::RequestHeaders);
+    let resp_headers = host.headers(Map::ResponseHeaders);
+    let status = header_str(&resp_headers, ":status")
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .or_else(|| int(host, &["response", "code"]).map(|c| c as u32).filter(|&c| c != 0));
+    let method = header_str(&req_headers, ":method");
+    let full_path = header_str(&req_headers, ":path");
+    let (path, query) = match full_path.as_deref().map(|p| p.split_once('?')) {
+        Some(Some((p, q))) => (Some(p.to_string()), Some(q.to_string())),
+        Some(None) => (full_path.clone(), None),
+        None => (None, None),
+    };
+
+    let needs_identity = active.rules_use_principal || !active.config.access_policy.is_empty();
+    let conn = needs_identity.then(|| active.conns.get_or_read(int(host, &["connection", "id"]), host));
+    let principal = conn.as_ref().and_then(|c| c.source.principal.clone());
+    let violation = path
+        .as_deref()
+        .and_then(|p| policy::violation(&active.config.access_policy, p, principal.as_deref()))
+        .map(str::to_string);
+    let mut route = None;
+    if active.rules_use_route {
+        route = Some(route_facts(host, &mut active.naming));
+    }
+    let now_ms = if active.config.sampling.max_records_per_second > 0 {
+        host.now_nanos() / 1_000_000
+    } else {
+        0
+    };
+    let facts = Facts {
+        status,
+        path: path.as_deref(),
+        method: method.as_deref(),
+        principal: principal.as_deref(),
+        route: route.as_ref().and_then(|r| r.name.as_deref()),
+        always_keep: matches!(status, Some(401) | Some(403)) || violation.is_some(),
+    };
+    let key = header(&req_headers, &active.config.sampling.key);
+    let verdict = active.sampler.decide(&facts, key, draw, now_ms);
+    if violation.is_some() {
+        auditor.stats.add(Counter::PolicyViolations, 1);
+    }
+    if !verdict.keep {
+        auditor.sampled_out(verdict.rate_limited.then_some(now_ms * 1_000_000));
+        return;
+    }
+
+    let conn = match conn {
+        Some(c) => c,
+        None => active.conns.get_or_read(int(host, &["connection", "id"]), host),
+    };
+    let route = match route {
+        Some(r) => r,
+        None => route_facts(host, &mut active.naming),
+    };
+    let start = int(host, &["request", "time"]).unwrap_or(0);
+    let duration = int(host, &["request", "duration"]);
+    let details = text(host, &["response", "code_details"]);
+    let flags = int(host, &["response", "flags"]).map(decode_flags).unwrap_or_default();
+
+    let mut redacted = Vec::new();
+    let cfg = &active.config;
+    let request_headers = (!cfg.capture.request_headers.is_empty()).then(|| {
+        active.redactor.headers(&req_headers, &cfg.capture.request_headers, "request.headers", &mut redacted)
+    });
+    let query = match (cfg.capture.query, query) {
+        (true, Some(q)) if !q.is_empty() => Some(active.redactor.query(&q, &mut redacted)),
+        _ => None,
+    };
+    let response_headers = (!cfg.capture.response_headers.is_empty()).then(|| {
+        active.redactor.headers(&resp_headers, &cfg.capture.response_headers, "response.headers", &mut redacted)
+    });
+    let user = cfg.capture.jwt.as_ref().and_then(|j| {
+        let bytes = host.property(&["metadata", "filter_metadata", &j.metadata_namespace, &j.payload_key])?;
+        let claims = jwt::claims_from_struct(&bytes, &j.claims);
+        (!claims.is_empty()).then(|| active.redactor.claims(claims, &mut redacted))
+    });
+
+    let mut r = Record::new(Kind::Request, format_rfc3339(start));
+    r.request_id = header_str(&req_headers, "x-request-id").or_else(|| text(host, &["request", "id"]));
+    r.trace_id = header_str(&req_headers, "traceparent").and_then(|t| trace_id(&t));
+    r.source = Some(conn.source.clone());
+    r.destination = Some(conn.destination.clone());
+    r.tls = Some(conn.tls.clone());
+    r.user = user;
+    r.request = Some(Request {
+        method,
+        scheme: header_str(&req_headers, ":scheme"),
+        authority: header_str(&req_headers, ":authority").or_else(|| header_str(&req_headers, "host")),
+        path,
+        query,
+        protocol: conn.protocol.clone(),
+        headers: request_headers,
+        bytes: int(host, &["request", "size"]),
+    });
+    r.decision = Some(decision(status, details.as_deref(), &flags));
+    r.response = Some(Response {
+        code: status,
+        code_details: details,
+        flags,
+        headers: response_headers,
+        bytes: int(host, &["response", "size"]),
+    });
+    r.route = Some(route);
+    r.duration_ms = duration.map(|d| (d / 1_000) as f64 / 1_000.0);
+    r.violation = violation;
+    r.sample = Some(Sample { rule: verdict.rule, rate: verdict.rate });
+    r.redacted = redacted;
+    r.plugin = Some(Plugin { version: crate::VERSION.to_string(), config: cfg.digest.clone() });
+    let end = start.saturating_add(duration.unwrap_or(0));
+    auditor.admit(host, r, end);
+}

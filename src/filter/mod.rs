@@ -1,0 +1,15 @@
+//! The filter's lifecycle: the root context (configure, tick, flush,
+//! shutdown) and the HTTP context (a request's facts → a record).
+
+mod conn;
+pub mod http;
+pub mod root;
+mod stats;
+
+pub use stats::Counter;
+
+#[cfg(target_arch = "wasm32")]
+pub mod glue;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,80 @@
+//! The filter's counters (SPEC §2.6). Counted locally per request and
+//! published to the proxy on tick, so auditing a request costs no metric
+//! host call.
+
+use crate::host::{Host, MetricKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    RecordsAdmitted,
+    RecordsSampledOut,
+    RecordsNotAdmitted,
+    RecordsDelivered,
+    RecordsRejected,
+    BatchesSent,
+    BatchFailures,
+    BatchRetries,
+    RequestsRejected,
+    PolicyViolations,
+}
+
+const COUNTERS: [(Counter, &str); 10] = [
+    (Counter::RecordsAdmitted, "mesh_audit.records_admitted"),
+    (Counter::RecordsSampledOut, "mesh_audit.records_sampled_out"),
+    (Counter::RecordsNotAdmitted, "mesh_audit.records_not_admitted"),
+    (Counter::RecordsDelivered, "mesh_audit.records_delivered"),
+    (Counter::RecordsRejected, "mesh_audit.records_rejected"),
+    (Counter::BatchesSent, "mesh_audit.batches_sent"),
+    (Counter::BatchFailures, "mesh_audit.batch_failures"),
+    (Counter::BatchRetries, "mesh_audit.batch_retries"),
+    (Counter::RequestsRejected, "mesh_audit.requests_rejected"),
+    (Counter::PolicyViolations, "mesh_audit.policy_violations"),
+];
+
+pub const BUFFERED_GAUGE: &str = "mesh_audit.records_buffered";
+
+#[derive(Default, Debug)]
+pub struct Stats {
+    values: [u64; 10],
+    published: [u64; 10],
+    ids: [Option<u32>; 10],
+    gauge: Option<u32>,
+}
+
+impl Stats {
+    /// Defines the metrics with the proxy (once; later calls are no-ops).
+    pub fn define(&mut self, host: &dyn Host) {
+        for (i, (_, name)) in COUNTERS.iter().enumerate() {
+            if self.ids[i].is_none() {
+                self.ids[i] = host.define_metric(MetricKind::Counter, name);
+            }
+        }
+        if self.gauge.is_none() {
+            self.gauge = host.define_metric(MetricKind::Gauge, BUFFERED_GAUGE);
+        }
+    }
+
+    pub fn add(&mut self, c: Counter, n: u64) {
+        self.values[c as usize] += n;
+    }
+
+    pub fn get(&self, c: Counter) -> u64 {
+        self.values[c as usize]
+    }
+
+    /// Pushes what changed since the last publish, and the buffered gauge.
+    pub fn publish(&mut self, host: &dyn Host, buffered: u64) {
+        for i in 0..COUNTERS.len() {
+            let delta = self.values[i] - self.published[i];
+            if delta > 0 {
+                if let Some(id) = self.ids[i] {
+                    host.increment_metric(id, delta as i64);
+                    self.published[i] = self.values[i];
+                }
+            }
+        }
+        if let Some(id) = self.gauge {
+            host.record_metric(id, buffered);
+        }
+    }
+}

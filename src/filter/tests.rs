@@ -1,0 +1,303 @@
+//! The lifecycle, natively, against a test double of the proxy. The same
+//! behaviours are checked again inside the compiled `.wasm` (tests/wasm_*.rs).
+
+mod fake;
+
+use super::http::on_log;
+use super::root::Auditor;
+use fake::FakeHost;
+use serde_json::json;
+
+fn configured(config: &str) -> (FakeHost, Auditor) {
+    let host = FakeHost::new(config);
+    let mut a = Auditor::new(&host);
+    assert!(a.configure(&host), "config rejected: {:?}", host.logs.borrow());
+    (host, a)
+}
+
+fn one_request(host: &FakeHost, a: &mut Auditor, conn: u64, id: &str) {
+    host.mtls_connection(conn);
+    host.finished_request(id);
+    on_log(a, host);
+}
+
+fn reply(host: &FakeHost, a: &mut Auditor, token: u32, status: &str) {
+    *host.call_headers.borrow_mut() = vec![(":status".into(), status.as_bytes().to_vec())];
+    a.call_response(host, token);
+}
+
+#[test]
+fn a_bad_config_logs_one_line_and_refuses() {
+    let host = FakeHost::new(r#"{"sink":{"cluster":"s"},"batch":{"max_records":0}}"#);
+    let mut a = Auditor::new(&host);
+    assert!(!a.configure(&host));
+    let logs = host.logs.borrow();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].1, "mesh-audit: invalid configuration: batch.max_records: must be greater than 0");
+}
+
+#[test]
+fn a_request_becomes_a_complete_record() {
+    let (host, mut a) = configured(
+        r#"{"sink":{"cluster":"audit_sink","headers":{"x-audit-tenant":"shop"}},
+            "capture":{"request_headers":["user-agent","authorization"],"response_headers":["content-type"]},
+            "batch":{"flush_interval_ms":1000}}"#,
+    );
+    one_request(&host, &mut a, 7, "req-1");
+    host.advance(1000);
+    a.tick(&host);
+    let calls = host.calls.borrow().clone();
+    assert_eq!(calls.len(), 1);
+    let c = &calls[0];
+    assert_eq!(c.cluster, "audit_sink");
+    assert_eq!(c.timeout_ms, 5000);
+    let h = |k: &str| c.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(h(":path").as_deref(), Some("/v1/audit"));
+    assert_eq!(h(":method").as_deref(), Some("POST"));
+    assert_eq!(h(":authority").as_deref(), Some("audit_sink"));
+    assert_eq!(h("content-type").as_deref(), Some("application/x-ndjson"));
+    assert_eq!(h("x-audit-tenant").as_deref(), Some("shop"));
+    assert_eq!(h("x-mesh-audit-seq").as_deref(), Some("1-1"));
+    let r = &host.records_in(0)[0];
+    assert_eq!(r["kind"], "request");
+    assert_eq!(r["ts"], "2026-11-21T14:03:05.123456Z");
+    assert_eq!(r["emitter"].as_str().unwrap().len(), 32);
+    assert_eq!(r["seq"], 1);
+    assert_eq!(r["prev"], "0".repeat(64));
+    assert_eq!(r["request_id"], "req-1");
+    assert_eq!(r["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        r["source"],
+        json!({"address":"10.0.0.7:51234","principal":"spiffe://cluster.local/ns/shop/sa/frontend",
+               "trust_domain":"cluster.local","namespace":"shop","service_account":"frontend",
+               "subject":"O=acme,CN=frontend","cert_sha256":"9502d3aa"})
+    );
+    assert_eq!(r["destination"], json!({"address":"10.0.0.9:8443","principal":"spiffe://cluster.local/ns/default/sa/backend"}));
+    assert_eq!(r["tls"], json!({"mtls":true,"version":"TLSv1.3","sni":"backend.default.svc"}));
+    assert_eq!(
+        r["request"],
+        json!({"method":"GET","scheme":"https","authority":"backend","path":"/orders/42",
+               "query":"page=2&token=[REDACTED]","protocol":"HTTP/1.1",
+               "headers":{"user-agent":"curl/8.5.0","authorization":"Bearer [REDACTED]"},"bytes":0})
+    );
+    assert_eq!(
+        r["response"],
+        json!({"code":200,"code_details":"via_upstream","headers":{"content-type":"application/json"},"bytes":94})
+    );
+    assert_eq!(r["route"], json!({"name":"orders","cluster":"backend","virtual_host":"backend"}));
+    assert_eq!(r["duration_ms"], 1.234);
+    assert_eq!(r["decision"], "allowed");
+    assert_eq!(r["sample"], json!({"rate":1.0}));
+    assert_eq!(r["redacted"], json!(["request.headers.authorization", "request.query.token"]));
+    assert_eq!(r["plugin"]["version"], crate::VERSION);
+    // Field order is the contract: the chain hashes these exact bytes.
+    let body = String::from_utf8(calls[0].body.clone()).unwrap();
+    let order = ["kind", "ts", "emitter", "seq", "prev", "request_id", "trace_id", "source", "destination",
+        "tls", "request", "response", "route", "duration_ms", "decision", "sample", "redacted", "plugin"];
+    let pos: Vec<usize> = order.iter().map(|k| body.find(&format!("\"{k}\":")).unwrap()).collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "field order {pos:?}");
+}
+
+#[test]
+fn plaintext_requests_have_no_identity_and_no_error() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"}}"#);
+    host.int("connection.id", 3);
+    host.prop("source.address", "127.0.0.1:4000");
+    host.finished_request("p");
+    on_log(&mut a, &host);
+    host.advance(1000);
+    a.tick(&host);
+    let r = &host.records_in(0)[0];
+    assert_eq!(r["tls"], json!({"mtls": false}));
+    assert_eq!(r["source"], json!({"address":"127.0.0.1:4000"}));
+    assert!(host.logs.borrow().iter().all(|(l, _)| *l < crate::host::Level::Warn));
+}
+
+#[test]
+fn decisions_and_flags_come_from_the_response() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"}}"#);
+    host.mtls_connection(1);
+    host.finished_request("a");
+    host.response(&[(":status", "503")]);
+    host.int("response.flags", 0x20 | 0x2);
+    host.prop("response.code_details", "upstream_reset_before_response_started{connection_failure}");
+    on_log(&mut a, &host);
+    host.finished_request("b");
+    host.response(&[(":status", "403")]);
+    host.prop("response.code_details", "rbac_access_denied_matched_policy[none]");
+    on_log(&mut a, &host);
+    host.advance(1000);
+    a.tick(&host);
+    let recs = host.records_in(0);
+    assert_eq!(recs[0]["response"]["flags"], json!(["UH", "UF"]));
+    assert_eq!(recs[0]["decision"], "error");
+    assert_eq!(recs[1]["decision"], "denied");
+    assert_eq!(recs[1]["seq"], 2);
+}
+
+#[test]
+fn flushes_on_size_at_the_next_tick_and_on_interval() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"flush_interval_ms":60000}}"#);
+    assert_eq!(host.tick_ms.get(), 100);
+    one_request(&host, &mut a, 1, "a");
+    a.tick(&host);
+    assert!(host.calls.borrow().is_empty(), "one record, interval not due");
+    one_request(&host, &mut a, 1, "b");
+    one_request(&host, &mut a, 1, "c");
+    a.tick(&host);
+    assert_eq!(host.calls.borrow().len(), 1, "a full batch goes at once");
+    assert_eq!(host.records_in(0).len(), 2);
+    host.advance(60_000);
+    a.tick(&host);
+    assert_eq!(host.calls.borrow().len(), 2);
+    assert_eq!(host.records_in(1)[0]["request_id"], "c");
+}
+
+#[test]
+fn failed_batches_are_retried_and_counted_until_acknowledged() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"retry":{"backoff_base_ms":200}}"#);
+    one_request(&host, &mut a, 1, "a");
+    host.refuse_dispatch.set(true);
+    host.advance(1000);
+    a.tick(&host);
+    assert!(host.calls.borrow().is_empty());
+    assert_eq!(host.logs.borrow().iter().filter(|(_, m)| m.contains("cannot dispatch")).count(), 1);
+    host.refuse_dispatch.set(false);
+    host.advance(200);
+    a.tick(&host);
+    reply(&host, &mut a, 1, "503");
+    assert_eq!(host.metric("mesh_audit.records_buffered"), 1);
+    host.advance(400);
+    a.tick(&host);
+    assert_eq!(host.calls.borrow().len(), 2);
+    assert_eq!(host.calls.borrow()[1].body, host.calls.borrow()[0].body, "a retry resends the same bytes");
+    reply(&host, &mut a, 2, "200");
+    a.tick(&host);
+    assert_eq!(host.metric("mesh_audit.records_admitted"), 1);
+    assert_eq!(host.metric("mesh_audit.records_delivered"), 1);
+    assert_eq!(host.metric("mesh_audit.records_buffered"), 0);
+    assert_eq!(host.metric("mesh_audit.batch_failures"), 2);
+    assert_eq!(host.metric("mesh_audit.batch_retries"), 2);
+}
+
+#[test]
+fn a_rejected_batch_is_reported_by_a_loss_record() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"}}"#);
+    one_request(&host, &mut a, 1, "a");
+    one_request(&host, &mut a, 1, "b");
+    host.advance(1000);
+    a.tick(&host);
+    reply(&host, &mut a, 1, "400");
+    host.advance(1000);
+    a.tick(&host);
+    let loss = &host.records_in(1)[0];
+    assert_eq!(loss["kind"], "loss");
+    assert_eq!(loss["reason"], "rejected");
+    assert_eq!((loss["from_seq"].as_u64(), loss["to_seq"].as_u64(), loss["count"].as_u64()), (Some(1), Some(2), Some(2)));
+    assert_eq!(loss["seq"], 3);
+    assert_eq!(host.metric("mesh_audit.records_rejected"), 2);
+}
+
+#[test]
+fn a_full_buffer_counts_and_reports_what_it_could_not_admit() {
+    let (host, mut a) = configured(
+        r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"max_buffered_records":2,"flush_interval_ms":60000}}"#,
+    );
+    for id in ["a", "b", "c", "d"] {
+        one_request(&host, &mut a, 1, id);
+    }
+    a.tick(&host);
+    assert_eq!(host.metric("mesh_audit.records_not_admitted"), 2);
+    reply(&host, &mut a, 1, "200");
+    one_request(&host, &mut a, 1, "e");
+    host.advance(60_000);
+    a.tick(&host);
+    let recs = host.records_in(1);
+    assert_eq!(recs[0]["kind"], "loss");
+    assert_eq!(recs[0]["reason"], "buffer_full");
+    assert_eq!(recs[0]["count"], 2);
+    assert_eq!(recs[1]["request_id"], "e");
+    assert_eq!((recs[0]["seq"].as_u64(), recs[1]["seq"].as_u64()), (Some(3), Some(4)));
+}
+
+#[test]
+fn fail_closed_rejects_only_while_full() {
+    let (host, mut a) = configured(
+        r#"{"sink":{"cluster":"s"},"on_overflow":"reject","batch":{"max_records":1,"max_buffered_records":1}}"#,
+    );
+    assert!(!a.must_reject());
+    one_request(&host, &mut a, 1, "a");
+    assert!(a.must_reject());
+    a.tick(&host);
+    reply(&host, &mut a, 1, "200");
+    assert!(!a.must_reject());
+    a.tick(&host);
+    assert_eq!(host.metric("mesh_audit.requests_rejected"), 1);
+}
+
+#[test]
+fn shutdown_drains_then_calls_done() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"batch":{"flush_interval_ms":60000}}"#);
+    one_request(&host, &mut a, 1, "a");
+    assert!(!a.shutdown(&host));
+    assert_eq!(host.calls.borrow().len(), 1, "flushed at once");
+    assert!(!host.done.get());
+    reply(&host, &mut a, 1, "200");
+    assert!(host.done.get());
+}
+
+#[test]
+fn shutdown_gives_up_after_the_sink_timeout() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s","timeout_ms":300}}"#);
+    one_request(&host, &mut a, 1, "a");
+    assert!(!a.shutdown(&host));
+    host.advance(299);
+    a.tick(&host);
+    assert!(!host.done.get());
+    host.advance(1);
+    a.tick(&host);
+    assert!(host.done.get());
+    assert!(host.logs.borrow().iter().any(|(_, m)| m.contains("1 records undelivered")));
+}
+
+#[test]
+fn an_idle_shutdown_finishes_at_once() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"}}"#);
+    assert!(a.shutdown(&host));
+}
+
+#[test]
+fn connection_facts_are_read_once_per_connection() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["user-agent"]}}"#);
+    one_request(&host, &mut a, 9, "a");
+    let first = host.property_reads.get();
+    one_request(&host, &mut a, 9, "b");
+    let second = host.property_reads.get() - first;
+    // connection.id, request.time, request.duration, request.size, response.size,
+    // response.code_details, response.flags and three route names; the two
+    // header maps are separate calls.
+    assert_eq!(second, 10, "property reads for a request on a known connection");
+}
+
+#[test]
+fn sampled_out_requests_are_counted_and_cheap() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"sampling":{"default_rate":0.0}}"#);
+    host.mtls_connection(1);
+    host.finished_request("a");
+    let before = host.property_reads.get();
+    on_log(&mut a, &host);
+    assert_eq!(host.property_reads.get() - before, 0, "the header maps decide it");
+    host.response(&[(":status", "403")]);
+    on_log(&mut a, &host);
+    a.tick(&host);
+    assert_eq!(host.metric("mesh_audit.records_sampled_out"), 1);
+    assert_eq!(host.metric("mesh_audit.records_admitted"), 1, "denied requests are always kept");
+}
+
+#[test]
+fn unknown_reply_tokens_are_ignored() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"}}"#);
+    reply(&host, &mut a, 99, "200");
+    a.tick(&host);
+    assert_eq!(host.metric("mesh_audit.records_delivered"), 0);
+}

@@ -179,6 +179,9 @@ pub struct Record {
     pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub trace_id: Option<String>,
+    /// The caller's span (the parent id of `traceparent`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub span_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub source: Option<Source>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -232,6 +235,7 @@ impl Record {
             prev: None,
             request_id: None,
             trace_id: None,
+            span_id: None,
             source: None,
             destination: None,
             tls: None,

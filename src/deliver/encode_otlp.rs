@@ -72,6 +72,7 @@ fn log_record(line: &[u8], observed_nanos: u64) -> LogRecord {
         Some(record) => {
             out.time_unix_nano = parse_rfc3339(record.ts()).unwrap_or(0);
             out.trace_id = record.trace_id().map(mapping::trace_id).unwrap_or_default();
+            out.span_id = record.span_id().map(mapping::span_id).unwrap_or_default();
             out.event_name = mapping::event_name(record.kind()).to_string();
             out.attributes = mapping::attributes(&record);
             mapping::severity(&record)

@@ -8,7 +8,7 @@
 
 use super::root::Auditor;
 use super::stats::Counter;
-use crate::audit::identity::{decision, decode_flags, trace_id};
+use crate::audit::identity::{decision, decode_flags, span_id, trace_id};
 use crate::audit::record::{Kind, Plugin, Record, Request, Response, Route, Sample};
 use crate::audit::sample::Facts;
 use crate::audit::time::format_rfc3339;
@@ -157,7 +157,9 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
 
     let mut r = Record::new(Kind::Request, format_rfc3339(start));
     r.request_id = header_str(&req_headers, "x-request-id").or_else(|| text(host, &["request", "id"]));
-    r.trace_id = header_str(&req_headers, "traceparent").and_then(|t| trace_id(&t));
+    let traceparent = header_str(&req_headers, "traceparent");
+    r.trace_id = traceparent.as_deref().and_then(trace_id);
+    r.span_id = traceparent.as_deref().and_then(span_id);
     r.source = Some(conn.source.clone());
     r.destination = Some(conn.destination.clone());
     r.tls = Some(conn.tls.clone());

@@ -66,6 +66,7 @@ fn a_request_becomes_a_complete_record() {
     assert_eq!(r["prev"], "0".repeat(64));
     assert_eq!(r["request_id"], "req-1");
     assert_eq!(r["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(r["span_id"], "00f067aa0ba902b7");
     assert_eq!(
         r["source"],
         json!({"address":"10.0.0.7:51234","principal":"spiffe://cluster.local/ns/shop/sa/frontend",
@@ -92,7 +93,7 @@ fn a_request_becomes_a_complete_record() {
     assert_eq!(r["plugin"]["version"], crate::VERSION);
     // Field order is the contract: the chain hashes these exact bytes.
     let body = String::from_utf8(calls[0].body.clone()).unwrap();
-    let order = ["kind", "ts", "emitter", "seq", "prev", "request_id", "trace_id", "source", "destination",
+    let order = ["kind", "ts", "emitter", "seq", "prev", "request_id", "trace_id", "span_id", "source", "destination",
         "tls", "request", "response", "route", "duration_ms", "decision", "sample", "redacted", "plugin"];
     let pos: Vec<usize> = order.iter().map(|k| body.find(&format!("\"{k}\":")).unwrap()).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "field order {pos:?}");

@@ -49,6 +49,10 @@ impl Line {
         self.str(&["trace_id"])
     }
 
+    pub fn span_id(&self) -> Option<&str> {
+        self.str(&["span_id"])
+    }
+
     pub fn kind(&self) -> Kind {
         self.kind
     }
@@ -81,8 +85,17 @@ pub fn event_name(kind: Kind) -> &'static str {
 /// The 16 bytes of a 32-hex-digit trace id; empty (OTLP's "no trace") when
 /// the id is malformed or all zeros.
 pub fn trace_id(hex: &str) -> Vec<u8> {
+    id_bytes(hex, 16)
+}
+
+/// The 8 bytes of a 16-hex-digit span id; empty when malformed or all zeros.
+pub fn span_id(hex: &str) -> Vec<u8> {
+    id_bytes(hex, 8)
+}
+
+fn id_bytes(hex: &str, len: usize) -> Vec<u8> {
     let b = hex.as_bytes();
-    if b.len() != 32 {
+    if b.len() != len * 2 {
         return Vec::new();
     }
     let out: Option<Vec<u8>> = b

@@ -5,7 +5,7 @@ use crate::audit::record::{Decision, Kind, LossReason, Record};
 use proptest::prelude::*;
 
 const FULL: &str = r#"{"kind":"request","ts":"2026-11-21T14:03:05.123456Z","emitter":"6f1c2b00000000000000000000000001",
- "seq":17,"prev":"9a0f","request_id":"90ae957f-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736",
+ "seq":17,"prev":"9a0f","request_id":"90ae957f-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7",
  "source":{"address":"10.0.0.7:51234","principal":"spiffe://cluster.local/ns/shop/sa/frontend",
    "trust_domain":"cluster.local","namespace":"shop","service_account":"frontend"},
  "destination":{"address":"10.0.0.9:8443","principal":"spiffe://cluster.local/ns/default/sa/backend"},
@@ -186,12 +186,12 @@ fn times_come_from_ts_and_the_encoding_instant() {
 }
 
 #[test]
-fn trace_id_is_sixteen_bytes_and_span_id_is_not_known() {
+fn trace_id_is_sixteen_bytes_and_span_id_eight() {
     let log = one(&line(&full()));
     let want: Vec<u8> =
         vec![0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
     assert_eq!(log.trace_id, want);
-    assert!(log.span_id.is_empty());
+    assert_eq!(log.span_id, vec![0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
     let not_hex = "zz".repeat(16);
     for bad in ["", "4bf92f", not_hex.as_str(), "00000000000000000000000000000000"] {
         let mut r = full();

@@ -1,0 +1,301 @@
+//! `mesh-audit check-config`: runs the filter's own configuration check
+//! ([`Config::from_json`]) over a plain JSON configuration, every mesh-audit
+//! filter of an Envoy bootstrap, or Istio WasmPlugin resources, with the
+//! environment the filter would see.
+
+use mesh_audit::config::{error_line, Config};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+const WASM_TYPE: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
+const STRING_VALUE: &str = "google.protobuf.StringValue";
+
+/// One configuration checked: where it is (none for a plain JSON file) and
+/// the filter's error line when it is invalid.
+#[derive(Debug, PartialEq)]
+pub struct Finding {
+    pub location: Option<String>,
+    pub error: Option<String>,
+}
+
+/// How a variable is looked up in this process's environment.
+pub type HostEnv<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn run(path: &Path) -> ExitCode {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mesh-audit check-config: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    match check(&bytes, &|name| std::env::var(name).ok()) {
+        Err(why) => {
+            println!("{}: {why}", path.display());
+            ExitCode::from(1)
+        }
+        Ok(findings) => {
+            for f in &findings {
+                let result = f.error.as_deref().unwrap_or("ok");
+                match &f.location {
+                    Some(at) => println!("{at}: {result}"),
+                    None => println!("{result}"),
+                }
+            }
+            if findings.iter().all(|f| f.error.is_none()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// Checks every mesh-audit configuration in `bytes`; `Err` when there is none
+/// or the file cannot be read as JSON or YAML.
+pub fn check(bytes: &[u8], host: HostEnv) -> Result<Vec<Finding>, String> {
+    let text = String::from_utf8_lossy(bytes);
+    if text.trim_start().starts_with('{') {
+        return Ok(match serde_json::from_slice::<Value>(bytes) {
+            // A broken JSON configuration gets the filter's own syntax error.
+            Err(_) => vec![plain(bytes, host)],
+            Ok(doc) => match classify(&doc, None, host) {
+                Some(found) => return non_empty(found),
+                None => vec![plain(bytes, host)],
+            },
+        });
+    }
+    let mut found = Vec::new();
+    let mut recognised = false;
+    for (i, doc) in yaml_serde::Deserializer::from_slice(bytes).enumerate() {
+        let mut value = yaml_serde::Value::deserialize(doc)
+            .map_err(|e| format!("not valid JSON or YAML: {e}"))?;
+        value
+            .apply_merge()
+            .map_err(|e| format!("not valid YAML: {e}"))?;
+        let doc: Value =
+            serde_json::to_value(&value).map_err(|e| format!("document {}: {e}", i + 1))?;
+        if let Some(f) = classify(&doc, Some(i + 1), host) {
+            recognised = true;
+            found.extend(f);
+        }
+    }
+    if !recognised {
+        return Err("no mesh-audit configuration found: expected a plugin configuration (JSON), an Envoy bootstrap or an Istio WasmPlugin".into());
+    }
+    non_empty(found)
+}
+
+fn non_empty(found: Vec<Finding>) -> Result<Vec<Finding>, String> {
+    if found.is_empty() {
+        Err("no mesh-audit filter found (an envoy.filters.http.wasm filter with root_id \"mesh-audit\" or code mesh_audit.wasm)".into())
+    } else {
+        Ok(found)
+    }
+}
+
+fn plain(bytes: &[u8], host: HostEnv) -> Finding {
+    validate(None, bytes, &|name| host(name))
+}
+
+fn validate(
+    location: Option<String>,
+    config: &[u8],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Finding {
+    let error = Config::from_json(config, &|name: &str| env(name))
+        .err()
+        .map(|e| error_line(&e));
+    Finding { location, error }
+}
+
+/// What a document is: a WasmPlugin, an Envoy bootstrap (or any document
+/// holding Wasm HTTP filters), or neither (`None`).
+fn classify(doc: &Value, index: Option<usize>, host: HostEnv) -> Option<Vec<Finding>> {
+    if doc.get("kind").and_then(Value::as_str) == Some("WasmPlugin") {
+        return Some(vec![istio(doc, index, host)]);
+    }
+    let mut filters = Vec::new();
+    walk(doc, &mut String::new(), &mut filters);
+    let bootstrap = ["static_resources", "dynamic_resources", "admin", "node"]
+        .iter()
+        .any(|k| doc.get(k).is_some());
+    if filters.is_empty() && !bootstrap {
+        return None;
+    }
+    Some(
+        filters
+            .into_iter()
+            .filter_map(|(at, wasm)| envoy_filter(at, wasm, host))
+            .collect(),
+    )
+}
+
+/// Collects every Wasm HTTP filter config (the `Wasm` message's `config`)
+/// with its location.
+fn walk<'a>(v: &'a Value, path: &mut String, out: &mut Vec<(String, &'a Map<String, Value>)>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(config) = wasm_config(m) {
+                out.push((path.replace(".typed_config", ""), config));
+                return;
+            }
+            for (k, child) in m {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                walk(child, path, out);
+                path.truncate(len);
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                if let Some(name) = child.get("name").and_then(Value::as_str) {
+                    path.push_str(&format!("({name})"));
+                }
+                walk(child, path, out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The `config` of a Wasm HTTP filter message, given directly or as a TypedStruct.
+fn wasm_config(m: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    let ty = m.get("@type")?.as_str()?;
+    if ty.ends_with(WASM_TYPE) {
+        return m.get("config")?.as_object();
+    }
+    let typed_struct = ty.ends_with("type.v1.TypedStruct") || ty.ends_with("type.v3.TypedStruct");
+    if typed_struct && m.get("type_url")?.as_str()?.ends_with(WASM_TYPE) {
+        return m.get("value")?.get("config")?.as_object();
+    }
+    None
+}
+
+fn envoy_filter(at: String, config: &Map<String, Value>, host: HostEnv) -> Option<Finding> {
+    let vm = config.get("vm_config");
+    let code = vm.and_then(|v| v.get("code"));
+    let code_names = [
+        code.and_then(|c| c.pointer("/local/filename")),
+        code.and_then(|c| c.pointer("/remote/http_uri/uri")),
+    ];
+    let ours = config.get("root_id").and_then(Value::as_str) == Some("mesh-audit")
+        || code_names
+            .iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .any(|n| n.ends_with("mesh_audit.wasm"));
+    if !ours {
+        return None;
+    }
+    let vars = vm.and_then(|v| v.get("environment_variables"));
+    let inline: BTreeMap<String, String> = vars
+        .and_then(|v| v.get("key_values"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let from_host: Vec<String> = vars
+        .and_then(|v| v.get("host_env_keys"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let env = |name: &str| {
+        inline.get(name).cloned().or_else(|| {
+            from_host
+                .iter()
+                .any(|k| k == name)
+                .then(|| host(name))
+                .flatten()
+        })
+    };
+    let bytes = match config.get("configuration") {
+        None => Vec::new(),
+        Some(Value::String(s)) => s.clone().into_bytes(),
+        Some(Value::Object(any)) => {
+            match (any.get("@type").and_then(Value::as_str), any.get("value")) {
+                (None, Some(Value::String(s))) => s.clone().into_bytes(),
+                (Some(t), Some(Value::String(s))) if t.ends_with(STRING_VALUE) => {
+                    s.clone().into_bytes()
+                }
+                (Some(t), _) if t.ends_with(STRING_VALUE) => Vec::new(),
+                (t, _) => {
+                    let what = t.unwrap_or("an object without a string value");
+                    let error = format!("configuration must be a {STRING_VALUE} holding the JSON configuration, found {what}");
+                    return Some(Finding {
+                        location: Some(at),
+                        error: Some(error),
+                    });
+                }
+            }
+        }
+        Some(_) => {
+            let error =
+                format!("configuration must be a {STRING_VALUE} holding the JSON configuration");
+            return Some(Finding {
+                location: Some(at),
+                error: Some(error),
+            });
+        }
+    };
+    Some(validate(Some(at), &bytes, &env))
+}
+
+fn istio(doc: &Value, index: Option<usize>, host: HostEnv) -> Finding {
+    let name = doc.pointer("/metadata/name").and_then(Value::as_str);
+    let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str);
+    let at = match (namespace, name, index) {
+        (Some(ns), Some(n), _) => format!("WasmPlugin {ns}/{n}"),
+        (None, Some(n), _) => format!("WasmPlugin {n}"),
+        (_, None, Some(i)) => format!("WasmPlugin (document {i})"),
+        (_, None, None) => "WasmPlugin".to_string(),
+    };
+    let mut inline = BTreeMap::new();
+    let mut from_host = Vec::new();
+    for var in doc
+        .pointer("/spec/vmConfig/env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = var.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        if var.get("valueFrom").and_then(Value::as_str) == Some("HOST") {
+            from_host.push(name.to_string());
+        } else if let Some(value) = var.get("value").and_then(Value::as_str) {
+            inline.insert(name.to_string(), value.to_string());
+        }
+    }
+    let env = |name: &str| {
+        inline.get(name).cloned().or_else(|| {
+            from_host
+                .iter()
+                .any(|k| k == name)
+                .then(|| host(name))
+                .flatten()
+        })
+    };
+    // Istio hands pluginConfig to the filter as its JSON form.
+    let bytes = match doc.pointer("/spec/pluginConfig") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::to_vec(v).unwrap_or_default(),
+    };
+    validate(Some(at), &bytes, &env)
+}

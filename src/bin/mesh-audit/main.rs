@@ -1,0 +1,249 @@
+//! `mesh-audit`: the native companion of the mesh-audit Envoy filter. It
+//! receives record batches (`sink`), proves a stored trail intact (`verify`),
+//! summarises who accessed what (`report`) and validates configurations the
+//! way the filter does (`check-config`).
+//!
+//! Exit status: 0 success, 1 the check failed (verification, configuration),
+//! 2 usage or I/O error.
+
+mod check_config;
+mod graph;
+mod html;
+mod lines;
+mod report;
+mod sink;
+mod store;
+mod verify;
+mod verify_text;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "mesh-audit",
+    version,
+    about = "Receive, verify and report on mesh-audit records; validate mesh-audit configurations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive record batches over HTTP and append them to FILE.
+    #[command(long_about = SINK_HELP)]
+    Sink {
+        /// Address to listen on, e.g. 0.0.0.0:8080 (port 0 picks a free port; the
+        /// bound address is printed on stderr).
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// File the records are appended to, one exact JSON line per record.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Largest accepted request body in bytes; larger batches get 413.
+        #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+        max_body_bytes: usize,
+        /// Seconds between progress lines on stderr (printed only when something changed).
+        #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+        progress_secs: u64,
+    },
+    /// Check a stored trail: sequence gaps, duplicates and the hash chain, per emitter.
+    #[command(long_about = VERIFY_HELP)]
+    Verify {
+        /// The file a sink wrote (one record per line, any order).
+        file: PathBuf,
+        /// Environment variable holding the chain key (the proxies' integrity.key_env).
+        #[arg(long, value_name = "VAR")]
+        key_env: Option<String>,
+        /// Print the result as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Summarise who accessed what: per source principal and route, by decision.
+    Report {
+        /// The file a sink wrote.
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Write the report to this file instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Validate a plugin configuration, every mesh-audit filter of an Envoy
+    /// bootstrap, or an Istio WasmPlugin, with the filter's own error text.
+    #[command(long_about = CHECK_CONFIG_HELP)]
+    CheckConfig {
+        /// JSON plugin configuration, Envoy bootstrap (YAML or JSON) or WasmPlugin YAML.
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Html,
+}
+
+const SINK_HELP: &str = "\
+Receive record batches over HTTP and append them to FILE.
+
+POST /v1/audit takes JSON lines (the filter's `jsonl` format); POST /v1/logs
+takes an OTLP/HTTP protobuf ExportLogsServiceRequest (the `otlp` format) whose
+log bodies are the records' JSON lines. GET /healthz answers 200.
+
+Every record is stored as its exact original JSON line, so the hash chain still
+verifies. A batch is appended and fsynced before the 2xx answer; records whose
+(emitter, seq) is already stored are dropped, also across restarts (the set is
+rebuilt from FILE at start). A malformed batch is refused whole with 400 and a
+reason; a body above --max-body-bytes gets 413; a failed write gets 503 so the
+filter retries. An incomplete last line left by a crash mid-write (never
+acknowledged) is cut off at start.";
+
+const VERIFY_HELP: &str = "\
+Check a stored trail: per emitter, the records, sequence gaps explained by
+`loss` records (reason `rejected` names the missing seq range), unexplained
+gaps, duplicates and hash-chain mismatches, with the first bad seq.
+
+Records may be in any order in FILE; each emitter's records are sorted by seq.
+A record whose predecessor is legitimately missing cannot have its `prev`
+checked: it is listed as unchecked, not as a failure. A seq stored twice with
+identical bytes (a retried batch stored twice) is reported but is not a
+failure; two different records with the same seq are.
+
+Exit status 0 only when nothing is unexplained or mismatched, 1 otherwise,
+2 when FILE cannot be read or the key variable is unset.
+
+What the chain can and cannot prove:
+  - Each record's `prev` covers its predecessor, never itself: the last record
+    of an emitter can be altered or removed without trace, and so can any
+    number of trailing records. Compare with the proxies' counters
+    (mesh_audit.records_delivered) to bound what the file should hold.
+  - Without a key (plain SHA-256) the chain catches accidental damage and
+    naive edits, but whoever can write FILE can recompute every later `prev`.
+    Only an HMAC key (integrity.key_env on the proxies, --key-env here) kept
+    from the file's writers makes edits, insertions and deletions inside the
+    trail detectable.";
+
+const CHECK_CONFIG_HELP: &str = "\
+Validate mesh-audit configuration with exactly the filter's checks and error
+text (`mesh-audit: invalid configuration: <path>: <what>`).
+
+FILE may be:
+  - a plugin configuration (JSON);
+  - an Envoy bootstrap (YAML or JSON): every envoy.filters.http.wasm filter whose
+    config.root_id is \"mesh-audit\" or whose vm_config code ends in
+    mesh_audit.wasm is checked, reported by its location;
+  - Istio WasmPlugin YAML (one or more documents): each spec.pluginConfig.
+
+Keys named by redact.hash_key_env and integrity.key_env must be present, as the
+filter requires: a missing key makes Envoy refuse the filter. For an Envoy
+bootstrap they are looked up in the filter's vm_config.environment_variables
+(key_values, and host_env_keys read from this process's environment); for a
+WasmPlugin in spec.vmConfig.env (inline values, and valueFrom: HOST read from
+this process's environment); for a plain JSON configuration in this process's
+environment.
+
+Exit status 0 when every configuration is valid, 1 when one is invalid or none
+is found, 2 when FILE cannot be read.";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sink {
+            listen,
+            out,
+            max_body_bytes,
+            progress_secs,
+        } => {
+            let options = sink::Options {
+                listen,
+                out,
+                max_body_bytes,
+                progress_secs: progress_secs.max(1),
+            };
+            match sink::run(options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(2, &format!("mesh-audit sink: {e}")),
+            }
+        }
+        Command::Verify {
+            file,
+            key_env,
+            json,
+        } => run_verify(&file, key_env.as_deref(), json),
+        Command::Report {
+            file,
+            format,
+            output,
+        } => run_report(&file, format, output.as_deref()),
+        Command::CheckConfig { file } => check_config::run(&file),
+    }
+}
+
+fn run_verify(file: &std::path::Path, key_env: Option<&str>, json: bool) -> ExitCode {
+    let key = match key_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(v.into_bytes()),
+            _ => {
+                return fail(
+                    2,
+                    &format!("mesh-audit verify: environment variable {var} is not set"),
+                )
+            }
+        },
+    };
+    let mut verifier = verify::Verifier::new(key);
+    if let Err(e) = lines::for_each_line(file, |number, bytes| verifier.add_line(number, bytes)) {
+        return fail(2, &format!("mesh-audit verify: {}: {e}", file.display()));
+    }
+    let outcome = verifier.finish();
+    let text = if json {
+        serde_json::to_string_pretty(&outcome)
+            .map(|s| s + "\n")
+            .unwrap_or_default()
+    } else {
+        verify_text::render(&outcome)
+    };
+    print!("{text}");
+    if outcome.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn run_report(
+    file: &std::path::Path,
+    format: ReportFormat,
+    output: Option<&std::path::Path>,
+) -> ExitCode {
+    let mut summary = report::Summary::default();
+    if let Err(e) = lines::for_each_line(file, |_, bytes| summary.add_line(bytes)) {
+        return fail(2, &format!("mesh-audit report: {}: {e}", file.display()));
+    }
+    summary.finish();
+    let name = file.display().to_string();
+    let text = match format {
+        ReportFormat::Text => report::render_text(&summary),
+        ReportFormat::Html => html::render(&summary, &name),
+    };
+    match output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(2, &format!("mesh-audit report: {}: {e}", path.display())),
+        },
+    }
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(code)
+}

@@ -43,9 +43,18 @@ pub enum DispatchError {
 
 pub type Headers = Vec<(String, Vec<u8>)>;
 
+/// The proxy has the property but could not serialize it for us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unserializable;
+
 pub trait Host {
     /// A property (Envoy attribute) by path, raw bytes as the proxy gives them.
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// Like [`Host::property`], but tells "absent" from "present but not
+    /// serializable" (Envoy refuses, e.g., a metadata `Struct` holding a null).
+    fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, Unserializable> {
+        Ok(self.property(path))
+    }
     /// A whole header map, in one call.
     fn headers(&self, map: Map) -> Headers;
     /// The plugin configuration bytes (`on_configure`).
@@ -89,7 +98,7 @@ mod proxy {
     //! Raw proxy-wasm ABI calls. The SDK's own wrappers panic on statuses
     //! they do not expect; these return "absent" instead. Dispatch goes
     //! through the SDK so its dispatcher routes the reply back to us.
-    use super::{DispatchError, Headers, Host, Level, Map, MetricKind};
+    use super::{DispatchError, Headers, Host, Level, Map, MetricKind, Unserializable};
     use std::ptr::null_mut;
     use std::time::Duration;
 
@@ -171,10 +180,16 @@ mod proxy {
         crate::host::decode_pairs(bytes)
     }
 
+    const NOT_FOUND: u32 = 1;
+
     pub struct ProxyHost;
 
     impl Host for ProxyHost {
         fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+            self.property_or_error(path).ok().flatten()
+        }
+
+        fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, Unserializable> {
             let mut serialized = Vec::new();
             for part in path {
                 serialized.extend_from_slice(part.as_bytes());
@@ -188,10 +203,10 @@ mod proxy {
                 let status =
                     proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size);
                 let value = owned(data, size);
-                if status == OK {
-                    value
-                } else {
-                    None
+                match status {
+                    OK => Ok(value),
+                    NOT_FOUND => Ok(None),
+                    _ => Err(Unserializable),
                 }
             }
         }

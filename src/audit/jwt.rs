@@ -2,14 +2,26 @@
 //! verified and stored in dynamic metadata (`payload_in_metadata`).
 //!
 //! The filter reads it with one property lookup of
-//! `["metadata", "filter_metadata", <metadata_namespace>, <payload_key>]`;
-//! Envoy answers with the `google.protobuf.Struct` serialized as protobuf,
-//! decoded here by hand. JSON text (starting with `{`) is accepted too.
+//! `["metadata", "filter_metadata", <metadata_namespace>, <payload_key>]`.
+//! Envoy 1.40 answers in proxy-wasm's pairs layout ([`pairs`]); other
+//! builds serialize the `google.protobuf.Struct` as protobuf, decoded here
+//! by hand; JSON text (starting with `{`) is accepted too. When the whole
+//! payload cannot be serialized (Envoy refuses a `Struct` holding a `null`),
+//! the filter reads each wanted claim on its own and types it with
+//! [`claim_value`].
 //! Tokens are never decoded from request headers: an unverified token says
 //! nothing about who called.
 
 use super::record::Fields;
+use pairs::number;
 use serde_json::{Map, Value};
+
+mod pairs;
+
+/// One claim read on its own (`…/<payload_key>/<claim>`), typed by shape.
+pub fn claim_value(bytes: &[u8]) -> Value {
+    pairs::leaf(bytes)
+}
 
 /// How many structs and lists may nest inside a claim; deeper input is rejected.
 const MAX_DEPTH: usize = 32;
@@ -26,6 +38,17 @@ const MAX_DEPTH: usize = 32;
 pub fn claims_from_struct(bytes: &[u8], wanted: &[String]) -> Fields<Value> {
     if wanted.is_empty() {
         return Fields(Vec::new());
+    }
+    if let Some(entries) = pairs::parse(bytes) {
+        return Fields(
+            wanted
+                .iter()
+                .filter_map(|w| {
+                    let (_, v) = entries.iter().find(|(k, _)| *k == w.as_bytes())?;
+                    Some((w.clone(), pairs::leaf(v)))
+                })
+                .collect(),
+        );
     }
     if bytes.trim_ascii_start().first() == Some(&b'{') {
         return from_json(bytes, wanted);
@@ -149,21 +172,6 @@ fn decode_list(bytes: &[u8], depth: usize) -> Option<Vec<Value>> {
         }
     }
     Some(list)
-}
-
-/// A protobuf double as JSON: integral values within ±2^53 as integers,
-/// NaN and infinities (which JSON cannot express) as null.
-fn number(x: f64) -> Value {
-    const EXACT: f64 = 9_007_199_254_740_992.0;
-    if x.fract() == 0.0 && x.abs() <= EXACT {
-        if x < 0.0 {
-            Value::from(x as i64)
-        } else {
-            Value::from(x as u64)
-        }
-    } else {
-        serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
-    }
 }
 
 const WIRE_VARINT: u8 = 0;

@@ -63,21 +63,21 @@ fn matches(when: &When, f: &Facts) -> bool {
     let status = when.status.is_empty()
         || f.status
             .is_some_and(|c| when.status.iter().any(|m| m.matches(c)));
-    let path = when.path_prefix.as_deref().map_or(true, |prefix| {
+    let path = when.path_prefix.as_deref().is_none_or(|prefix| {
         f.path.is_some_and(|p| {
             p.split_once('?')
                 .map_or(p, |(path, _)| path)
                 .starts_with(prefix)
         })
     });
-    let method = when.method.as_deref().map_or(true, |m| {
+    let method = when.method.as_deref().is_none_or(|m| {
         f.method.is_some_and(|fm| fm.eq_ignore_ascii_case(m))
     });
     let principal = when
         .principal
         .as_ref()
-        .map_or(true, |pm| f.principal.is_some_and(|p| pm.matches(p)));
-    let route = when.route.as_deref().map_or(true, |r| f.route == Some(r));
+        .is_none_or(|pm| f.principal.is_some_and(|p| pm.matches(p)));
+    let route = when.route.as_deref().is_none_or(|r| f.route == Some(r));
     status && path && method && principal && route
 }
 

@@ -9,7 +9,7 @@
 use super::root::Auditor;
 use super::stats::Counter;
 use crate::audit::identity::{decision, decode_flags, span_id, trace_id};
-use crate::audit::record::{Kind, Plugin, Record, Request, Response, Route, Sample};
+use crate::audit::record::{Fields, Kind, Plugin, Record, Request, Response, Route, Sample};
 use crate::audit::sample::Facts;
 use crate::audit::time::format_rfc3339;
 use crate::audit::{jwt, policy};
@@ -150,8 +150,22 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
         active.redactor.headers(&resp_headers, &cfg.capture.response_headers, "response.headers", &mut redacted)
     });
     let user = cfg.capture.jwt.as_ref().and_then(|j| {
-        let bytes = host.property(&["metadata", "filter_metadata", &j.metadata_namespace, &j.payload_key])?;
-        let claims = jwt::claims_from_struct(&bytes, &j.claims);
+        let payload = ["metadata", "filter_metadata", j.metadata_namespace.as_str(), j.payload_key.as_str()];
+        let claims = match host.property_or_error(&payload) {
+            Ok(Some(bytes)) => jwt::claims_from_struct(&bytes, &j.claims),
+            Ok(None) => return None,
+            // The payload as a whole cannot be serialized: read claim by claim.
+            Err(_) => Fields(
+                j.claims
+                    .iter()
+                    .filter_map(|c| {
+                        let [a, b, ns, key] = payload;
+                        let bytes = host.property(&[a, b, ns, key, c.as_str()])?;
+                        Some((c.clone(), jwt::claim_value(&bytes)))
+                    })
+                    .collect(),
+            ),
+        };
         (!claims.is_empty()).then(|| active.redactor.claims(claims, &mut redacted))
     });
 

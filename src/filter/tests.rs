@@ -302,3 +302,40 @@ fn unknown_reply_tokens_are_ignored() {
     a.tick(&host);
     assert_eq!(host.metric("mesh_audit.records_delivered"), 0);
 }
+
+#[test]
+fn jwt_claims_come_from_verified_metadata_and_fall_back_claim_by_claim() {
+    let cfg = r#"{"sink":{"cluster":"s"},"capture":{"jwt":{"claims":["sub","email","exp"]}},
+                  "redact":{"claims":{"email":"hash"},"hash_key_env":"HK"}}"#;
+    let host = FakeHost::new(cfg);
+    host.env.borrow_mut().insert("HK".into(), "k".into());
+    let mut a = Auditor::new(&host);
+    assert!(a.configure(&host));
+    let ns = "metadata.filter_metadata.envoy.filters.http.jwt_authn.jwt_payload";
+    // Envoy 1.40's pairs layout: sub, email, exp (a double).
+    let mut p = 3u32.to_le_bytes().to_vec();
+    for (k, v) in [(3u32, 5u32), (5, 17), (3, 8)] {
+        p.extend_from_slice(&k.to_le_bytes());
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    for (k, v) in [(&b"sub"[..], &b"alice"[..]), (b"email", b"alice@example.com"), (b"exp", &4_102_444_800f64.to_le_bytes())] {
+        p.extend_from_slice(k);
+        p.push(0);
+        p.extend_from_slice(v);
+        p.push(0);
+    }
+    host.prop(ns, p);
+    one_request(&host, &mut a, 1, "whole");
+    host.unserializable.borrow_mut().push(ns.to_string());
+    host.prop(&format!("{ns}.sub"), "bob");
+    one_request(&host, &mut a, 1, "by-claim");
+    host.advance(1000);
+    a.tick(&host);
+    let recs = host.records_in(0);
+    assert_eq!(recs[0]["user"]["sub"], "alice");
+    assert_eq!(recs[0]["user"]["exp"], 4_102_444_800i64);
+    let email = recs[0]["user"]["email"].as_str().unwrap();
+    assert!(email.starts_with("hmac-sha256:") && email.len() == 12 + 32, "{email}");
+    assert!(recs[0]["redacted"].as_array().unwrap().contains(&json!("user.email")));
+    assert_eq!(recs[1]["user"], json!({"sub": "bob"}));
+}

@@ -1,7 +1,7 @@
 //! A native test double of the proxy: state you set (properties, headers,
 //! clock) and state the filter leaves (logs, calls, metrics, done).
 
-use crate::host::{DispatchError, Headers, Host, Level, Map, MetricKind};
+use crate::host::{DispatchError, Headers, Host, Level, Map, MetricKind, Unserializable};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
@@ -32,6 +32,8 @@ pub struct FakeHost {
     pub done: Cell<bool>,
     pub tick_ms: Cell<u64>,
     pub property_reads: Cell<usize>,
+    /// Properties the proxy has but cannot serialize.
+    pub unserializable: RefCell<Vec<String>>,
 }
 
 impl FakeHost {
@@ -110,8 +112,15 @@ impl FakeHost {
 
 impl Host for FakeHost {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.property_or_error(path).ok().flatten()
+    }
+    fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, Unserializable> {
         self.property_reads.set(self.property_reads.get() + 1);
-        self.props.borrow().get(&path.join(".")).cloned()
+        let key = path.join(".");
+        if self.unserializable.borrow().contains(&key) {
+            return Err(Unserializable);
+        }
+        Ok(self.props.borrow().get(&key).cloned())
     }
     fn headers(&self, map: Map) -> Headers {
         match map {

@@ -39,6 +39,8 @@ pub struct Stats {
     published: [u64; 10],
     ids: [Option<u32>; 10],
     gauge: Option<u32>,
+    /// What this worker has added to the shared gauge so far.
+    gauge_published: u64,
 }
 
 impl Stats {
@@ -63,6 +65,8 @@ impl Stats {
     }
 
     /// Pushes what changed since the last publish, and the buffered gauge.
+    /// Envoy shares a metric between all VMs of the plugin (one per worker),
+    /// so the gauge moves by this worker's change rather than being set.
     pub fn publish(&mut self, host: &dyn Host, buffered: u64) {
         for i in 0..COUNTERS.len() {
             let delta = self.values[i] - self.published[i];
@@ -74,7 +78,11 @@ impl Stats {
             }
         }
         if let Some(id) = self.gauge {
-            host.record_metric(id, buffered);
+            let delta = buffered as i64 - self.gauge_published as i64;
+            if delta != 0 {
+                host.increment_metric(id, delta);
+                self.gauge_published = buffered;
+            }
         }
     }
 }

@@ -175,5 +175,9 @@ fi
 if [[ -n $cli ]]; then
   echo "== mesh-audit verify $records"
   "$cli" verify "$records"
+  echo "== mesh-audit report $records"
+  "$cli" report "$records"
+  "$cli" report --format html "$records" > "$demo/report.html"
+  echo "   (HTML report with the access graph: $demo/report.html)"
 fi
 echo "== done; Envoy and the sink are stopped on exit (logs in $demo/)"

@@ -381,6 +381,18 @@ impl Auditor {
                     if attempt > 1 {
                         self.stats.add(Counter::BatchRetries, 1);
                     }
+                    host.log(
+                        Level::Debug,
+                        &format!(
+                            "mesh-audit: sent records {range} to {} (attempt {attempt}); admitted={} delivered={} rejected={} buffered={} in_flight={}",
+                            sink.cluster,
+                            self.stats.get(Counter::RecordsAdmitted),
+                            self.stats.get(Counter::RecordsDelivered),
+                            self.stats.get(Counter::RecordsRejected),
+                            a.buffer.records(),
+                            a.buffer.in_flight()
+                        ),
+                    );
                 }
                 Err(e) => {
                     let delay = a.buffer.send_failed(id, now_ms, jitter);
@@ -408,19 +420,6 @@ impl Auditor {
     /// call, so admitted = delivered + rejected + buffered holds in the stats).
     fn publish(&mut self, host: &dyn Host) {
         let buffered = self.active.as_ref().map_or(0, |a| a.buffer.records() as u64);
-        if let Some(a) = &self.active {
-            host.log(
-                Level::Trace,
-                &format!(
-                    "mesh-audit: admitted={} delivered={} rejected={} buffered={} in_flight={}",
-                    self.stats.get(Counter::RecordsAdmitted),
-                    self.stats.get(Counter::RecordsDelivered),
-                    self.stats.get(Counter::RecordsRejected),
-                    buffered,
-                    a.buffer.in_flight()
-                ),
-            );
-        }
         self.stats.publish(host, buffered);
     }
 }

@@ -179,6 +179,9 @@ fn failed_batches_are_retried_and_counted_until_acknowledged() {
     assert_eq!(host.metric("mesh_audit.records_buffered"), 0);
     assert_eq!(host.metric("mesh_audit.batch_failures"), 2);
     assert_eq!(host.metric("mesh_audit.batch_retries"), 2);
+    let debug: Vec<String> = host.logs.borrow().iter().filter(|(l, _)| *l == crate::host::Level::Debug).map(|(_, m)| m.clone()).collect();
+    assert_eq!(debug.len(), 2, "one debug line per batch sent: {debug:?}");
+    assert!(debug[1].starts_with("mesh-audit: sent records 1-1 to s (attempt 3); admitted=1 delivered=0 rejected=0 buffered=1 in_flight=1"), "{}", debug[1]);
 }
 
 #[test]

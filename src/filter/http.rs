@@ -9,7 +9,7 @@
 use super::root::Auditor;
 use super::stats::Counter;
 use crate::audit::identity::{decision, decode_flags, span_id, trace_id};
-use crate::audit::record::{Fields, Kind, Plugin, Record, Request, Response, Route, Sample};
+use crate::audit::record::{Decision, Fields, Kind, Plugin, Record, Request, Response, Route, Sample};
 use crate::audit::sample::Facts;
 use crate::audit::time::format_rfc3339;
 use crate::audit::{jwt, policy};
@@ -106,13 +106,24 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     } else {
         0
     };
+    // A denial is always kept. 401/403 say so at once; any other error status
+    // may still be an RBAC or ext_authz local reply, which only the details
+    // tell, so they are read early for those (and reused below).
+    let early_details = match status {
+        Some(200..=399) | Some(401) | Some(403) => None,
+        _ => Some(text(host, &["response", "code_details"])),
+    };
+    let denied = matches!(status, Some(401) | Some(403))
+        || early_details
+            .as_ref()
+            .is_some_and(|d| decision(status, d.as_deref(), &[]) == Decision::Denied);
     let facts = Facts {
         status,
         path: path.as_deref(),
         method: method.as_deref(),
         principal: principal.as_deref(),
         route: route.as_ref().and_then(|r| r.name.as_deref()),
-        always_keep: matches!(status, Some(401) | Some(403)) || violation.is_some(),
+        always_keep: denied || violation.is_some(),
     };
     let key = header(&req_headers, &active.config.sampling.key);
     let verdict = active.sampler.decide(&facts, key, draw, now_ms);
@@ -134,7 +145,7 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     };
     let start = int(host, &["request", "time"]).unwrap_or(0);
     let duration = int(host, &["request", "duration"]);
-    let details = text(host, &["response", "code_details"]);
+    let details = early_details.unwrap_or_else(|| text(host, &["response", "code_details"]));
     let flags = int(host, &["response", "flags"]).map(decode_flags).unwrap_or_default();
 
     let mut redacted = Vec::new();

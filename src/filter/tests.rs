@@ -342,3 +342,24 @@ fn jwt_claims_come_from_verified_metadata_and_fall_back_claim_by_claim() {
     assert!(recs[0]["redacted"].as_array().unwrap().contains(&json!("user.email")));
     assert_eq!(recs[1]["user"], json!({"sub": "bob"}));
 }
+
+#[test]
+fn an_authz_local_reply_with_another_status_is_always_kept() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"sampling":{"default_rate":0.0}}"#);
+    host.mtls_connection(1);
+    host.finished_request("ext");
+    host.response(&[(":status", "429")]);
+    host.prop("response.code_details", "ext_authz_denied");
+    on_log(&mut a, &host);
+    host.finished_request("nf");
+    host.response(&[(":status", "404")]);
+    host.prop("response.code_details", "route_not_found");
+    on_log(&mut a, &host);
+    host.advance(1000);
+    a.tick(&host);
+    let recs = host.records_in(0);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["request_id"], "ext");
+    assert_eq!(recs[0]["decision"], "denied");
+    assert_eq!(host.metric("mesh_audit.records_sampled_out"), 1);
+}

@@ -39,3 +39,4 @@ clean:
 	rm -rf .venv .work
 
 include Makefile.envoy.mk
+include Makefile.deploy.mk

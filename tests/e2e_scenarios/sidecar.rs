@@ -1,0 +1,291 @@
+//! An Envoy the shared harness cannot start: any template under envoy/, any
+//! sink port (the CLI sink, a relay), any worker count. Otherwise it behaves
+//! like the harness's Envoy: pinned binary, fresh release `.wasm`, its own
+//! loopback ports, stopped on drop, logs printed when the test fails.
+
+use crate::e2e::envoy::{plugin_config_scalar, render};
+use crate::e2e::{envoy_bin, free_port, pki, repo_root, target_dir, wait_for, wasm};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Ports every template under envoy/ may use; each gets a free one unless given.
+const PORTS: [&str; 5] = [
+    "ADMIN_PORT",
+    "MTLS_PORT",
+    "PLAIN_PORT",
+    "BACKEND_PORT",
+    "CLOSED_PORT",
+];
+
+pub struct Sidecar {
+    name: &'static str,
+    child: Child,
+    ports: BTreeMap<&'static str, u16>,
+    dir: PathBuf,
+}
+
+impl Sidecar {
+    /// Starts envoy/`template` with `--concurrency workers`, delivering to
+    /// 127.0.0.1:`sink_port`, with `given` ports fixed, and waits until ready.
+    pub fn start(
+        name: &'static str,
+        template: &str,
+        plugin: &serde_json::Value,
+        sink_port: u16,
+        workers: u32,
+        given: &[(&'static str, u16)],
+    ) -> Sidecar {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("test")
+            .replace("::", "-");
+        let dir = target_dir().join("e2e/runs").join(format!(
+            "{test}-{name}-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let ports: BTreeMap<&'static str, u16> = PORTS
+            .iter()
+            .map(|&p| {
+                (
+                    p,
+                    given
+                        .iter()
+                        .find(|g| g.0 == p)
+                        .map_or_else(free_port, |g| g.1),
+                )
+            })
+            .collect();
+        let mut values: Vec<(&str, String)> =
+            ports.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        values.extend([
+            ("SINK_PORT", sink_port.to_string()),
+            ("CERT_DIR", pki().display().to_string()),
+            ("WASM", wasm().display().to_string()),
+            ("PLUGIN_CONFIG", plugin_config_scalar(plugin)),
+            ("ACCESS_LOG", dir.join("access.log").display().to_string()),
+        ]);
+        let template_path = repo_root().join("envoy").join(template);
+        let text = std::fs::read_to_string(&template_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", template_path.display()));
+        let config = dir.join("envoy.yaml");
+        std::fs::write(&config, render(&text, &values))
+            .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        let log = |file: &str| {
+            std::fs::File::create(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+        };
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&config)
+            .args([
+                "--use-dynamic-base-id",
+                "--concurrency",
+                &workers.to_string(),
+            ])
+            .args(["-l", "info", "--component-log-level", "wasm:debug"])
+            .args(["--file-flush-interval-msec", "50", "--log-path"])
+            .arg(dir.join("envoy.log"))
+            .stdin(Stdio::null())
+            .stdout(log("stdout.log"))
+            .stderr(log("stderr.log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", envoy_bin().display()));
+        let mut sidecar = Sidecar {
+            name,
+            child,
+            ports,
+            dir,
+        };
+        let ready = wait_for(START_TIMEOUT, || {
+            if let Ok(Some(status)) = sidecar.child.try_wait() {
+                return Some(Err(status));
+            }
+            sidecar
+                .admin_get("/ready")
+                .filter(|r| r.0 == 200)
+                .map(|_| Ok(()))
+        });
+        match ready {
+            Some(Ok(())) => sidecar,
+            Some(Err(status)) => panic!("Envoy {name} exited during start-up: {status}"),
+            None => panic!("Envoy {name} not ready after {START_TIMEOUT:?}"),
+        }
+    }
+
+    pub fn port(&self, name: &str) -> u16 {
+        self.ports[name]
+    }
+
+    fn admin_get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port("ADMIN_PORT"))).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).ok()?;
+        let status = reply.split(' ').nth(1)?.parse().ok()?;
+        Some((
+            status,
+            reply
+                .split_once("\r\n\r\n")
+                .map_or("", |(_, b)| b)
+                .to_string(),
+        ))
+    }
+
+    /// The filter's metrics by their name after `mesh_audit.` (Envoy lists
+    /// proxy-wasm metrics as `wasmcustom.<name>`, summed over all VMs).
+    pub fn stats(&self) -> BTreeMap<String, u64> {
+        let (status, body) = self
+            .admin_get("/stats?filter=mesh_audit")
+            .unwrap_or_else(|| panic!("Envoy {} admin unreachable", self.name));
+        assert_eq!(status, 200, "/stats answered {status}: {body}");
+        body.lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(": ")?;
+                let name = name.strip_prefix("wasmcustom.mesh_audit.")?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until the stats satisfy `want`, and returns them.
+    pub fn stats_when(
+        &self,
+        what: &str,
+        want: impl Fn(&BTreeMap<String, u64>) -> bool,
+    ) -> BTreeMap<String, u64> {
+        wait_for(Duration::from_secs(15), || {
+            Some(self.stats()).filter(|s| want(s))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "Envoy {}: stats never showed {what}: {:?}",
+                self.name,
+                self.stats()
+            )
+        })
+    }
+
+    pub fn log(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+        format!("{}{}", read("envoy.log"), read("stderr.log"))
+    }
+
+    /// The emitters the filter's root contexts announced when configured,
+    /// split by the Envoy thread that configured them: (main thread, workers).
+    pub fn configured_emitters(&self) -> (Vec<String>, Vec<String>) {
+        let log = self.log();
+        // `[time][thread id][level][component] ...`
+        let thread = |line: &str| line.split("][").nth(1).map(str::to_string);
+        let main = log
+            .lines()
+            .find(|l| l.contains("starting main dispatch loop"))
+            .and_then(thread)
+            .unwrap_or_else(|| panic!("Envoy {}: no main dispatch loop in the log", self.name));
+        let (mut on_main, mut on_workers) = (Vec::new(), Vec::new());
+        for line in log.lines() {
+            let Some(emitter) = line
+                .split(" configured: emitter ")
+                .nth(1)
+                .and_then(|r| r.split(',').next())
+            else {
+                continue;
+            };
+            if thread(line).as_ref() == Some(&main) {
+                on_main.push(emitter.to_string());
+            } else {
+                on_workers.push(emitter.to_string());
+            }
+        }
+        (on_main, on_workers)
+    }
+
+    /// GET `path` over mTLS with curl, presenting workload `cert` (a name
+    /// from envoy/pki.sh); returns the status and the x-request-id Envoy
+    /// echoed.
+    pub fn mtls_get(&self, cert: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let dir = pki();
+        let port = self.port("MTLS_PORT");
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--http1.1",
+            "--max-time",
+            "10",
+        ])
+        .arg("--cacert")
+        .arg(dir.join("ca.pem"))
+        .arg("--cert")
+        .arg(dir.join(format!("{cert}.pem")))
+        .arg("--key")
+        .arg(dir.join(format!("{cert}-key.pem")))
+        .arg("--resolve")
+        .arg(format!("backend.default.svc:{port}:127.0.0.1"));
+        for (name, value) in headers {
+            cmd.arg("-H").arg(format!("{name}: {value}"));
+        }
+        let out = cmd
+            .arg(format!("https://backend.default.svc:{port}{path}"))
+            .output()
+            .unwrap_or_else(|e| panic!("running curl: {e}"));
+        let head = String::from_utf8_lossy(&out.stdout);
+        let status = head
+            .lines()
+            .next()
+            .and_then(|l| l.split(' ').nth(1)?.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "curl got no response: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        let request_id = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("x-request-id")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no x-request-id in {head}"));
+        (status, request_id)
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(300)..];
+            eprintln!(
+                "\n===== Envoy {} log ({} lines, last {} shown; run dir {}) =====\n{}",
+                self.name,
+                lines.len(),
+                tail.len(),
+                self.dir.display(),
+                tail.join("\n")
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

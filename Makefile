@@ -11,8 +11,11 @@ all: build
 toolchain:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 
+# The .wasm is stamped with the build's start time: cargo leaves it untouched
+# when only test dependencies changed, and the tests refuse a .wasm older
+# than its inputs; a source edited during the build still counts as newer.
 build: toolchain
-	$(CARGO) build --target wasm32-wasip1 --release
+	@start=$$(date +%s.%N); $(CARGO) build --target wasm32-wasip1 --release && touch -d "@$$start" $(WASM)
 	@ls -l $(WASM) | awk '{printf "mesh_audit.wasm: %d bytes\n", $$5}'
 
 cli:

@@ -143,7 +143,8 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
         Some(r) => r,
         None => route_facts(host, &mut active.naming),
     };
-    let start = int(host, &["request", "time"]).unwrap_or(0);
+    // Envoy always reports the start; should it not, "now" beats 1970.
+    let start = int(host, &["request", "time"]).unwrap_or_else(|| host.now_nanos());
     let duration = int(host, &["request", "duration"]);
     let details = early_details.unwrap_or_else(|| text(host, &["response", "code_details"]));
     let flags = int(host, &["response", "flags"]).map(decode_flags).unwrap_or_default();
@@ -185,8 +186,8 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     let traceparent = header_str(&req_headers, "traceparent");
     r.trace_id = traceparent.as_deref().and_then(trace_id);
     r.span_id = traceparent.as_deref().and_then(span_id);
-    r.source = Some(conn.source.clone());
-    r.destination = Some(conn.destination.clone());
+    r.source = Some(conn.source.clone()).filter(|s| *s != Default::default());
+    r.destination = Some(conn.destination.clone()).filter(|d| *d != Default::default());
     r.tls = Some(conn.tls.clone());
     r.user = user;
     r.request = Some(Request {
@@ -207,7 +208,7 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
         headers: response_headers,
         bytes: int(host, &["response", "size"]),
     });
-    r.route = Some(route);
+    r.route = Some(route).filter(|r| *r != Route::default());
     r.duration_ms = duration.map(|d| (d / 1_000) as f64 / 1_000.0);
     r.violation = violation;
     r.sample = Some(Sample { rule: verdict.rule, rate: verdict.rate });

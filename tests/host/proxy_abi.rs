@@ -1,0 +1,207 @@
+//! The host side of the proxy-wasm ABI 0.2.1 (`env.proxy_*`), behaving like
+//! Envoy where the module can tell the difference: NotFound for absent
+//! properties and headers, BadArgument for unknown clusters or a dispatch
+//! without `:method`/`:path`/`:authority`, empty values returned as (0, 0).
+//! Logs, properties, time, ticks, metrics and done live here; header maps,
+//! buffers, calls and local replies in [`proxy_maps`]. Any other `proxy_*`
+//! import gets a stub that records the call and returns Ok.
+
+use super::guest::{read, read_string, return_bytes, write_u32, write_u64};
+use super::proxy_maps;
+use super::state::{status, LogLine, Metric, MetricKind, State};
+use wasmtime::{Caller, FuncType, Linker, Result, Val};
+
+type C<'a> = Caller<'a, State>;
+
+fn enter(caller: &mut C<'_>, name: &str) {
+    caller.data_mut().count("env", name);
+}
+
+/// Defines the `env` import `name`. Returns false for an import that is not
+/// part of proxy-wasm, which the caller reports as an error.
+pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<bool> {
+    const M: &str = "env";
+    if proxy_maps::define(linker, name)? {
+        return Ok(true);
+    }
+    match name {
+        "proxy_log" => {
+            linker.func_wrap(M, name, |mut c: C<'_>, level: i32, ptr: i32, len: i32| {
+                enter(&mut c, "proxy_log");
+                let Some(message) = read_string(&mut c, ptr, len) else {
+                    return status::INVALID_MEMORY_ACCESS;
+                };
+                c.data_mut().logs.push(LogLine {
+                    level: level as u32,
+                    message,
+                });
+                status::OK
+            })?
+        }
+        "proxy_get_log_level" => linker.func_wrap(M, name, |mut c: C<'_>, ret: i32| {
+            enter(&mut c, "proxy_get_log_level");
+            let level = c.data().log_level;
+            if write_u32(&mut c, ret, level) {
+                status::OK
+            } else {
+                status::INVALID_MEMORY_ACCESS
+            }
+        })?,
+        "proxy_get_property" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C<'_>, ptr: i32, len: i32, ret_ptr: i32, ret_size: i32| -> Result<i32> {
+                enter(&mut c, "proxy_get_property");
+                let Some(path) = read(&mut c, ptr, len) else {
+                    return Ok(status::INVALID_MEMORY_ACCESS);
+                };
+                let dotted = String::from_utf8_lossy(&path).replace('\0', ".");
+                let ctx = c.data().driving.map(|(ctx, _)| ctx);
+                c.data_mut().property_reads.push((ctx, dotted));
+                match c.data().properties.get(&path).cloned() {
+                    Some(value) => return_bytes(&mut c, &value, ret_ptr, ret_size),
+                    None => Ok(status::NOT_FOUND),
+                }
+            },
+        )?,
+        "proxy_set_property" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C<'_>, ptr: i32, len: i32, vptr: i32, vlen: i32| {
+                enter(&mut c, "proxy_set_property");
+                let (Some(path), Some(value)) = (read(&mut c, ptr, len), read(&mut c, vptr, vlen))
+                else {
+                    return status::INVALID_MEMORY_ACCESS;
+                };
+                c.data_mut().properties.insert(path, value);
+                status::OK
+            },
+        )?,
+        "proxy_get_current_time_nanoseconds" => {
+            linker.func_wrap(M, name, |mut c: C<'_>, ret: i32| {
+                enter(&mut c, "proxy_get_current_time_nanoseconds");
+                let now = c.data().now_nanos;
+                if write_u64(&mut c, ret, now) {
+                    status::OK
+                } else {
+                    status::INVALID_MEMORY_ACCESS
+                }
+            })?
+        }
+        "proxy_set_tick_period_milliseconds" => {
+            linker.func_wrap(M, name, |mut c: C<'_>, ms: i32| {
+                enter(&mut c, "proxy_set_tick_period_milliseconds");
+                c.data_mut().tick_period_ms = Some(ms as u32);
+                status::OK
+            })?
+        }
+        "proxy_define_metric" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C<'_>, kind: i32, ptr: i32, len: i32, ret: i32| {
+                enter(&mut c, "proxy_define_metric");
+                let Some(metric) = read_string(&mut c, ptr, len) else {
+                    return status::INVALID_MEMORY_ACCESS;
+                };
+                let kind = match kind {
+                    0 => MetricKind::Counter,
+                    1 => MetricKind::Gauge,
+                    2 => MetricKind::Histogram,
+                    _ => return status::BAD_ARGUMENT,
+                };
+                let s = c.data_mut();
+                let index = match s.metric_ids.iter().position(|m| m.name == metric) {
+                    Some(i) if s.metric_ids[i].kind == kind => i,
+                    Some(_) => return status::BAD_ARGUMENT,
+                    None => {
+                        s.metric_ids.push(Metric {
+                            name: metric,
+                            kind,
+                            value: 0,
+                        });
+                        s.metric_ids.len() - 1
+                    }
+                };
+                if write_u32(&mut c, ret, index as u32 + 1) {
+                    status::OK
+                } else {
+                    status::INVALID_MEMORY_ACCESS
+                }
+            },
+        )?,
+        "proxy_increment_metric" => {
+            linker.func_wrap(M, name, |mut c: C<'_>, id: i32, delta: i64| {
+                enter(&mut c, "proxy_increment_metric");
+                let Some(m) = metric(c.data_mut(), id) else {
+                    return status::NOT_FOUND;
+                };
+                if m.kind == MetricKind::Counter && delta < 0 {
+                    return status::BAD_ARGUMENT;
+                }
+                m.value += delta;
+                status::OK
+            })?
+        }
+        "proxy_record_metric" => {
+            linker.func_wrap(M, name, |mut c: C<'_>, id: i32, value: i64| {
+                enter(&mut c, "proxy_record_metric");
+                let Some(m) = metric(c.data_mut(), id) else {
+                    return status::NOT_FOUND;
+                };
+                m.value = value;
+                status::OK
+            })?
+        }
+        "proxy_get_metric" => linker.func_wrap(M, name, |mut c: C<'_>, id: i32, ret: i32| {
+            enter(&mut c, "proxy_get_metric");
+            let Some(value) = metric(c.data_mut(), id).map(|m| m.value) else {
+                return status::NOT_FOUND;
+            };
+            if write_u64(&mut c, ret, value as u64) {
+                status::OK
+            } else {
+                status::INVALID_MEMORY_ACCESS
+            }
+        })?,
+        "proxy_done" => linker.func_wrap(M, name, |mut c: C<'_>| {
+            enter(&mut c, "proxy_done");
+            c.data_mut().done_calls += 1;
+            status::OK
+        })?,
+        "proxy_set_effective_context" => linker.func_wrap(M, name, |mut c: C<'_>, ctx: i32| {
+            enter(&mut c, "proxy_set_effective_context");
+            let s = c.data_mut();
+            if !s.live_contexts.contains(&(ctx as u32)) {
+                return status::BAD_ARGUMENT;
+            }
+            s.effective_context = Some(ctx as u32);
+            status::OK
+        })?,
+        other if other.starts_with("proxy_") => {
+            let import = other.to_string();
+            linker.func_new(
+                M,
+                name,
+                ty.clone(),
+                move |mut c: C<'_>, _args: &[Val], results: &mut [Val]| {
+                    enter(&mut c, &import);
+                    *c.data_mut()
+                        .stub_calls
+                        .entry(format!("env.{import}"))
+                        .or_default() += 1;
+                    for r in results.iter_mut() {
+                        *r = Val::I32(status::OK);
+                    }
+                    Ok(())
+                },
+            )?
+        }
+        _ => return Ok(false),
+    };
+    Ok(true)
+}
+
+fn metric(state: &mut State, id: i32) -> Option<&mut Metric> {
+    let index = (id as u32 as usize).checked_sub(1)?;
+    state.metric_ids.get_mut(index)
+}

@@ -43,3 +43,4 @@ clean:
 
 include Makefile.envoy.mk
 include Makefile.deploy.mk
+include Makefile.fuzz.mk

@@ -445,6 +445,9 @@ fn digest(bytes: &[u8]) -> String {
     crate::audit::hex(&sum[..4])
 }
 
+/// The longest `sink.timeout_ms`: a sink slower than an hour is down.
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
 fn positive(path: &str, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
     match value {
         Some(0) => Err(ConfigError::at(path, "must be greater than 0")),
@@ -574,7 +577,13 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
         authority,
         path,
         format,
-        timeout_ms: positive("sink.timeout_ms", s.timeout_ms, 5000)?,
+        timeout_ms: match positive("sink.timeout_ms", s.timeout_ms, 5000)? {
+            // The proxy-wasm ABI carries a dispatch timeout as 32-bit milliseconds.
+            t if t > MAX_TIMEOUT_MS => {
+                return Err(ConfigError::at("sink.timeout_ms", format!("must be at most {MAX_TIMEOUT_MS} (one hour)")))
+            }
+            t => t,
+        },
         headers: sink_headers,
     };
 

@@ -83,6 +83,7 @@ fn bad_configs_name_the_path_and_the_problem() {
         (r#"{"sink":{"cluster":"s","format":"xml"}}"#, "sink.format: unknown format \"xml\", expected jsonl or otlp"),
         (r#"{"sink":{"cluster":"s","path":"v1"}}"#, "sink.path: must start with /"),
         (r#"{"sink":{"cluster":"s","timeout_ms":0}}"#, "sink.timeout_ms: must be greater than 0"),
+        (r#"{"sink":{"cluster":"s","timeout_ms":3600001}}"#, "sink.timeout_ms: must be at most 3600000 (one hour)"),
         (r#"{"sink":{"cluster":"s","timeout_ms":"5"}}"#, "sink.timeout_ms: expected a whole number >= 0, got string \"5\""),
         (r#"{"sink":{"cluster":"s","headers":{"content-type":"x"}}}"#, "sink.headers.content-type: is set by mesh-audit and cannot be overridden"),
         (r#"{"sink":{"cluster":"s"},"batch":{"max_records":0}}"#, "batch.max_records: must be greater than 0"),

@@ -257,7 +257,7 @@ impl Buffer {
             Some(b) => {
                 b.attempts += 1;
                 let delay = backoff_ms(&limits, b.attempts, jitter);
-                b.state = State::Backoff { until_ms: now_ms + delay };
+                b.state = State::Backoff { until_ms: now_ms.saturating_add(delay) };
                 delay
             }
             None => 0,
@@ -280,7 +280,7 @@ impl Buffer {
                     return Settled::Unknown;
                 };
                 let delay = backoff_ms(&limits, b.attempts, jitter);
-                b.state = State::Backoff { until_ms: now_ms + delay };
+                b.state = State::Backoff { until_ms: now_ms.saturating_add(delay) };
                 Settled::WillRetry { records: b.entries.len(), attempts: b.attempts, delay_ms: delay }
             }
             Outcome::Ack | Outcome::Reject => {

@@ -201,24 +201,7 @@ impl Auditor {
     pub fn admit(&mut self, host: &dyn Host, record: Record, at_nanos: u64) {
         let Some(a) = self.active.as_mut() else { return };
         // Report earlier losses first, so the loss record precedes what follows it.
-        for reason in [LossReason::BufferFull, LossReason::RateLimited] {
-            let lost = match reason {
-                LossReason::BufferFull => &mut a.not_admitted,
-                _ => &mut a.rate_limited,
-            };
-            if lost.count == 0 || !a.buffer.fits(2, 0) {
-                continue;
-            }
-            let loss = Record::loss(
-                reason,
-                lost.count,
-                format_rfc3339(lost.since_nanos),
-                format_rfc3339(lost.until_nanos),
-                format_rfc3339(at_nanos),
-            );
-            *lost = Lost::default();
-            push(a, &mut self.stats, loss);
-        }
+        report_losses(a, &mut self.stats, 2, at_nanos);
         let mut record = record;
         let line = a.seq.stamp(&mut record);
         if a.buffer.fits(1, line.len()) {
@@ -241,8 +224,14 @@ impl Auditor {
 
     /// `on_tick`: flush what is due, publish metrics, finish a drain.
     pub fn tick(&mut self, host: &dyn Host) {
-        let now_ms = host.now_nanos() / 1_000_000;
-        self.pump(host, now_ms);
+        let now_nanos = host.now_nanos();
+        let now_ms = now_nanos / 1_000_000;
+        // A loss is reported as soon as there is room, not only when the next
+        // request comes: traffic may never come back.
+        if let Some(a) = self.active.as_mut() {
+            report_losses(a, &mut self.stats, 1, now_nanos);
+        }
+        self.pump(host, now_ms, false);
         self.publish(host);
         if self.draining && !self.done_called && now_ms >= self.drain_deadline_ms {
             self.finish(host, "sink.timeout_ms passed");
@@ -305,7 +294,7 @@ impl Auditor {
             }
             Settled::Unknown => return,
         }
-        self.pump(host, now_ms);
+        self.pump(host, now_ms, false);
         if self.draining {
             self.publish(host);
             let drained = self.active.as_ref().is_none_or(|a| a.buffer.is_empty());
@@ -318,8 +307,10 @@ impl Auditor {
     /// `on_done` of the root context: start draining. True when nothing is
     /// held and the proxy may finish now; false means `done()` follows.
     pub fn shutdown(&mut self, host: &dyn Host) -> bool {
-        let now_ms = host.now_nanos() / 1_000_000;
-        let Some(a) = self.active.as_ref() else { return true };
+        let now_nanos = host.now_nanos();
+        let now_ms = now_nanos / 1_000_000;
+        let Some(a) = self.active.as_mut() else { return true };
+        report_losses(a, &mut self.stats, 1, now_nanos);
         if a.buffer.is_empty() {
             self.publish(host);
             return true;
@@ -329,8 +320,8 @@ impl Auditor {
             &format!("mesh-audit: draining {} buffered records before shutdown", a.buffer.records()),
         );
         self.draining = true;
-        self.drain_deadline_ms = now_ms + a.config.sink.timeout_ms;
-        self.pump(host, now_ms);
+        self.drain_deadline_ms = now_ms.saturating_add(a.config.sink.timeout_ms);
+        self.pump(host, now_ms, true);
         self.publish(host);
         false
     }
@@ -343,15 +334,19 @@ impl Auditor {
         host.done();
     }
 
-    /// Sends every batch that is due.
-    fn pump(&mut self, host: &dyn Host, now_ms: u64) {
+    /// Sends every batch that is due. While draining, a partial batch is
+    /// always due; `burst` (once, when the drain starts) also sends what waits
+    /// for a backoff timer or the in-flight limit. Later retries in a drain
+    /// keep their backoff, so a failing sink is not hammered until the deadline.
+    fn pump(&mut self, host: &dyn Host, now_ms: u64, burst: bool) {
         let draining = self.draining;
         loop {
             let jitter = self.draw();
             let Some(a) = self.active.as_mut() else { return };
-            let interval_due = now_ms.saturating_sub(a.last_flush_ms) >= a.config.batch.flush_interval_ms;
+            let interval_due =
+                draining || now_ms.saturating_sub(a.last_flush_ms) >= a.config.batch.flush_interval_ms;
             let sink = &a.config.sink;
-            let Some(send) = a.buffer.next_send(now_ms, interval_due, draining) else { return };
+            let Some(send) = a.buffer.next_send(now_ms, interval_due, burst) else { return };
             let (id, attempt, range) = (send.id, send.attempt, format!("{}-{}", send.first_seq, send.last_seq));
             let (content_type, body) = match sink.format {
                 Format::Jsonl => (encode_json::CONTENT_TYPE, encode_json::encode(send.lines.iter().copied())),
@@ -421,6 +416,29 @@ impl Auditor {
     fn publish(&mut self, host: &dyn Host) {
         let buffered = self.active.as_ref().map_or(0, |a| a.buffer.records() as u64);
         self.stats.publish(host, buffered);
+    }
+}
+
+/// Admits a `loss` record for each kind of loss still unreported, when the
+/// buffer has room for `room` more records (the loss record and what follows).
+fn report_losses(a: &mut Active, stats: &mut Stats, room: usize, at_nanos: u64) {
+    for reason in [LossReason::BufferFull, LossReason::RateLimited] {
+        let lost = match reason {
+            LossReason::BufferFull => &mut a.not_admitted,
+            _ => &mut a.rate_limited,
+        };
+        if lost.count == 0 || !a.buffer.fits(room, 0) {
+            continue;
+        }
+        let loss = Record::loss(
+            reason,
+            lost.count,
+            format_rfc3339(lost.since_nanos),
+            format_rfc3339(lost.until_nanos),
+            format_rfc3339(at_nanos),
+        );
+        *lost = Lost::default();
+        push(a, stats, loss);
     }
 }
 

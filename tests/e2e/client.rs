@@ -95,6 +95,18 @@ impl Envoy {
         )
     }
 
+    /// `n` GETs of `{prefix}/{i}` on the plaintext listener, one after the
+    /// other, each of which must be answered 200; their request ids.
+    pub fn plain_ok(&self, prefix: &str, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let reply = self.plain(&format!("{prefix}/{i}"));
+                assert_eq!(reply.status, 200, "{reply:#?}");
+                reply.request_id().to_string()
+            })
+            .collect()
+    }
+
     /// GET `path` on the plaintext listener.
     pub fn plain(&self, path: &str) -> Reply {
         curl(

@@ -43,27 +43,35 @@ pub struct Envoy {
     pub mtls_port: u16,
     pub plain_port: u16,
     dir: PathBuf,
+    /// The listener file of a reloadable Envoy.
+    listeners: Option<Listeners>,
+}
+
+/// The filesystem LDS file of a reloadable Envoy, and how to render it.
+struct Listeners {
+    path: PathBuf,
+    template: String,
+    values: Vec<(&'static str, String)>,
+}
+
+impl Listeners {
+    /// Writes the listener with this plugin configuration; a rename, so
+    /// Envoy never reads half a file (it watches for the move).
+    fn write(&self, plugin_config: &serde_json::Value) {
+        let mut values = self.values.clone();
+        values.push(("PLUGIN_CONFIG", plugin_config_scalar(plugin_config)));
+        let staged = self.path.with_extension("yaml.next");
+        write(&staged, &render(&self.template, &values));
+        std::fs::rename(&staged, &self.path)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.path.display()));
+    }
 }
 
 impl Envoy {
     /// Starts Envoy with this plugin configuration, delivering to `sink`,
     /// and waits until it reports ready.
     pub fn start(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
-        let mut envoy = Envoy::spawn(plugin_config, sink);
-        let outcome = wait_for(START_TIMEOUT, || {
-            if let Ok(Some(status)) = envoy.child.try_wait() {
-                return Some(Err(status));
-            }
-            match envoy.admin_get("/ready") {
-                Some((200, _)) => Some(Ok(())),
-                _ => None,
-            }
-        });
-        match outcome {
-            Some(Ok(())) => envoy,
-            Some(Err(status)) => panic!("Envoy exited during start-up: {status}"),
-            None => panic!("Envoy not ready after {START_TIMEOUT:?}"),
-        }
+        Envoy::spawn(plugin_config, sink).ready()
     }
 
     /// Starts Envoy with a configuration it must refuse; returns its log once
@@ -83,8 +91,7 @@ impl Envoy {
     fn spawn(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
         let dir = run_dir();
         let (admin_port, mtls_port, plain_port) = (free_port(), free_port(), free_port());
-        let template = std::fs::read_to_string(repo_root().join("envoy/e2e.yaml"))
-            .unwrap_or_else(|e| panic!("envoy/e2e.yaml: {e}"));
+        let template = read_template("envoy/e2e.yaml");
         let config = render(
             &template,
             &[
@@ -102,36 +109,114 @@ impl Envoy {
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
-        let child = Command::new(envoy_bin())
-            .arg("-c")
-            .arg(&config_path)
-            .args(["--use-dynamic-base-id", "--concurrency", "1", "-l", "info"])
-            .args(["--component-log-level", "wasm:debug"])
-            // Log and access-log lines reach their files promptly.
-            .args(["--file-flush-interval-msec", "50"])
-            .arg("--log-path")
-            .arg(dir.join("envoy.log"))
-            .stdin(Stdio::null())
-            .stdout(file(&dir.join("stdout.log")))
-            .stderr(file(&dir.join("stderr.log")))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", envoy_bin().display()));
+        let child = launch(&config_path, &dir, &[]);
         Envoy {
             child,
             admin_port,
             mtls_port,
             plain_port,
             dir,
+            listeners: None,
+        }
+    }
+
+    /// Starts Envoy from tests/e2e/faults.yaml: the plaintext listener (with the
+    /// filter) comes from a file Envoy watches (filesystem LDS), so
+    /// [`Envoy::reload_plugin`] can replace it, and Envoy drains the old one
+    /// for 1 s before it removes it. There is no mTLS listener.
+    pub fn start_reloadable(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
+        let dir = run_dir();
+        let (admin_port, plain_port, backend_port) = (free_port(), free_port(), free_port());
+        let lds = Listeners {
+            path: dir.join("lds.yaml"),
+            template: read_template("tests/e2e/faults-lds.yaml"),
+            values: vec![
+                ("PLAIN_PORT", plain_port.to_string()),
+                ("WASM", wasm().display().to_string()),
+            ],
+        };
+        lds.write(plugin_config);
+        let config = render(
+            &read_template("tests/e2e/faults.yaml"),
+            &[
+                ("ADMIN_PORT", admin_port.to_string()),
+                ("BACKEND_PORT", backend_port.to_string()),
+                ("SINK_PORT", sink.port().to_string()),
+                ("LDS_PATH", lds.path.display().to_string()),
+            ],
+        );
+        let config_path = dir.join("envoy.yaml");
+        write(&config_path, &config);
+        let child = launch(&config_path, &dir, &["--drain-time-s", "1"]);
+        Envoy {
+            child,
+            admin_port,
+            mtls_port: 0,
+            plain_port,
+            dir,
+            listeners: Some(lds),
+        }
+        .ready()
+    }
+
+    /// Replaces the filter's configuration the way a control plane does: a
+    /// new listener version (written atomically) that Envoy picks up, while
+    /// the old listener, and the filter instance in it, is drained and then
+    /// removed (its `on_done` runs). Only for [`Envoy::start_reloadable`].
+    pub fn reload_plugin(&self, plugin_config: &serde_json::Value) {
+        self.listeners
+            .as_ref()
+            .unwrap_or_else(|| panic!("reload_plugin needs Envoy::start_reloadable"))
+            .write(plugin_config);
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping the pod would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("running kill: {e}"));
+        assert!(status.success(), "kill -TERM {}: {status}", self.child.id());
+    }
+
+    /// Waits (bounded) for Envoy to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_for(timeout, || self.child.try_wait().ok().flatten())
+    }
+
+    /// POST on the admin port (e.g. `/drain_listeners?graceful`): status and body.
+    pub fn admin_post(&self, path: &str) -> Option<(u16, String)> {
+        self.admin_request("POST", path)
+    }
+
+    fn ready(mut self) -> Envoy {
+        let outcome = wait_for(START_TIMEOUT, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(Err(status));
+            }
+            match self.admin_get("/ready") {
+                Some((200, _)) => Some(Ok(())),
+                _ => None,
+            }
+        });
+        match outcome {
+            Some(Ok(())) => self,
+            Some(Err(status)) => panic!("Envoy exited during start-up: {status}"),
+            None => panic!("Envoy not ready after {START_TIMEOUT:?}"),
         }
     }
 
     /// GET on the admin port: status and body, or `None` if unreachable.
     pub fn admin_get(&self, path: &str) -> Option<(u16, String)> {
+        self.admin_request("GET", path)
+    }
+
+    fn admin_request(&self, method: &str, path: &str) -> Option<(u16, String)> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.admin_port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nhost: admin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
         )
         .ok()?;
         let mut reply = String::new();
@@ -160,6 +245,24 @@ impl Envoy {
             .collect()
     }
 
+    /// One filter metric, by its name after `mesh_audit.` (0 until published).
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats().get(name).copied().unwrap_or(0)
+    }
+
+    /// Waits (bounded) until the published stats say that every admitted
+    /// record is settled (delivered or rejected) and none is buffered.
+    pub fn settled_stats(&self, timeout: Duration) -> BTreeMap<String, u64> {
+        wait_for(timeout, || {
+            let stats = self.stats();
+            let get = |name: &str| stats.get(name).copied().unwrap_or(0);
+            let settled = get("records_delivered") + get("records_rejected");
+            let admitted = get("records_admitted");
+            (admitted > 0 && settled == admitted && get("records_buffered") == 0).then_some(stats)
+        })
+        .unwrap_or_else(|| panic!("records never settled: {:?}", self.stats()))
+    }
+
     /// Envoy's own access log entries (JSON), as flushed so far.
     pub fn access_log(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
@@ -182,6 +285,14 @@ impl Envoy {
     pub fn log(&self) -> String {
         let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
         format!("{}{}", read("envoy.log"), read("stderr.log"))
+    }
+
+    /// Waits (bounded) until Envoy's log holds `needle`; returns the log.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        wait_for(timeout, || {
+            Some(self.log()).filter(|log| log.contains(needle))
+        })
+        .unwrap_or_else(|| panic!("Envoy never logged {needle:?} in {timeout:?}"))
     }
 
     pub fn run_dir(&self) -> &Path {
@@ -209,6 +320,30 @@ impl Drop for Envoy {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A configuration template, by its path in the repository.
+fn read_template(path: &str) -> String {
+    std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Runs the pinned Envoy on `config` with the harness's usual flags, logs in `dir`.
+fn launch(config: &Path, dir: &Path, extra_args: &[&str]) -> Child {
+    Command::new(envoy_bin())
+        .arg("-c")
+        .arg(config)
+        .args(["--use-dynamic-base-id", "--concurrency", "1", "-l", "info"])
+        .args(["--component-log-level", "wasm:debug"])
+        // Log and access-log lines reach their files promptly.
+        .args(["--file-flush-interval-msec", "50"])
+        .args(extra_args)
+        .arg("--log-path")
+        .arg(dir.join("envoy.log"))
+        .stdin(Stdio::null())
+        .stdout(file(&dir.join("stdout.log")))
+        .stderr(file(&dir.join("stderr.log")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", envoy_bin().display()))
 }
 
 /// A fresh directory for one Envoy, named after the running test.

@@ -1,5 +1,7 @@
 //! End-to-end harness: the real, pinned Envoy running the release `.wasm`,
-//! a recording audit sink in the test process, and `curl` as the client.
+//! a recording audit sink in the test process (whose behaviour a test can
+//! switch: slow, failing, down), `curl` as the client, and a steady load
+//! generator over kept-alive connections.
 //!
 //! Every test gets its own Envoy on its own loopback ports, so tests run in
 //! parallel. Nothing is ever skipped: a missing Envoy, a missing or stale
@@ -12,11 +14,16 @@
 
 pub mod client;
 pub mod envoy;
+pub mod http1;
+pub mod load;
 pub mod sink;
+pub mod trail;
 
 pub use client::{Reply, Workload};
 pub use envoy::Envoy;
-pub use sink::{record_of, Delivery, Record, Sink};
+pub use load::{Load, Outcome};
+pub use sink::{record_of, Answer, Delivery, Record, Sink};
+pub use trail::trail;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;

@@ -1,13 +1,16 @@
 //! The audit sink Envoy's `audit_sink` cluster points at: a small HTTP/1.1
 //! server over std::net that records every request (the filter's batches)
-//! and answers with a status the test chooses (200 by default).
+//! and answers as the test chooses: a status (200 by default), late, a
+//! scripted sequence, or not at all (down: connection refused).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use super::http1::{read_message, reason};
+use std::collections::VecDeque;
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 /// One request the sink received, and the status it answered with.
 #[derive(Clone, Debug)]
@@ -18,6 +21,10 @@ pub struct Delivery {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub answered: u16,
+    /// How long the sink waited before answering.
+    pub delay_ms: u64,
+    /// When the sink answered.
+    pub at: Instant,
 }
 
 impl Delivery {
@@ -78,15 +85,44 @@ impl Record {
     }
 }
 
-struct State {
-    deliveries: Mutex<Vec<Delivery>>,
-    status: AtomicU16,
-    stop: AtomicBool,
+/// How the sink answers one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// At once, with this status.
+    Status(u16),
+    /// After `delay_ms`, with `status`: a sink slower than the filter's
+    /// `sink.timeout_ms` is still sent the batch but its answer comes too late.
+    After { delay_ms: u64, status: u16 },
 }
 
+struct State {
+    deliveries: Mutex<Vec<Delivery>>,
+    /// Answers for the next requests, one each, before `default` applies again.
+    script: Mutex<VecDeque<Answer>>,
+    default: Mutex<Answer>,
+    up: AtomicBool,
+    /// Open connections, so going down can cut them.
+    conns: Mutex<Vec<TcpStream>>,
+}
+
+impl State {
+    fn next_answer(&self) -> Answer {
+        lock(&self.script)
+            .pop_front()
+            .unwrap_or_else(|| *lock(&self.default))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The audit sink. Its behaviour can be switched while Envoy runs: status,
+/// slowness, a script of answers, or down altogether (connection refused).
 pub struct Sink {
     port: u16,
     state: Arc<State>,
+    acceptor: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Sink {
@@ -99,23 +135,17 @@ impl Sink {
             .unwrap_or_else(|e| panic!("sink: {e}"));
         let state = Arc::new(State {
             deliveries: Mutex::new(Vec::new()),
-            status: AtomicU16::new(200),
-            stop: AtomicBool::new(false),
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(Answer::Status(200)),
+            up: AtomicBool::new(true),
+            conns: Mutex::new(Vec::new()),
         });
-        let shared = Arc::clone(&state);
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if shared.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = conn {
-                    let state = Arc::clone(&shared);
-                    // A connection ends when Envoy closes it or is killed.
-                    thread::spawn(move || serve(stream, &state));
-                }
-            }
-        });
-        Sink { port, state }
+        let acceptor = accept_loop(listener, Arc::clone(&state));
+        Sink {
+            port,
+            state,
+            acceptor: Mutex::new(Some(acceptor)),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -124,15 +154,50 @@ impl Sink {
 
     /// The status every following request is answered with.
     pub fn answer_with(&self, status: u16) {
-        self.state.status.store(status, Ordering::SeqCst);
+        *lock(&self.state.default) = Answer::Status(status);
+    }
+
+    /// Every following request is answered 200, `delay_ms` late.
+    pub fn answer_slowly(&self, delay_ms: u64) {
+        *lock(&self.state.default) = Answer::After {
+            delay_ms,
+            status: 200,
+        };
+    }
+
+    /// The next requests are answered as scripted, one answer each, in
+    /// order; then the default answer applies again.
+    pub fn script(&self, answers: &[Answer]) {
+        lock(&self.state.script).extend(answers.iter().copied());
+    }
+
+    /// Goes down: stops listening (new connections are refused) and cuts
+    /// the open ones. A request already read is left unanswered and is not
+    /// recorded. Returns once the port is closed.
+    pub fn go_down(&self) {
+        self.state.up.store(false, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag and closes the listener.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(acceptor) = lock(&self.acceptor).take() {
+            let _ = acceptor.join();
+        }
+        for conn in lock(&self.state.conns).drain(..) {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Listens again on the same port.
+    pub fn come_back(&self) {
+        let listener = super::wait_for(Duration::from_secs(5), || {
+            TcpListener::bind(("127.0.0.1", self.port)).ok()
+        })
+        .unwrap_or_else(|| panic!("sink cannot listen on port {} again", self.port));
+        self.state.up.store(true, Ordering::SeqCst);
+        *lock(&self.acceptor) = Some(accept_loop(listener, Arc::clone(&self.state)));
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.state
-            .deliveries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.state.deliveries).clone()
     }
 
     /// Records of the batches the sink acknowledged, in arrival order.
@@ -185,10 +250,25 @@ impl Drop for Sink {
                 );
             }
         }
-        self.state.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees the stop flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        self.go_down();
     }
+}
+
+fn accept_loop(listener: TcpListener, state: Arc<State>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            if !state.up.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(stream) = conn else { continue };
+            if let Ok(clone) = stream.try_clone() {
+                lock(&state.conns).push(clone);
+            }
+            let state = Arc::clone(&state);
+            // A connection ends when Envoy closes it, is killed, or the sink goes down.
+            thread::spawn(move || serve(stream, &state));
+        }
+    })
 }
 
 fn serve(stream: TcpStream, state: &State) {
@@ -197,14 +277,32 @@ fn serve(stream: TcpStream, state: &State) {
         return;
     };
     let mut reader = BufReader::new(stream);
-    while let Some(mut delivery) = read_request(&mut reader) {
-        let status = state.status.load(Ordering::SeqCst);
-        delivery.answered = status;
-        state
-            .deliveries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(delivery);
+    while let Some(message) = read_message(&mut reader) {
+        let answer = state.next_answer();
+        let (status, delay_ms) = match answer {
+            Answer::Status(status) => (status, 0),
+            Answer::After { delay_ms, status } => {
+                thread::sleep(Duration::from_millis(delay_ms));
+                (status, delay_ms)
+            }
+        };
+        if !state.up.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut parts = message.start_line.split(' ');
+        let (method, path) = (
+            parts.next().unwrap_or_default().to_string(),
+            parts.next().unwrap_or_default().to_string(),
+        );
+        lock(&state.deliveries).push(Delivery {
+            method,
+            path,
+            headers: message.headers,
+            body: message.body,
+            answered: status,
+            delay_ms,
+            at: Instant::now(),
+        });
         let reply = format!(
             "HTTP/1.1 {status} {}\r\ncontent-length: 0\r\n\r\n",
             reason(status)
@@ -212,81 +310,6 @@ fn serve(stream: TcpStream, state: &State) {
         if writer.write_all(reply.as_bytes()).is_err() {
             return;
         }
-    }
-}
-
-/// One HTTP/1.1 request; `None` at end of stream or on anything malformed.
-fn read_request(reader: &mut impl BufRead) -> Option<Delivery> {
-    let request_line = read_line(reader)?;
-    let mut parts = request_line.split(' ');
-    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(reader)?;
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        read_chunked(reader)?
-    } else {
-        let len: usize = header("content-length").map_or(Some(0), |v| v.parse().ok())?;
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).ok()?;
-        body
-    };
-    Some(Delivery {
-        method,
-        path,
-        headers,
-        body,
-        answered: 0,
-    })
-}
-
-fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let size_line = read_line(reader)?;
-        let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            // Trailers, if any, end with an empty line.
-            while !read_line(reader)?.is_empty() {}
-            return Some(body);
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..]).ok()?;
-        read_line(reader)?;
-    }
-}
-
-fn read_line(reader: &mut impl BufRead) -> Option<String> {
-    let mut line = String::new();
-    match reader.read_line(&mut line) {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        408 => "Request Timeout",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
     }
 }
 

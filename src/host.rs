@@ -43,17 +43,6 @@ pub enum DispatchError {
 
 pub type Headers = Vec<(String, Vec<u8>)>;
 
-/// One value a request's audit needs from the proxy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Read {
-    /// A property (Envoy attribute), e.g. `["request", "time"]`.
-    Property(&'static [&'static str]),
-    /// A request header by lower-case name (pseudo-headers included).
-    RequestHeader(String),
-    /// A response header by lower-case name.
-    ResponseHeader(String),
-}
-
 /// The proxy has the property but could not serialize it for us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unserializable;
@@ -65,20 +54,6 @@ pub trait Host {
     /// serializable" (Envoy refuses, e.g., a metadata `Struct` holding a null).
     fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, Unserializable> {
         Ok(self.property(path))
-    }
-    /// Prepares `reads` to be evaluated together, in one host call per
-    /// request ([`Host::eval_batch`]). `None` when the proxy cannot; the
-    /// filter then reads values one by one.
-    fn compile_batch(&self, reads: &[Read]) -> Option<u32> {
-        let _ = reads;
-        None
-    }
-    /// Evaluates a compiled batch for the current request: one value per
-    /// read, `None` where the proxy has none. `None` as a whole when the
-    /// evaluation failed.
-    fn eval_batch(&self, token: u32) -> Option<Vec<Option<Vec<u8>>>> {
-        let _ = token;
-        None
     }
     /// A whole header map, in one call.
     fn headers(&self, map: Map) -> Headers;
@@ -122,7 +97,7 @@ mod proxy {
     //! Raw proxy-wasm ABI calls. The SDK's own wrappers panic on statuses
     //! they do not expect; these return "absent" instead. Dispatch goes
     //! through the SDK so its dispatcher routes the reply back to us.
-    use super::{batch_expression, batch_values, DispatchError, Headers, Host, Level, Map, MetricKind, Read, Unserializable};
+    use super::{DispatchError, Headers, Host, Level, Map, MetricKind, Unserializable};
     use std::ptr::null_mut;
     use std::time::Duration;
 
@@ -167,37 +142,6 @@ mod proxy {
             grpc_status: i32,
         ) -> u32;
         fn proxy_done() -> u32;
-        fn proxy_call_foreign_function(
-            name_data: *const u8,
-            name_size: usize,
-            arguments_data: *const u8,
-            arguments_size: usize,
-            results_data: *mut *mut u8,
-            results_size: *mut usize,
-        ) -> u32;
-    }
-
-    /// Calls one of Envoy's foreign functions; `None` unless it answered Ok with data.
-    fn foreign(name: &str, arguments: &[u8]) -> Option<Vec<u8>> {
-        let mut data = null_mut();
-        let mut size = 0;
-        // SAFETY: pointers and lengths of live buffers; the result is allocated with our allocator.
-        unsafe {
-            let status = proxy_call_foreign_function(
-                name.as_ptr(),
-                name.len(),
-                arguments.as_ptr(),
-                arguments.len(),
-                &mut data,
-                &mut size,
-            );
-            let value = owned(data, size);
-            if status == OK {
-                value
-            } else {
-                None
-            }
-        }
     }
 
     const OK: u32 = 0;
@@ -263,15 +207,6 @@ mod proxy {
                     _ => Err(Unserializable),
                 }
             }
-        }
-
-        fn compile_batch(&self, reads: &[Read]) -> Option<u32> {
-            let token = foreign("expr_create", batch_expression(reads).as_bytes())?;
-            Some(u32::from_le_bytes(token.get(..4)?.try_into().ok()?))
-        }
-
-        fn eval_batch(&self, token: u32) -> Option<Vec<Option<Vec<u8>>>> {
-            batch_values(&foreign("expr_evaluate", &token.to_le_bytes())?)
         }
 
         fn headers(&self, map: Map) -> Headers {
@@ -401,82 +336,39 @@ mod proxy {
     }
 }
 
-/// proxy-wasm's pairs layout (header maps, and Envoy's maps and lists):
-/// u32 count, a u32 key length and value length per entry, then each key
-/// and value NUL-terminated. `None` unless every byte is accounted for.
-pub fn pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
-    let word = |at: usize| -> Option<usize> {
-        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize)
-    };
-    let count = word(0)?;
-    let mut data = count.checked_mul(8)?.checked_add(4)?;
-    if data > bytes.len() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let (klen, vlen) = (word(4 + i * 8)?, word(8 + i * 8)?);
-        let key = bytes.get(data..data.checked_add(klen)?)?;
-        data += klen;
-        if bytes.get(data) != Some(&0) {
-            return None;
-        }
-        data += 1;
-        let value = bytes.get(data..data.checked_add(vlen)?)?;
-        data += vlen;
-        if bytes.get(data) != Some(&0) {
-            return None;
-        }
-        data += 1;
-        out.push((key, value));
-    }
-    (data == bytes.len()).then_some(out)
-}
-
-/// A header map as the proxy serialised it; malformed input gives no headers.
+/// Decodes proxy-wasm's serialised header pairs; malformed input gives what
+/// parsed before the damage, never a panic.
 pub fn decode_pairs(bytes: &[u8]) -> Headers {
-    pairs(bytes)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.to_vec()))
-        .collect()
-}
-
-/// What a batch element evaluates to when the proxy has no value: a lone
-/// 0xFF byte, which no attribute or UTF-8 header value can be.
-const ABSENT: &[u8] = b"\xff";
-
-/// The CEL expression Envoy evaluates for a batch: a list with one element
-/// per read, each guarded so that a missing value yields [`ABSENT`] instead
-/// of failing the whole evaluation.
-pub fn batch_expression(reads: &[Read]) -> String {
-    let quote = |s: &str| s.replace('\\', "\\\\").replace('\'', "\\'");
-    let elements: Vec<String> = reads
-        .iter()
-        .map(|r| match r {
-            Read::Property(path) => {
-                let p = path.join(".");
-                format!("has({p}) ? {p} : b'\\xff'")
-            }
-            Read::RequestHeader(h) | Read::ResponseHeader(h) => {
-                let map = if matches!(r, Read::RequestHeader(_)) { "request.headers" } else { "response.headers" };
-                let h = quote(h);
-                format!("'{h}' in {map} ? {map}['{h}'] : b'\\xff'")
-            }
-        })
-        .collect();
-    format!("[{}]", elements.join(", "))
-}
-
-/// The values of an evaluated batch (a list, which Envoy serialises as pairs
-/// whose keys are the elements).
-pub fn batch_values(bytes: &[u8]) -> Option<Vec<Option<Vec<u8>>>> {
-    Some(
-        pairs(bytes)?
-            .into_iter()
-            .map(|(k, _)| (k != ABSENT).then(|| k.to_vec()))
-            .collect(),
-    )
+    let mut out = Vec::new();
+    let Some(count) = bytes.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+    else {
+        return out;
+    };
+    let count = count as usize;
+    let mut sizes_at = 4;
+    let mut data_at = 4 + count.saturating_mul(8);
+    for _ in 0..count {
+        let word = |at: usize| -> Option<usize> {
+            bytes
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(|b| u32::from_le_bytes(b) as usize)
+        };
+        let (Some(klen), Some(vlen)) = (word(sizes_at), word(sizes_at + 4)) else {
+            break;
+        };
+        sizes_at += 8;
+        let Some(key) = bytes.get(data_at..data_at + klen) else {
+            break;
+        };
+        data_at += klen + 1;
+        let Some(value) = bytes.get(data_at..data_at + vlen) else {
+            break;
+        };
+        data_at += vlen + 1;
+        out.push((String::from_utf8_lossy(key).into_owned(), value.to_vec()));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -484,7 +376,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_pairs_and_refuses_damaged_ones() {
+    fn decodes_pairs_and_survives_truncation() {
         let mut b = Vec::new();
         b.extend_from_slice(&2u32.to_le_bytes());
         for n in [5u32, 1, 1, 2] {
@@ -493,43 +385,9 @@ mod tests {
         b.extend_from_slice(b":path\0/\0a\0bc\0");
         let pairs = decode_pairs(&b);
         assert_eq!(pairs, vec![(":path".into(), b"/".to_vec()), ("a".into(), b"bc".to_vec())]);
-        assert!(decode_pairs(&b[..b.len() - 3]).is_empty());
+        assert_eq!(decode_pairs(&b[..b.len() - 3]).len(), 1);
         assert!(decode_pairs(&[1, 0]).is_empty());
         assert!(decode_pairs(&[255, 255, 255, 255]).is_empty());
-    }
-
-    #[test]
-    fn batch_expression_guards_every_read() {
-        let reads = [
-            Read::Property(&["xds", "route_name"]),
-            Read::RequestHeader("x-request-id".into()),
-            Read::ResponseHeader("it's".into()),
-        ];
-        assert_eq!(
-            batch_expression(&reads),
-            "[has(xds.route_name) ? xds.route_name : b'\\xff', \
-             'x-request-id' in request.headers ? request.headers['x-request-id'] : b'\\xff', \
-             'it\\'s' in response.headers ? response.headers['it\\'s'] : b'\\xff']"
-        );
-    }
-
-    #[test]
-    fn batch_values_mark_absent_ones() {
-        // As Envoy 1.40 serialised ["r1", b'\xff', 200 as int] for a probe.
-        let mut b = 3u32.to_le_bytes().to_vec();
-        for k in [2u32, 1, 8] {
-            b.extend_from_slice(&k.to_le_bytes());
-            b.extend_from_slice(&0u32.to_le_bytes());
-        }
-        for k in [&b"r1"[..], b"\xff", &200u64.to_le_bytes()] {
-            b.extend_from_slice(k);
-            b.extend_from_slice(&[0, 0]);
-        }
-        assert_eq!(
-            batch_values(&b),
-            Some(vec![Some(b"r1".to_vec()), None, Some(200u64.to_le_bytes().to_vec())])
-        );
-        assert_eq!(batch_values(&b[..5]), None);
     }
 
     #[test]

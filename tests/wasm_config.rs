@@ -64,7 +64,7 @@ fn the_minimal_config_configures_and_says_so_once() {
     assert_eq!(
         rest,
         format!(
-            "sink audit_sink audit_sink/v1/audit, config {}, request facts read in one host call",
+            "sink audit_sink audit_sink/v1/audit, config {}",
             config_digest(config)
         )
     );

@@ -1,8 +1,7 @@
 //! Connection-level facts (peer identity, TLS, addresses, protocol), read
-//! once per downstream connection and cached by `connection.id`: they never
-//! change within a connection, and host calls are the filter's main cost.
+//! once per downstream connection and cached by `connection.id`: each host
+//! call costs microseconds, and these never change within a connection.
 
-use super::facts::Plan;
 use crate::audit::identity::{parse_spiffe, principal_from_uri_sans, tls_version};
 use crate::audit::record::{Destination, Source, Tls};
 use crate::host::Host;
@@ -20,41 +19,52 @@ pub struct ConnFacts {
     pub protocol: Option<String>,
 }
 
-fn text(value: Option<Vec<u8>>) -> Option<String> {
-    let s = String::from_utf8_lossy(&value?).trim().to_string();
+fn text(host: &dyn Host, path: &[&str]) -> Option<String> {
+    let bytes = host.property(path)?;
+    let s = String::from_utf8_lossy(&bytes).trim().to_string();
     (!s.is_empty()).then_some(s)
 }
 
 impl ConnFacts {
-    /// From values in [`super::facts::CONNECTION`] order.
-    pub fn from_values(values: Vec<Option<Vec<u8>>>) -> ConnFacts {
-        let mut v = values.into_iter();
-        let mut next = || v.next().flatten();
-        let (src, dst, mtls, version) = (next(), next(), next(), next());
-        let (peer_sans, subject, digest, local_sans, sni, protocol) = (next(), next(), next(), next(), next(), next());
-        let mtls = mtls.is_some_and(|b| b.first().is_some_and(|&x| x != 0));
-        let version = text(version).and_then(|v| tls_version(&v));
-        let mut source = Source { address: text(src), ..Source::default() };
+    pub fn read(host: &dyn Host) -> ConnFacts {
+        let mtls = host
+            .property(&["connection", "mtls"])
+            .is_some_and(|b| b.first().is_some_and(|&v| v != 0));
+        let tls_ver = text(host, &["connection", "tls_version"]).and_then(|v| tls_version(&v));
+        let mut source = Source {
+            address: text(host, &["source", "address"]),
+            ..Source::default()
+        };
+        let mut destination = Destination {
+            address: text(host, &["destination", "address"]),
+            principal: None,
+        };
+        // Certificate facts only exist on TLS connections; skip the calls otherwise.
         if mtls {
-            if let Some(p) = text(peer_sans).and_then(|s| principal_from_uri_sans(&s)) {
+            if let Some(p) = text(host, &["connection", "uri_san_peer_certificate"])
+                .and_then(|s| principal_from_uri_sans(&s))
+            {
                 let id = parse_spiffe(&p);
                 source.trust_domain = id.trust_domain;
                 source.namespace = id.namespace;
                 source.service_account = id.service_account;
                 source.principal = Some(p);
             }
-            source.subject = text(subject);
-            source.cert_sha256 = text(digest);
+            source.subject = text(host, &["connection", "subject_peer_certificate"]);
+            source.cert_sha256 = text(host, &["connection", "sha256_peer_certificate_digest"]);
         }
-        let tls = version.is_some();
+        let sni = if tls_ver.is_some() {
+            destination.principal = text(host, &["connection", "uri_san_local_certificate"])
+                .and_then(|s| principal_from_uri_sans(&s));
+            text(host, &["connection", "requested_server_name"])
+        } else {
+            None
+        };
         ConnFacts {
             source,
-            destination: Destination {
-                address: text(dst),
-                principal: if tls { text(local_sans).and_then(|s| principal_from_uri_sans(&s)) } else { None },
-            },
-            tls: Tls { mtls, version, sni: if tls { text(sni) } else { None } },
-            protocol: text(protocol),
+            destination,
+            tls: Tls { mtls, version: tls_ver, sni },
+            protocol: text(host, &["request", "protocol"]),
         }
     }
 }
@@ -67,13 +77,14 @@ pub struct ConnCache {
 }
 
 impl ConnCache {
-    pub fn get_or_read(&mut self, id: Option<u64>, plan: &Plan, host: &dyn Host) -> Rc<ConnFacts> {
-        let read = || Rc::new(ConnFacts::from_values(plan.connection(host)));
-        let Some(id) = id else { return read() };
+    pub fn get_or_read(&mut self, id: Option<u64>, host: &dyn Host) -> Rc<ConnFacts> {
+        let Some(id) = id else {
+            return Rc::new(ConnFacts::read(host));
+        };
         if let Some(f) = self.map.get(&id) {
             return Rc::clone(f);
         }
-        let facts = read();
+        let facts = Rc::new(ConnFacts::read(host));
         if self.order.len() >= CAPACITY {
             if let Some(old) = self.order.pop_front() {
                 self.map.remove(&old);
@@ -83,4 +94,5 @@ impl ConnCache {
         self.map.insert(id, Rc::clone(&facts));
         facts
     }
+
 }

@@ -1,23 +1,23 @@
 //! A request's facts → its audit record, at `on_log`.
 //!
-//! The values come from [`Facts`]: one host call on Envoy, reads on demand
-//! elsewhere. Sampling is decided from the cheapest facts first, so a
-//! request that is dropped costs as little as the proxy allows.
+//! Host calls are the cost that matters (each one is microseconds in V8), so
+//! this reads header maps whole, once; takes the status, method, path and
+//! request id from them; takes identity and TLS facts from the per-connection
+//! cache; and decides sampling before reading anything a dropped record would
+//! not need.
 
-use super::facts::{Attr, Facts};
-use super::root::{Active, Auditor};
+use super::root::Auditor;
 use super::stats::Counter;
 use crate::audit::identity::{decision, decode_flags, span_id, trace_id};
 use crate::audit::record::{Decision, Fields, Kind, Plugin, Record, Request, Response, Route, Sample};
-use crate::audit::sample::Facts as SampleFacts;
+use crate::audit::sample::Facts;
 use crate::audit::time::format_rfc3339;
 use crate::audit::{jwt, policy};
-use crate::host::{le_u64, Host};
+use crate::host::{le_u64, Headers, Host, Map};
 
 /// Which attribute names this Envoy understands for route facts: newer
 /// releases say `xds.route_name`, older ones `route_name`. Learned from the
-/// first request that has a route, then fixed. Only matters when values are
-/// read one by one (a batch on an older Envoy fails and falls back).
+/// first request that has a route, then fixed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Naming {
     #[default]
@@ -26,90 +26,107 @@ pub enum Naming {
     Legacy,
 }
 
-fn text(value: Option<Vec<u8>>) -> Option<String> {
-    let v = value?;
-    (!v.is_empty()).then(|| String::from_utf8_lossy(&v).into_owned())
+fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
 }
 
-fn int(value: Option<Vec<u8>>) -> Option<u64> {
-    le_u64(&value?)
+fn header_str(headers: &Headers, name: &str) -> Option<String> {
+    header(headers, name).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
-fn route_facts(f: &mut Facts, host: &dyn Host, naming: &mut Naming) -> Route {
-    let r = Route {
-        name: text(f.get(host, Attr::Route)),
-        cluster: text(f.get(host, Attr::Cluster)),
-        virtual_host: text(f.get(host, Attr::VirtualHost)),
+fn text(host: &dyn Host, path: &[&str]) -> Option<String> {
+    let b = host.property(path)?;
+    (!b.is_empty()).then(|| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn int(host: &dyn Host, path: &[&str]) -> Option<u64> {
+    le_u64(&host.property(path)?)
+}
+
+fn route_facts(host: &dyn Host, naming: &mut Naming) -> Route {
+    let xds = |host: &dyn Host| Route {
+        name: text(host, &["xds", "route_name"]),
+        cluster: text(host, &["xds", "cluster_name"]),
+        virtual_host: text(host, &["xds", "virtual_host_name"]),
     };
-    let found = |r: &Route| r.name.is_some() || r.cluster.is_some() || r.virtual_host.is_some();
-    if f.batched() || *naming == Naming::Xds || found(&r) {
-        if found(&r) {
-            *naming = Naming::Xds;
-        }
-        return r;
-    }
-    let legacy = Route {
-        name: text(host.property(&["route_name"])),
-        cluster: text(host.property(&["cluster_name"])),
+    let legacy = |host: &dyn Host| Route {
+        name: text(host, &["route_name"]),
+        cluster: text(host, &["cluster_name"]),
         virtual_host: None,
     };
-    if found(&legacy) {
-        *naming = Naming::Legacy;
+    let found = |r: &Route| r.name.is_some() || r.cluster.is_some() || r.virtual_host.is_some();
+    match *naming {
+        Naming::Xds => xds(host),
+        Naming::Legacy => legacy(host),
+        Naming::Unknown => {
+            let r = xds(host);
+            if found(&r) {
+                *naming = Naming::Xds;
+                return r;
+            }
+            let r = legacy(host);
+            if found(&r) {
+                *naming = Naming::Legacy;
+            }
+            r
+        }
     }
-    legacy
 }
 
 /// `on_log`: audit the request that just finished.
 pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     let draw = auditor.draw();
     let Some(active) = auditor.active.as_mut() else { return };
-    let Active { plan, conns, naming, sampler, redactor, config: cfg, rules_use_principal, rules_use_route, .. } =
-        active;
-    let mut f = plan.facts(host);
-
-    let status = int(f.get(host, Attr::Status)).and_then(|c| u32::try_from(c).ok()).filter(|&c| c != 0);
-    let method = text(f.get(host, Attr::Method));
-    let full_path = text(f.get(host, Attr::Path));
+    let req_headers = host.headers(Map::RequestHeaders);
+    let resp_headers = host.headers(Map::ResponseHeaders);
+    let status = header_str(&resp_headers, ":status")
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .or_else(|| int(host, &["response", "code"]).map(|c| c as u32).filter(|&c| c != 0));
+    let method = header_str(&req_headers, ":method");
+    let full_path = header_str(&req_headers, ":path");
     let (path, query) = match full_path.as_deref().map(|p| p.split_once('?')) {
         Some(Some((p, q))) => (Some(p.to_string()), Some(q.to_string())),
         Some(None) => (full_path.clone(), None),
         None => (None, None),
     };
 
-    let needs_identity = *rules_use_principal || !cfg.access_policy.is_empty();
-    let mut conn = None;
-    if needs_identity {
-        conn = Some(conns.get_or_read(int(f.get(host, Attr::ConnectionId)), plan, host));
-    }
+    let needs_identity = active.rules_use_principal || !active.config.access_policy.is_empty();
+    let conn = needs_identity.then(|| active.conns.get_or_read(int(host, &["connection", "id"]), host));
     let principal = conn.as_ref().and_then(|c| c.source.principal.clone());
     let violation = path
         .as_deref()
-        .and_then(|p| policy::violation(&cfg.access_policy, p, principal.as_deref()))
+        .and_then(|p| policy::violation(&active.config.access_policy, p, principal.as_deref()))
         .map(str::to_string);
-    let route = rules_use_route.then(|| route_facts(&mut f, host, naming));
-    let now_ms = if cfg.sampling.max_records_per_second > 0 { host.now_nanos() / 1_000_000 } else { 0 };
+    let mut route = None;
+    if active.rules_use_route {
+        route = Some(route_facts(host, &mut active.naming));
+    }
+    let now_ms = if active.config.sampling.max_records_per_second > 0 {
+        host.now_nanos() / 1_000_000
+    } else {
+        0
+    };
     // A denial is always kept. 401/403 say so at once; any other error status
-    // may still be an RBAC or ext_authz local reply, which only the details tell.
-    let details = match status {
+    // may still be an RBAC or ext_authz local reply, which only the details
+    // tell, so they are read early for those (and reused below).
+    let early_details = match status {
         Some(200..=399) | Some(401) | Some(403) => None,
-        _ => Some(text(f.get(host, Attr::CodeDetails))),
+        _ => Some(text(host, &["response", "code_details"])),
     };
     let denied = matches!(status, Some(401) | Some(403))
-        || details.as_ref().is_some_and(|d| decision(status, d.as_deref(), &[]) == Decision::Denied);
-    let key = f.get(host, Attr::SamplingKey);
-    let verdict = sampler.decide(
-        &SampleFacts {
-            status,
-            path: path.as_deref(),
-            method: method.as_deref(),
-            principal: principal.as_deref(),
-            route: route.as_ref().and_then(|r| r.name.as_deref()),
-            always_keep: denied || violation.is_some(),
-        },
-        key.as_deref(),
-        draw,
-        now_ms,
-    );
+        || early_details
+            .as_ref()
+            .is_some_and(|d| decision(status, d.as_deref(), &[]) == Decision::Denied);
+    let facts = Facts {
+        status,
+        path: path.as_deref(),
+        method: method.as_deref(),
+        principal: principal.as_deref(),
+        route: route.as_ref().and_then(|r| r.name.as_deref()),
+        always_keep: denied || violation.is_some(),
+    };
+    let key = header(&req_headers, &active.config.sampling.key);
+    let verdict = active.sampler.decide(&facts, key, draw, now_ms);
     if violation.is_some() {
         auditor.stats.add(Counter::PolicyViolations, 1);
     }
@@ -120,30 +137,29 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
 
     let conn = match conn {
         Some(c) => c,
-        None => conns.get_or_read(int(f.get(host, Attr::ConnectionId)), plan, host),
+        None => active.conns.get_or_read(int(host, &["connection", "id"]), host),
     };
     let route = match route {
         Some(r) => r,
-        None => route_facts(&mut f, host, naming),
+        None => route_facts(host, &mut active.naming),
     };
     // Envoy always reports the start; should it not, "now" beats 1970.
-    let start = int(f.get(host, Attr::Time)).unwrap_or_else(|| host.now_nanos());
-    let duration = int(f.get(host, Attr::Duration));
-    let details = details.unwrap_or_else(|| text(f.get(host, Attr::CodeDetails)));
-    let flags = int(f.get(host, Attr::Flags)).map(decode_flags).unwrap_or_default();
+    let start = int(host, &["request", "time"]).unwrap_or_else(|| host.now_nanos());
+    let duration = int(host, &["request", "duration"]);
+    let details = early_details.unwrap_or_else(|| text(host, &["response", "code_details"]));
+    let flags = int(host, &["response", "flags"]).map(decode_flags).unwrap_or_default();
 
     let mut redacted = Vec::new();
+    let cfg = &active.config;
     let request_headers = (!cfg.capture.request_headers.is_empty()).then(|| {
-        let captured = f.request_headers(host, &cfg.capture.request_headers);
-        redactor.headers(&captured, &cfg.capture.request_headers, "request.headers", &mut redacted)
+        active.redactor.headers(&req_headers, &cfg.capture.request_headers, "request.headers", &mut redacted)
     });
     let query = match (cfg.capture.query, query) {
-        (true, Some(q)) if !q.is_empty() => Some(redactor.query(&q, &mut redacted)),
+        (true, Some(q)) if !q.is_empty() => Some(active.redactor.query(&q, &mut redacted)),
         _ => None,
     };
     let response_headers = (!cfg.capture.response_headers.is_empty()).then(|| {
-        let captured = f.response_headers(host, &cfg.capture.response_headers);
-        redactor.headers(&captured, &cfg.capture.response_headers, "response.headers", &mut redacted)
+        active.redactor.headers(&resp_headers, &cfg.capture.response_headers, "response.headers", &mut redacted)
     });
     let user = cfg.capture.jwt.as_ref().and_then(|j| {
         let payload = ["metadata", "filter_metadata", j.metadata_namespace.as_str(), j.payload_key.as_str()];
@@ -162,13 +178,12 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
                     .collect(),
             ),
         };
-        (!claims.is_empty()).then(|| redactor.claims(claims, &mut redacted))
+        (!claims.is_empty()).then(|| active.redactor.claims(claims, &mut redacted))
     });
 
     let mut r = Record::new(Kind::Request, format_rfc3339(start));
-    // Envoy always sets x-request-id unless told not to; then ask for its id.
-    r.request_id = text(f.get(host, Attr::RequestId)).or_else(|| text(host.property(&["request", "id"])));
-    let traceparent = text(f.get(host, Attr::Traceparent));
+    r.request_id = header_str(&req_headers, "x-request-id").or_else(|| text(host, &["request", "id"]));
+    let traceparent = header_str(&req_headers, "traceparent");
     r.trace_id = traceparent.as_deref().and_then(trace_id);
     r.span_id = traceparent.as_deref().and_then(span_id);
     r.source = Some(conn.source.clone()).filter(|s| *s != Default::default());
@@ -177,13 +192,13 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     r.user = user;
     r.request = Some(Request {
         method,
-        scheme: text(f.get(host, Attr::Scheme)),
-        authority: text(f.get(host, Attr::Authority)).or_else(|| text(f.get(host, Attr::Host))),
+        scheme: header_str(&req_headers, ":scheme"),
+        authority: header_str(&req_headers, ":authority").or_else(|| header_str(&req_headers, "host")),
         path,
         query,
         protocol: conn.protocol.clone(),
         headers: request_headers,
-        bytes: int(f.get(host, Attr::RequestSize)),
+        bytes: int(host, &["request", "size"]),
     });
     r.decision = Some(decision(status, details.as_deref(), &flags));
     r.response = Some(Response {
@@ -191,7 +206,7 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
         code_details: details,
         flags,
         headers: response_headers,
-        bytes: int(f.get(host, Attr::ResponseSize)),
+        bytes: int(host, &["response", "size"]),
     });
     r.route = Some(route).filter(|r| *r != Route::default());
     r.duration_ms = duration.map(|d| (d / 1_000) as f64 / 1_000.0);

@@ -2,7 +2,6 @@
 //! shutdown) and the HTTP context (a request's facts → a record).
 
 mod conn;
-mod facts;
 pub mod http;
 pub mod root;
 mod stats;

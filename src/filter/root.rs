@@ -6,7 +6,6 @@
 //! request's context dies with the request.
 
 use super::conn::ConnCache;
-use super::facts::Plan;
 use super::http;
 use super::stats::{Counter, Stats};
 use crate::audit::record::{LossReason, Record};
@@ -45,7 +44,6 @@ pub struct Active {
     pub redactor: Redactor,
     pub sampler: Sampler,
     pub(super) conns: ConnCache,
-    pub(super) plan: Plan,
     pub(super) naming: http::Naming,
     /// Whether any sampling rule looks at the principal / the route: decides
     /// what must be read before a request can be sampled out.
@@ -147,18 +145,16 @@ impl Auditor {
             .property(&["node", "id"])
             .and_then(|b| String::from_utf8(b).ok())
             .filter(|s| !s.is_empty());
-        let plan = Plan::new(&config, host);
         host.log(
             Level::Info,
             &format!(
-                "mesh-audit {} configured: emitter {}, sink {} {}{}, config {}, request facts read {}",
+                "mesh-audit {} configured: emitter {}, sink {} {}{}, config {}",
                 crate::VERSION,
                 self.emitter,
                 config.sink.cluster,
                 config.sink.authority,
                 config.sink.path,
-                config.digest,
-                if plan.batched() { "in one host call" } else { "one by one" }
+                config.digest
             ),
         );
         let rules = &config.sampling.rules;
@@ -169,7 +165,6 @@ impl Auditor {
             sampler: Sampler::new(&config.sampling),
             config,
             conns: ConnCache::default(),
-            plan,
             naming: http::Naming::default(),
             seq,
             buffer,

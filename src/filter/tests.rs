@@ -271,57 +271,31 @@ fn an_idle_shutdown_finishes_at_once() {
 }
 
 #[test]
-fn a_request_on_a_known_connection_is_one_batched_read() {
+fn connection_facts_are_read_once_per_connection() {
     let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["user-agent"]}}"#);
-    let configured = host.reads.get();
     one_request(&host, &mut a, 9, "a");
-    assert_eq!(host.reads.get() - configured, 2, "the request's batch and the new connection's batch");
+    let first = host.property_reads.get();
     one_request(&host, &mut a, 9, "b");
-    assert_eq!(host.reads.get() - configured, 3, "one batch for a request on a known connection");
-}
-
-#[test]
-fn without_batches_facts_are_read_one_by_one_and_connections_once() {
-    let host = FakeHost::new(r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["user-agent"]}}"#);
-    host.batching.set(false);
-    let mut a = Auditor::new(&host);
-    assert!(a.configure(&host));
-    one_request(&host, &mut a, 9, "a");
-    let first = host.reads.get();
-    one_request(&host, &mut a, 9, "b");
-    // status, connection.id, request.time, request.duration, request.size,
-    // response.size, response.code_details, response.flags, three route
-    // names, and the request header map, read whole once.
-    assert_eq!(host.reads.get() - first, 12, "reads for a request on a known connection");
-    assert!(first > 12, "the first request also reads the connection's facts");
-    host.advance(1000);
-    a.tick(&host);
-    let recs = host.records_in(0);
-    assert_eq!(recs[0]["source"]["principal"], "spiffe://cluster.local/ns/shop/sa/frontend");
-    assert_eq!(recs[1]["request"]["headers"]["user-agent"], "curl/8.5.0");
-    assert_eq!(recs[0]["route"]["name"], "orders");
+    let second = host.property_reads.get() - first;
+    // connection.id, request.time, request.duration, request.size, response.size,
+    // response.code_details, response.flags and three route names; the two
+    // header maps are separate calls.
+    assert_eq!(second, 10, "property reads for a request on a known connection");
 }
 
 #[test]
 fn sampled_out_requests_are_counted_and_cheap() {
-    for batching in [true, false] {
-        let host = FakeHost::new(r#"{"sink":{"cluster":"s"},"sampling":{"default_rate":0.0}}"#);
-        host.batching.set(batching);
-        let mut a = Auditor::new(&host);
-        assert!(a.configure(&host));
-        host.mtls_connection(1);
-        host.finished_request("a");
-        let configured = host.reads.get();
-        on_log(&mut a, &host);
-        // Batched: the one evaluation. One by one: the status and the request header map.
-        let want = if batching { 1 } else { 2 };
-        assert_eq!(host.reads.get() - configured, want, "batching={batching}");
-        host.response(&[(":status", "403")]);
-        on_log(&mut a, &host);
-        a.tick(&host);
-        assert_eq!(host.metric("mesh_audit.records_sampled_out"), 1);
-        assert_eq!(host.metric("mesh_audit.records_admitted"), 1, "denied requests are always kept");
-    }
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"sampling":{"default_rate":0.0}}"#);
+    host.mtls_connection(1);
+    host.finished_request("a");
+    let before = host.property_reads.get();
+    on_log(&mut a, &host);
+    assert_eq!(host.property_reads.get() - before, 0, "the header maps decide it");
+    host.response(&[(":status", "403")]);
+    on_log(&mut a, &host);
+    a.tick(&host);
+    assert_eq!(host.metric("mesh_audit.records_sampled_out"), 1);
+    assert_eq!(host.metric("mesh_audit.records_admitted"), 1, "denied requests are always kept");
 }
 
 #[test]
@@ -388,35 +362,4 @@ fn an_authz_local_reply_with_another_status_is_always_kept() {
     assert_eq!(recs[0]["request_id"], "ext");
     assert_eq!(recs[0]["decision"], "denied");
     assert_eq!(host.metric("mesh_audit.records_sampled_out"), 1);
-}
-
-#[test]
-fn a_loss_is_reported_on_tick_even_without_more_traffic() {
-    let (host, mut a) = configured(
-        r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"max_buffered_records":2,"flush_interval_ms":60000}}"#,
-    );
-    for id in ["a", "b", "c"] {
-        one_request(&host, &mut a, 1, id);
-    }
-    a.tick(&host);
-    reply(&host, &mut a, 1, "200");
-    host.advance(60_000);
-    a.tick(&host);
-    let loss = &host.records_in(1)[0];
-    assert_eq!((loss["kind"].as_str(), loss["reason"].as_str(), loss["count"].as_u64()), (Some("loss"), Some("buffer_full"), Some(1)));
-}
-
-#[test]
-fn a_drain_against_a_failing_sink_keeps_its_backoff() {
-    let (host, mut a) = configured(r#"{"sink":{"cluster":"s","timeout_ms":2000},"retry":{"backoff_base_ms":400}}"#);
-    one_request(&host, &mut a, 1, "a");
-    assert!(!a.shutdown(&host));
-    reply(&host, &mut a, 1, "503");
-    assert_eq!(host.calls.borrow().len(), 1, "no immediate resend after a failure while draining");
-    host.advance(400);
-    a.tick(&host);
-    assert_eq!(host.calls.borrow().len(), 2, "resent once its backoff passed");
-    host.advance(1600);
-    a.tick(&host);
-    assert!(host.done.get());
 }

@@ -142,17 +142,6 @@ impl Host {
             }
             None => req.response_headers.clone(),
         };
-        // Envoy's `response.code` is the status it sent, unless the test says otherwise.
-        let status = response.iter().find(|(k, _)| k == ":status").and_then(|(_, v)| {
-            std::str::from_utf8(v).ok()?.parse::<u64>().ok()
-        });
-        if let Some(code) = status {
-            let explicit = req.props.0.iter().any(|(path, _)| path == &["response", "code"]);
-            if !explicit {
-                let key = b"response\0code".to_vec();
-                self.store.data_mut().properties.insert(key, code.to_le_bytes().to_vec());
-            }
-        }
         let nresp = response.len() as i32;
         self.store
             .data_mut()

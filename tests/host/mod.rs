@@ -21,7 +21,6 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod artifact;
-mod cel;
 mod driver;
 pub mod fixtures;
 pub mod guest;
@@ -151,13 +150,6 @@ impl Host {
     pub fn property(&mut self, dotted: &str, value: impl AsRef<[u8]>) -> &mut Self {
         self.base_props = std::mem::take(&mut self.base_props).set(dotted, value);
         self.apply_props(&Props::new());
-        self
-    }
-
-    /// Offer no `expr_create`, like a proxy without a CEL parser: the module
-    /// must then read request facts one by one.
-    pub fn without_cel(&mut self) -> &mut Self {
-        self.store.data_mut().cel = false;
         self
     }
 

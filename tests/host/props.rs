@@ -127,8 +127,7 @@ pub fn plaintext_connection(id: u64) -> Props {
         .set("request.protocol", PROTOCOL)
 }
 
-/// The request-level attributes of a completed 200 request (`response.code`
-/// follows the `:status` the request is answered with, as in Envoy).
+/// The request-level attributes of a completed 200 request.
 pub fn typical_request() -> Props {
     use typical::*;
     Props::new()
@@ -136,6 +135,7 @@ pub fn typical_request() -> Props {
         .set("request.duration", duration_nanos(DURATION_NANOS))
         .set("request.size", u64_le(REQUEST_SIZE))
         .set("response.size", u64_le(RESPONSE_SIZE))
+        .set("response.code", u64_le(RESPONSE_CODE))
         .set("response.code_details", CODE_DETAILS)
         .set("response.flags", u64_le(0))
         .set("xds.route_name", ROUTE)

@@ -7,7 +7,6 @@
 //! import gets a stub that records the call and returns Ok.
 
 use super::guest::{read, read_string, return_bytes, write_u32, write_u64};
-use super::cel;
 use super::proxy_maps;
 use super::state::{status, LogLine, Metric, MetricKind, State};
 use wasmtime::{Caller, FuncType, Linker, Result, Val};
@@ -178,35 +177,6 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
             s.effective_context = Some(ctx as u32);
             status::OK
         })?,
-        "proxy_call_foreign_function" => linker.func_wrap(
-            M,
-            name,
-            |mut c: C<'_>, np: i32, nl: i32, ap: i32, al: i32, ret_ptr: i32, ret_size: i32| -> Result<i32> {
-                enter(&mut c, "proxy_call_foreign_function");
-                let (Some(name), Some(args)) = (read_string(&mut c, np, nl), read(&mut c, ap, al)) else {
-                    return Ok(status::INVALID_MEMORY_ACCESS);
-                };
-                match name.as_str() {
-                    "expr_create" if c.data().cel => {
-                        let Some(elems) = cel::compile(&String::from_utf8_lossy(&args)) else {
-                            return Ok(status::BAD_ARGUMENT);
-                        };
-                        let token = c.data().expressions.len() as u32;
-                        c.data_mut().expressions.push(elems);
-                        return_bytes(&mut c, &token.to_le_bytes(), ret_ptr, ret_size)
-                    }
-                    "expr_evaluate" if c.data().cel => {
-                        let token = args.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                        let Some(elems) = token.and_then(|t| c.data().expressions.get(t as usize).cloned()) else {
-                            return Ok(status::NOT_FOUND);
-                        };
-                        let out = cel::evaluate(c.data(), &elems);
-                        return_bytes(&mut c, &out, ret_ptr, ret_size)
-                    }
-                    _ => Ok(status::NOT_FOUND),
-                }
-            },
-        )?,
         other if other.starts_with("proxy_") => {
             let import = other.to_string();
             linker.func_new(

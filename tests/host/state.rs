@@ -151,10 +151,6 @@ pub struct State {
     pub calls_by_import: BTreeMap<String, u64>,
     /// Imports answered by a generic stub (no real emulation), with counts.
     pub stub_calls: BTreeMap<String, u64>,
-    /// Expressions compiled with `expr_create`, by token.
-    pub expressions: Vec<Vec<super::cel::Elem>>,
-    /// Whether `expr_create` is offered (Envoy builds with the CEL parser do).
-    pub cel: bool,
     /// The context the driver is currently running, and the phase.
     pub driving: Option<(u32, &'static str)>,
     /// `env.proxy_*` calls per context, and per (context, phase).
@@ -194,8 +190,6 @@ impl State {
             exit_code: None,
             calls_by_import: BTreeMap::new(),
             stub_calls: BTreeMap::new(),
-            expressions: Vec::new(),
-            cel: true,
             driving: None,
             proxy_calls_by_context: HashMap::new(),
             proxy_calls_by_phase: HashMap::new(),

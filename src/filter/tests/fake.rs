@@ -1,12 +1,13 @@
 //! A native test double of the proxy: state you set (properties, headers,
 //! clock) and state the filter leaves (logs, calls, metrics, done).
 
-use crate::host::{DispatchError, Headers, Host, Level, Map, MetricKind, Read, Unserializable};
+use crate::host::{DispatchError, Headers, Host, Level, Map, MetricKind, Unserializable};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 pub struct Call {
+    pub token: u32,
     pub cluster: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -33,17 +34,11 @@ pub struct FakeHost {
     pub property_reads: Cell<usize>,
     /// Properties the proxy has but cannot serialize.
     pub unserializable: RefCell<Vec<String>>,
-    /// Whether this proxy evaluates batches (as Envoy does with CEL).
-    pub batching: Cell<bool>,
-    batches: RefCell<Vec<Vec<Read>>>,
-    /// Reads from the proxy: properties, header maps and batch evaluations.
-    pub reads: Cell<usize>,
 }
 
 impl FakeHost {
     pub fn new(config: &str) -> FakeHost {
         let h = FakeHost::default();
-        h.batching.set(true);
         *h.config.borrow_mut() = config.as_bytes().to_vec();
         h.now_ms.set(1_795_269_785_000);
         h
@@ -58,17 +53,9 @@ impl FakeHost {
         *self.req_headers.borrow_mut() =
             headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
     }
-    /// Response headers; `:status` also sets `response.code`, as Envoy does.
     pub fn response(&self, headers: &[(&str, &str)]) {
         *self.resp_headers.borrow_mut() =
             headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
-        if let Some((_, code)) = headers.iter().find(|(k, _)| *k == ":status") {
-            self.int("response.code", code.parse().unwrap());
-        }
-    }
-    fn header(map: &Headers, name: &str) -> Option<Vec<u8>> {
-        let values: Vec<&[u8]> = map.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_slice()).collect();
-        (!values.is_empty()).then(|| values.join(&b',')).map(|v| v.to_vec())
     }
     pub fn advance(&self, ms: u64) {
         self.now_ms.set(self.now_ms.get() + ms);
@@ -127,31 +114,7 @@ impl Host for FakeHost {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         self.property_or_error(path).ok().flatten()
     }
-    fn compile_batch(&self, reads: &[Read]) -> Option<u32> {
-        if !self.batching.get() {
-            return None;
-        }
-        let mut b = self.batches.borrow_mut();
-        b.push(reads.to_vec());
-        Some(b.len() as u32 - 1)
-    }
-    fn eval_batch(&self, token: u32) -> Option<Vec<Option<Vec<u8>>>> {
-        self.reads.set(self.reads.get() + 1);
-        let batches = self.batches.borrow();
-        let reads = batches.get(token as usize)?;
-        Some(
-            reads
-                .iter()
-                .map(|r| match r {
-                    Read::Property(p) => self.props.borrow().get(&p.join(".")).cloned(),
-                    Read::RequestHeader(h) => Self::header(&self.req_headers.borrow(), h),
-                    Read::ResponseHeader(h) => Self::header(&self.resp_headers.borrow(), h),
-                })
-                .collect(),
-        )
-    }
     fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, Unserializable> {
-        self.reads.set(self.reads.get() + 1);
         self.property_reads.set(self.property_reads.get() + 1);
         let key = path.join(".");
         if self.unserializable.borrow().contains(&key) {
@@ -160,7 +123,6 @@ impl Host for FakeHost {
         Ok(self.props.borrow().get(&key).cloned())
     }
     fn headers(&self, map: Map) -> Headers {
-        self.reads.set(self.reads.get() + 1);
         match map {
             Map::RequestHeaders => self.req_headers.borrow().clone(),
             Map::ResponseHeaders => self.resp_headers.borrow().clone(),
@@ -186,6 +148,7 @@ impl Host for FakeHost {
         let mut calls = self.calls.borrow_mut();
         let token = calls.len() as u32 + 1;
         calls.push(Call {
+            token,
             cluster: cluster.to_string(),
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             body: body.to_vec(),

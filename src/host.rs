@@ -336,39 +336,45 @@ mod proxy {
     }
 }
 
-/// Decodes proxy-wasm's serialised header pairs; malformed input gives what
-/// parsed before the damage, never a panic.
-pub fn decode_pairs(bytes: &[u8]) -> Headers {
-    let mut out = Vec::new();
-    let Some(count) = bytes.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
-    else {
-        return out;
+/// proxy-wasm's pairs layout (header maps, and Envoy's maps and lists):
+/// u32 count, a u32 key length and value length per entry, then each key
+/// and value NUL-terminated. `None` unless every byte is accounted for.
+pub fn pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let word = |at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize)
     };
-    let count = count as usize;
-    let mut sizes_at = 4;
-    let mut data_at = 4 + count.saturating_mul(8);
-    for _ in 0..count {
-        let word = |at: usize| -> Option<usize> {
-            bytes
-                .get(at..at + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(|b| u32::from_le_bytes(b) as usize)
-        };
-        let (Some(klen), Some(vlen)) = (word(sizes_at), word(sizes_at + 4)) else {
-            break;
-        };
-        sizes_at += 8;
-        let Some(key) = bytes.get(data_at..data_at + klen) else {
-            break;
-        };
-        data_at += klen + 1;
-        let Some(value) = bytes.get(data_at..data_at + vlen) else {
-            break;
-        };
-        data_at += vlen + 1;
-        out.push((String::from_utf8_lossy(key).into_owned(), value.to_vec()));
+    let count = word(0)?;
+    let mut data = count.checked_mul(8)?.checked_add(4)?;
+    if data > bytes.len() {
+        return None;
     }
-    out
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let (klen, vlen) = (word(4 + i * 8)?, word(8 + i * 8)?);
+        let key = bytes.get(data..data.checked_add(klen)?)?;
+        data += klen;
+        if bytes.get(data) != Some(&0) {
+            return None;
+        }
+        data += 1;
+        let value = bytes.get(data..data.checked_add(vlen)?)?;
+        data += vlen;
+        if bytes.get(data) != Some(&0) {
+            return None;
+        }
+        data += 1;
+        out.push((key, value));
+    }
+    (data == bytes.len()).then_some(out)
+}
+
+/// A header map as the proxy serialised it; malformed input gives no headers.
+pub fn decode_pairs(bytes: &[u8]) -> Headers {
+    pairs(bytes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.to_vec()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -376,7 +382,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_pairs_and_survives_truncation() {
+    fn decodes_pairs_and_refuses_damaged_ones() {
         let mut b = Vec::new();
         b.extend_from_slice(&2u32.to_le_bytes());
         for n in [5u32, 1, 1, 2] {
@@ -385,7 +391,7 @@ mod tests {
         b.extend_from_slice(b":path\0/\0a\0bc\0");
         let pairs = decode_pairs(&b);
         assert_eq!(pairs, vec![(":path".into(), b"/".to_vec()), ("a".into(), b"bc".to_vec())]);
-        assert_eq!(decode_pairs(&b[..b.len() - 3]).len(), 1);
+        assert!(decode_pairs(&b[..b.len() - 3]).is_empty());
         assert!(decode_pairs(&[1, 0]).is_empty());
         assert!(decode_pairs(&[255, 255, 255, 255]).is_empty());
     }

@@ -363,3 +363,34 @@ fn an_authz_local_reply_with_another_status_is_always_kept() {
     assert_eq!(recs[0]["decision"], "denied");
     assert_eq!(host.metric("mesh_audit.records_sampled_out"), 1);
 }
+
+#[test]
+fn a_loss_is_reported_on_tick_even_without_more_traffic() {
+    let (host, mut a) = configured(
+        r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"max_buffered_records":2,"flush_interval_ms":60000}}"#,
+    );
+    for id in ["a", "b", "c"] {
+        one_request(&host, &mut a, 1, id);
+    }
+    a.tick(&host);
+    reply(&host, &mut a, 1, "200");
+    host.advance(60_000);
+    a.tick(&host);
+    let loss = &host.records_in(1)[0];
+    assert_eq!((loss["kind"].as_str(), loss["reason"].as_str(), loss["count"].as_u64()), (Some("loss"), Some("buffer_full"), Some(1)));
+}
+
+#[test]
+fn a_drain_against_a_failing_sink_keeps_its_backoff() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s","timeout_ms":2000},"retry":{"backoff_base_ms":400}}"#);
+    one_request(&host, &mut a, 1, "a");
+    assert!(!a.shutdown(&host));
+    reply(&host, &mut a, 1, "503");
+    assert_eq!(host.calls.borrow().len(), 1, "no immediate resend after a failure while draining");
+    host.advance(400);
+    a.tick(&host);
+    assert_eq!(host.calls.borrow().len(), 2, "resent once its backoff passed");
+    host.advance(1600);
+    a.tick(&host);
+    assert!(host.done.get());
+}

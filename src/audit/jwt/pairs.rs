@@ -11,36 +11,8 @@ use serde_json::{Map, Number, Value};
 /// How deeply pairs may nest before the input is treated as a plain value.
 const MAX_DEPTH: usize = 8;
 
-/// The entries of a complete, well-formed pairs buffer (every byte accounted
-/// for), or `None`.
-pub fn parse(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
-    let word = |at: usize| -> Option<usize> {
-        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize)
-    };
-    let count = word(0)?;
-    let mut data = count.checked_mul(8)?.checked_add(4)?;
-    if data > bytes.len() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let (klen, vlen) = (word(4 + i * 8)?, word(8 + i * 8)?);
-        let key = bytes.get(data..data.checked_add(klen)?)?;
-        data += klen;
-        if bytes.get(data) != Some(&0) {
-            return None;
-        }
-        data += 1;
-        let value = bytes.get(data..data.checked_add(vlen)?)?;
-        data += vlen;
-        if bytes.get(data) != Some(&0) {
-            return None;
-        }
-        data += 1;
-        out.push((key, value));
-    }
-    (data == bytes.len()).then_some(out)
-}
+/// The entries of a complete, well-formed pairs buffer, or `None`.
+pub use crate::host::pairs as parse;
 
 fn printable(bytes: &[u8]) -> Option<&str> {
     let s = std::str::from_utf8(bytes).ok()?;

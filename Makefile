@@ -42,5 +42,6 @@ clean:
 	rm -rf .venv .work
 
 include Makefile.envoy.mk
+include Makefile.bench.mk
 include Makefile.deploy.mk
 include Makefile.fuzz.mk

@@ -232,8 +232,13 @@ mod proxy {
             let mut size = 0;
             // SAFETY: as above.
             unsafe {
-                let status =
-                    proxy_get_buffer_bytes(PLUGIN_CONFIGURATION, 0, usize::MAX, &mut data, &mut size);
+                let status = proxy_get_buffer_bytes(
+                    PLUGIN_CONFIGURATION,
+                    0,
+                    usize::MAX,
+                    &mut data,
+                    &mut size,
+                );
                 let value = owned(data, size);
                 if status == OK {
                     value
@@ -390,7 +395,13 @@ mod tests {
         }
         b.extend_from_slice(b":path\0/\0a\0bc\0");
         let pairs = decode_pairs(&b);
-        assert_eq!(pairs, vec![(":path".into(), b"/".to_vec()), ("a".into(), b"bc".to_vec())]);
+        assert_eq!(
+            pairs,
+            vec![
+                (":path".into(), b"/".to_vec()),
+                ("a".into(), b"bc".to_vec())
+            ]
+        );
         assert!(decode_pairs(&b[..b.len() - 3]).is_empty());
         assert!(decode_pairs(&[1, 0]).is_empty());
         assert!(decode_pairs(&[255, 255, 255, 255]).is_empty());

@@ -40,8 +40,15 @@ fn request(decision: Decision, code: u32) -> Record {
         address: Some("10.0.0.9:8443".into()),
         principal: Some("spiffe://cluster.local/ns/default/sa/backend".into()),
     });
-    r.tls = Some(Tls { mtls: true, version: Some("TLSv1.3".into()), sni: Some("backend.default.svc".into()) });
-    r.user = Some(Fields(vec![("sub".into(), "alice".into()), ("iss".into(), "https://idp.example".into())]));
+    r.tls = Some(Tls {
+        mtls: true,
+        version: Some("TLSv1.3".into()),
+        sni: Some("backend.default.svc".into()),
+    });
+    r.user = Some(Fields(vec![
+        ("sub".into(), "alice".into()),
+        ("iss".into(), "https://idp.example".into()),
+    ]));
     r.request = Some(Request {
         method: Some("POST".into()),
         scheme: Some("https".into()),
@@ -55,11 +62,19 @@ fn request(decision: Decision, code: u32) -> Record {
     r.response = Some(Response {
         code: Some(code),
         code_details: Some("via_upstream".into()),
-        flags: if decision == Decision::Error { vec!["UF".into(), "URX".into()] } else { vec![] },
+        flags: if decision == Decision::Error {
+            vec!["UF".into(), "URX".into()]
+        } else {
+            vec![]
+        },
         bytes: Some(94),
         ..Response::default()
     });
-    r.route = Some(Route { name: Some("orders".into()), cluster: Some("backend".into()), virtual_host: None });
+    r.route = Some(Route {
+        name: Some("orders".into()),
+        cluster: Some("backend".into()),
+        virtual_host: None,
+    });
     r.duration_ms = Some(1.5);
     r.decision = Some(decision);
     r
@@ -91,14 +106,27 @@ fn chained_batch() -> Vec<Vec<u8>> {
 
 fn decode(lines: &[Vec<u8>], node_id: Option<&str>) -> ExportLogsServiceRequest {
     let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
-    let resource = Resource { emitter: EMITTER, node_id, version: "0.1.0" };
+    let resource = Resource {
+        emitter: EMITTER,
+        node_id,
+        version: "0.1.0",
+    };
     let body = encode_otlp::encode(&refs, &resource, OBSERVED);
-    ExportLogsServiceRequest::decode(body.as_slice()).expect("the official definitions decode the batch")
+    ExportLogsServiceRequest::decode(body.as_slice())
+        .expect("the official definitions decode the batch")
 }
 
 fn attrs(list: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Vec<(String, Value)> {
     list.iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone().and_then(|v| v.value).expect("every attribute has a value")))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value
+                    .clone()
+                    .and_then(|v| v.value)
+                    .expect("every attribute has a value"),
+            )
+        })
         .collect()
 }
 
@@ -119,7 +147,11 @@ fn body(log: &LogRecord) -> Vec<u8> {
 
 fn logs(req: &ExportLogsServiceRequest) -> &[LogRecord] {
     assert_eq!(req.resource_logs.len(), 1, "one ResourceLogs per batch");
-    assert_eq!(req.resource_logs[0].scope_logs.len(), 1, "one ScopeLogs per batch");
+    assert_eq!(
+        req.resource_logs[0].scope_logs.len(),
+        1,
+        "one ScopeLogs per batch"
+    );
     &req.resource_logs[0].scope_logs[0].log_records
 }
 
@@ -135,23 +167,38 @@ fn bodies_are_the_exact_chained_lines_and_the_chain_verifies() {
         assert_eq!(r.prev.as_deref(), Some(prev.as_str()));
         prev = hex(&Sha256::digest(b));
     }
-    assert_eq!(encode_otlp::record_lines(&req.encode_to_vec()).unwrap(), lines);
+    assert_eq!(
+        encode_otlp::record_lines(&req.encode_to_vec()).unwrap(),
+        lines
+    );
 }
 
 #[test]
 fn resource_and_scope_name_the_emitter_and_version() {
-    let req = decode(&chained_batch(), Some("sidecar~10.0.0.9~backend-1.default~default.svc.cluster.local"));
+    let req = decode(
+        &chained_batch(),
+        Some("sidecar~10.0.0.9~backend-1.default~default.svc.cluster.local"),
+    );
     let resource = req.resource_logs[0].resource.as_ref().expect("a resource");
     assert_eq!(
         attrs(&resource.attributes),
         vec![
             s("service.name", "mesh-audit"),
             s("mesh_audit.emitter", EMITTER),
-            s("service.instance.id", "sidecar~10.0.0.9~backend-1.default~default.svc.cluster.local"),
+            s(
+                "service.instance.id",
+                "sidecar~10.0.0.9~backend-1.default~default.svc.cluster.local"
+            ),
         ]
     );
-    let scope = req.resource_logs[0].scope_logs[0].scope.as_ref().expect("a scope");
-    assert_eq!((scope.name.as_str(), scope.version.as_str()), ("mesh-audit", "0.1.0"));
+    let scope = req.resource_logs[0].scope_logs[0]
+        .scope
+        .as_ref()
+        .expect("a scope");
+    assert_eq!(
+        (scope.name.as_str(), scope.version.as_str()),
+        ("mesh-audit", "0.1.0")
+    );
 }
 
 #[test]
@@ -185,10 +232,16 @@ fn every_request_field_maps_to_its_semconv_or_mesh_audit_attribute() {
             i("http.response.body.size", 94),
             s("client.address", "10.0.0.7"),
             i("client.port", 51234),
-            s("mesh_audit.source.principal", "spiffe://cluster.local/ns/shop/sa/frontend"),
+            s(
+                "mesh_audit.source.principal",
+                "spiffe://cluster.local/ns/shop/sa/frontend"
+            ),
             s("mesh_audit.source.namespace", "shop"),
             s("mesh_audit.source.service_account", "frontend"),
-            s("mesh_audit.destination.principal", "spiffe://cluster.local/ns/default/sa/backend"),
+            s(
+                "mesh_audit.destination.principal",
+                "spiffe://cluster.local/ns/default/sa/backend"
+            ),
             s("tls.protocol.name", "tls"),
             s("tls.protocol.version", "1.3"),
             s("user.id", "alice"),
@@ -202,20 +255,49 @@ fn every_request_field_maps_to_its_semconv_or_mesh_audit_attribute() {
 fn denied_error_and_loss_records_carry_their_severity_and_details() {
     let req = decode(&chained_batch(), None);
     let l = logs(&req);
-    let find = |log: &LogRecord, key: &str| attrs(&log.attributes).into_iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let find = |log: &LogRecord, key: &str| {
+        attrs(&log.attributes)
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    };
 
-    assert_eq!((l[1].severity_number, l[1].severity_text.as_str()), (SeverityNumber::Warn as i32, "WARN"));
-    assert_eq!(find(&l[1], "mesh_audit.decision"), Some(Value::StringValue("denied".into())));
-    assert_eq!(find(&l[1], "mesh_audit.violation"), Some(Value::StringValue("admin-only".into())));
-    assert_eq!(find(&l[1], "client.address"), Some(Value::StringValue("2001:db8::7".into())));
+    assert_eq!(
+        (l[1].severity_number, l[1].severity_text.as_str()),
+        (SeverityNumber::Warn as i32, "WARN")
+    );
+    assert_eq!(
+        find(&l[1], "mesh_audit.decision"),
+        Some(Value::StringValue("denied".into()))
+    );
+    assert_eq!(
+        find(&l[1], "mesh_audit.violation"),
+        Some(Value::StringValue("admin-only".into()))
+    );
+    assert_eq!(
+        find(&l[1], "client.address"),
+        Some(Value::StringValue("2001:db8::7".into()))
+    );
     assert_eq!(find(&l[1], "client.port"), Some(Value::IntValue(40000)));
     assert_eq!(find(&l[1], "mesh_audit.seq"), Some(Value::IntValue(2)));
 
-    assert_eq!((l[2].severity_number, l[2].severity_text.as_str()), (SeverityNumber::Error as i32, "ERROR"));
-    assert_eq!(find(&l[2], "http.response.status_code"), Some(Value::IntValue(503)));
-    assert_eq!(find(&l[2], "mesh_audit.response.flags"), Some(Value::StringValue("UF,URX".into())));
+    assert_eq!(
+        (l[2].severity_number, l[2].severity_text.as_str()),
+        (SeverityNumber::Error as i32, "ERROR")
+    );
+    assert_eq!(
+        find(&l[2], "http.response.status_code"),
+        Some(Value::IntValue(503))
+    );
+    assert_eq!(
+        find(&l[2], "mesh_audit.response.flags"),
+        Some(Value::StringValue("UF,URX".into()))
+    );
 
-    assert_eq!((l[3].severity_number, l[3].severity_text.as_str()), (SeverityNumber::Warn as i32, "WARN"));
+    assert_eq!(
+        (l[3].severity_number, l[3].severity_text.as_str()),
+        (SeverityNumber::Warn as i32, "WARN")
+    );
     assert_eq!(l[3].event_name, "mesh_audit.loss");
     assert!(l[3].trace_id.is_empty());
     assert_eq!(
@@ -241,9 +323,15 @@ fn a_line_that_is_not_a_record_still_reaches_the_collector() {
     assert_eq!(body(&l[1]), b"{not json");
     assert_eq!(l[1].severity_number, SeverityNumber::Warn as i32);
     assert!(l[1].attributes.is_empty());
-    assert_eq!((l[1].time_unix_nano, l[1].observed_time_unix_nano), (0, OBSERVED));
+    assert_eq!(
+        (l[1].time_unix_nano, l[1].observed_time_unix_nano),
+        (0, OBSERVED)
+    );
 }
 
 fn hex_bytes(h: &str) -> Vec<u8> {
-    (0..h.len()).step_by(2).map(|k| u8::from_str_radix(&h[k..k + 2], 16).unwrap()).collect()
+    (0..h.len())
+        .step_by(2)
+        .map(|k| u8::from_str_radix(&h[k..k + 2], 16).unwrap())
+        .collect()
 }

@@ -229,5 +229,9 @@ fn random_bytes_are_deterministic_per_seed() {
 fn the_release_wasm_stays_under_400_kb() {
     let path = host::artifact::wasm_path();
     let size = std::fs::metadata(&path).unwrap().len();
-    assert!(size < 400_000, "{} is {size} bytes; SPEC §6 allows under 400 KB", path.display());
+    assert!(
+        size < 400_000,
+        "{} is {size} bytes; SPEC §6 allows under 400 KB",
+        path.display()
+    );
 }

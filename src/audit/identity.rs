@@ -75,7 +75,9 @@ pub fn decision(code: Option<u32>, details: Option<&str>, flags: &[String]) -> D
     if matches!(code, Some(401) | Some(403)) || authz_reply {
         return Decision::Denied;
     }
-    let upstream_failed = flags.iter().any(|f| UPSTREAM_FAILURES.contains(&f.as_str()));
+    let upstream_failed = flags
+        .iter()
+        .any(|f| UPSTREAM_FAILURES.contains(&f.as_str()));
     if matches!(code, Some(500..=599)) || upstream_failed {
         return Decision::Error;
     }
@@ -145,12 +147,22 @@ mod tests {
     #[test]
     fn decides_allowed_denied_error() {
         let none: Vec<String> = vec![];
-        assert_eq!(decision(Some(200), Some("via_upstream"), &none), Decision::Allowed);
-        assert_eq!(decision(Some(404), Some("route_not_found"), &["NR".into()]), Decision::Allowed);
+        assert_eq!(
+            decision(Some(200), Some("via_upstream"), &none),
+            Decision::Allowed
+        );
+        assert_eq!(
+            decision(Some(404), Some("route_not_found"), &["NR".into()]),
+            Decision::Allowed
+        );
         assert_eq!(decision(Some(403), None, &none), Decision::Denied);
         assert_eq!(decision(Some(401), None, &none), Decision::Denied);
         assert_eq!(
-            decision(Some(429), Some("rbac_access_denied_matched_policy[deny]"), &none),
+            decision(
+                Some(429),
+                Some("rbac_access_denied_matched_policy[deny]"),
+                &none
+            ),
             Decision::Denied
         );
         assert_eq!(decision(Some(503), None, &["UF".into()]), Decision::Error);
@@ -161,9 +173,15 @@ mod tests {
     #[test]
     fn reads_traceparent() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(trace_id(tp).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            trace_id(tp).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
         assert_eq!(span_id(tp).as_deref(), Some("00f067aa0ba902b7"));
-        assert_eq!(trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
+        assert_eq!(
+            trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
         assert_eq!(trace_id("garbage"), None);
     }
 }

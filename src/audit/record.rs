@@ -36,7 +36,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Fields<V> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Fields<V>, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Fields<V>, A::Error> {
                 let mut out = Vec::new();
                 while let Some((k, v)) = a.next_entry()? {
                     out.push((k, v));
@@ -259,7 +262,13 @@ impl Record {
     }
 
     /// The `loss` record for `count` records lost between `since` and `until`.
-    pub fn loss(reason: LossReason, count: u64, since: String, until: String, ts: String) -> Record {
+    pub fn loss(
+        reason: LossReason,
+        count: u64,
+        since: String,
+        until: String,
+        ts: String,
+    ) -> Record {
         let mut r = Record::new(Kind::Loss, ts);
         r.reason = Some(reason);
         r.count = Some(count);

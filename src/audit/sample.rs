@@ -70,9 +70,10 @@ fn matches(when: &When, f: &Facts) -> bool {
                 .starts_with(prefix)
         })
     });
-    let method = when.method.as_deref().is_none_or(|m| {
-        f.method.is_some_and(|fm| fm.eq_ignore_ascii_case(m))
-    });
+    let method = when
+        .method
+        .as_deref()
+        .is_none_or(|m| f.method.is_some_and(|fm| fm.eq_ignore_ascii_case(m)));
     let principal = when
         .principal
         .as_ref()

@@ -19,7 +19,13 @@ pub fn format_rfc3339(nanos: u64) -> String {
 /// Parses what [`format_rfc3339`] writes (any fraction length up to 9 digits).
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
@@ -33,7 +39,9 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let frac_nanos = match rest.strip_prefix('.') {
         None if rest.is_empty() => 0,
         None => return None,
-        Some(f) if f.is_empty() || f.len() > 9 || !f.bytes().all(|c| c.is_ascii_digit()) => return None,
+        Some(f) if f.is_empty() || f.len() > 9 || !f.bytes().all(|c| c.is_ascii_digit()) => {
+            return None
+        }
         Some(f) => f.parse::<u64>().ok()? * 10u64.pow(9 - f.len() as u32),
     };
     let days = days_from_civil(y as i64, mo as u32, d as u32);
@@ -74,16 +82,30 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(format_rfc3339(1_795_269_785_123_456_789), "2026-11-21T14:03:05.123456Z");
-        assert_eq!(format_rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            format_rfc3339(1_795_269_785_123_456_789),
+            "2026-11-21T14:03:05.123456Z"
+        );
+        assert_eq!(
+            format_rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 
     #[test]
     fn parses_what_it_formats() {
-        for n in [0u64, 1_795_269_785_123_456_000, 951_782_400_000_001_000, 4_102_444_799_999_999_000] {
+        for n in [
+            0u64,
+            1_795_269_785_123_456_000,
+            951_782_400_000_001_000,
+            4_102_444_799_999_999_000,
+        ] {
             assert_eq!(parse_rfc3339(&format_rfc3339(n)), Some(n));
         }
-        assert_eq!(parse_rfc3339("2026-11-21T14:03:05Z"), Some(1_795_269_785_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2026-11-21T14:03:05Z"),
+            Some(1_795_269_785_000_000_000)
+        );
         assert_eq!(parse_rfc3339("2026-11-21 14:03:05Z"), None);
         assert_eq!(parse_rfc3339("2026-13-21T14:03:05Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);

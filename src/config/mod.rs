@@ -19,7 +19,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), message: message.into() }
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -130,15 +133,35 @@ struct RawPolicy {
     allow_principals: Vec<String>,
 }
 
-
 fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
     let top = Obj::new(
         v,
         "",
-        &["sink", "batch", "retry", "on_overflow", "capture", "redact", "sampling", "integrity", "access_policy"],
+        &[
+            "sink",
+            "batch",
+            "retry",
+            "on_overflow",
+            "capture",
+            "redact",
+            "sampling",
+            "integrity",
+            "access_policy",
+        ],
     )?;
     let sink_v = top.required("sink")?;
-    let sink = Obj::new(sink_v, "sink", &["cluster", "authority", "path", "format", "timeout_ms", "headers"])?;
+    let sink = Obj::new(
+        sink_v,
+        "sink",
+        &[
+            "cluster",
+            "authority",
+            "path",
+            "format",
+            "timeout_ms",
+            "headers",
+        ],
+    )?;
     let raw_sink = RawSink {
         cluster: read::as_string(sink.required("cluster")?, "sink.cluster")?,
         authority: sink.string("authority")?,
@@ -149,7 +172,14 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
     };
     let batch = match top.object(
         "batch",
-        &["max_records", "max_bytes", "flush_interval_ms", "max_buffered_records", "max_buffered_bytes", "max_in_flight"],
+        &[
+            "max_records",
+            "max_bytes",
+            "flush_interval_ms",
+            "max_buffered_records",
+            "max_buffered_bytes",
+            "max_in_flight",
+        ],
     )? {
         None => RawBatch::default(),
         Some(b) => RawBatch {
@@ -163,9 +193,15 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
     };
     let retry = match top.object("retry", &["backoff_base_ms", "backoff_max_ms"])? {
         None => RawRetry::default(),
-        Some(r) => RawRetry { backoff_base_ms: r.u64("backoff_base_ms")?, backoff_max_ms: r.u64("backoff_max_ms")? },
+        Some(r) => RawRetry {
+            backoff_base_ms: r.u64("backoff_base_ms")?,
+            backoff_max_ms: r.u64("backoff_max_ms")?,
+        },
     };
-    let capture = match top.object("capture", &["request_headers", "response_headers", "query", "jwt"])? {
+    let capture = match top.object(
+        "capture",
+        &["request_headers", "response_headers", "query", "jwt"],
+    )? {
         None => RawCapture::default(),
         Some(c) => RawCapture {
             request_headers: c.strings("request_headers")?,
@@ -181,7 +217,10 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             },
         },
     };
-    let redact = match top.object("redact", &["headers", "query_params", "claims", "hash_key_env"])? {
+    let redact = match top.object(
+        "redact",
+        &["headers", "query_params", "claims", "hash_key_env"],
+    )? {
         None => RawRedact::default(),
         Some(r) => RawRedact {
             headers: r.string_map("headers")?,
@@ -190,13 +229,19 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             hash_key_env: r.string("hash_key_env")?,
         },
     };
-    let sampling = match top.object("sampling", &["default_rate", "key", "max_records_per_second", "rules"])? {
+    let sampling = match top.object(
+        "sampling",
+        &["default_rate", "key", "max_records_per_second", "rules"],
+    )? {
         None => RawSampling::default(),
         Some(s) => {
             let mut rules = Vec::new();
             for (path, rv) in s.list("rules")? {
                 let r = Obj::new(rv, &path, &["name", "when", "rate"])?;
-                let when = match r.object("when", &["status", "path_prefix", "method", "principal", "route"])? {
+                let when = match r.object(
+                    "when",
+                    &["status", "path_prefix", "method", "principal", "route"],
+                )? {
                     None => RawWhen::default(),
                     Some(w) => RawWhen {
                         status: match w.required("status") {
@@ -212,7 +257,9 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
                 rules.push(RawRule {
                     name: read::as_string(r.required("name")?, &r.path("name"))?,
                     when,
-                    rate: r.f64("rate")?.ok_or_else(|| ConfigError::at(r.path("rate"), "is required"))?,
+                    rate: r
+                        .f64("rate")?
+                        .ok_or_else(|| ConfigError::at(r.path("rate"), "is required"))?,
                 });
             }
             RawSampling {
@@ -225,7 +272,10 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
     };
     let integrity = match top.object("integrity", &["chain", "key_env"])? {
         None => RawIntegrity::default(),
-        Some(i) => RawIntegrity { chain: i.bool("chain")?, key_env: i.string("key_env")? },
+        Some(i) => RawIntegrity {
+            chain: i.bool("chain")?,
+            key_env: i.string("key_env")?,
+        },
     };
     let mut access_policy = Vec::new();
     for (path, pv) in top.list("access_policy")? {
@@ -464,7 +514,10 @@ fn rate(path: &str, r: f64) -> Result<f64, ConfigError> {
     if r.is_finite() && (0.0..=1.0).contains(&r) {
         Ok(r)
     } else {
-        Err(ConfigError::at(path, format!("must be between 0 and 1, got {r}")))
+        Err(ConfigError::at(
+            path,
+            format!("must be between 0 and 1, got {r}"),
+        ))
     }
 }
 
@@ -482,7 +535,10 @@ fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:".contains(&b));
     if !valid {
-        return Err(ConfigError::at(path, format!("\"{name}\" is not a valid header name")));
+        return Err(ConfigError::at(
+            path,
+            format!("\"{name}\" is not a valid header name"),
+        ));
     }
     Ok(name.to_ascii_lowercase())
 }
@@ -568,7 +624,10 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
         let p = format!("sink.headers.{k}");
         let name = header_name(&p, &k)?;
         if name.starts_with(':') || name == "content-type" || name == "content-length" {
-            return Err(ConfigError::at(p, "is set by mesh-audit and cannot be overridden"));
+            return Err(ConfigError::at(
+                p,
+                "is set by mesh-audit and cannot be overridden",
+            ));
         }
         sink_headers.push((name, v));
     }
@@ -580,7 +639,10 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
         timeout_ms: match positive("sink.timeout_ms", s.timeout_ms, 5000)? {
             // The proxy-wasm ABI carries a dispatch timeout as 32-bit milliseconds.
             t if t > MAX_TIMEOUT_MS => {
-                return Err(ConfigError::at("sink.timeout_ms", format!("must be at most {MAX_TIMEOUT_MS} (one hour)")))
+                return Err(ConfigError::at(
+                    "sink.timeout_ms",
+                    format!("must be at most {MAX_TIMEOUT_MS} (one hour)"),
+                ))
             }
             t => t,
         },
@@ -591,8 +653,10 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
     let b = raw.batch;
     let max_records = positive("batch.max_records", b.max_records, 500)?;
     let max_bytes = positive("batch.max_bytes", b.max_bytes, 1_048_576)?;
-    let max_buffered_records = positive("batch.max_buffered_records", b.max_buffered_records, 20_000)?;
-    let max_buffered_bytes = positive("batch.max_buffered_bytes", b.max_buffered_bytes, 33_554_432)?;
+    let max_buffered_records =
+        positive("batch.max_buffered_records", b.max_buffered_records, 20_000)?;
+    let max_buffered_bytes =
+        positive("batch.max_buffered_bytes", b.max_buffered_bytes, 33_554_432)?;
     if max_buffered_records < max_records {
         return Err(ConfigError::at(
             "batch.max_buffered_records",
@@ -626,7 +690,10 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             format!("must be at least retry.backoff_base_ms ({backoff_base_ms})"),
         ));
     }
-    let retry = Retry { backoff_base_ms, backoff_max_ms };
+    let retry = Retry {
+        backoff_base_ms,
+        backoff_max_ms,
+    };
 
     let on_overflow = match raw.on_overflow.as_deref() {
         None | Some("drop") => Overflow::Drop,
@@ -650,7 +717,9 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
     let jwt = match c.jwt {
         None => None,
         Some(j) => {
-            let ns = j.metadata_namespace.unwrap_or_else(|| "envoy.filters.http.jwt_authn".into());
+            let ns = j
+                .metadata_namespace
+                .unwrap_or_else(|| "envoy.filters.http.jwt_authn".into());
             non_empty("capture.jwt.metadata_namespace", &ns)?;
             let key = j.payload_key.unwrap_or_else(|| "jwt_payload".into());
             non_empty("capture.jwt.payload_key", &key)?;
@@ -662,7 +731,11 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             for (i, claim) in claims.iter().enumerate() {
                 non_empty(&format!("capture.jwt.claims[{i}]"), claim)?;
             }
-            Some(Jwt { metadata_namespace: ns, payload_key: key, claims })
+            Some(Jwt {
+                metadata_namespace: ns,
+                payload_key: key,
+                claims,
+            })
         }
     };
     let capture = Capture {
@@ -700,7 +773,10 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             Err(e) => return Err(e),
         },
         (None, Some(p)) => {
-            return Err(ConfigError::at(p, "action \"hash\" needs redact.hash_key_env"))
+            return Err(ConfigError::at(
+                p,
+                "action \"hash\" needs redact.hash_key_env",
+            ))
         }
         (None, None) => None,
     };
@@ -724,7 +800,10 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             None => Vec::new(),
             Some(list) => {
                 if list.is_empty() {
-                    return Err(ConfigError::at(format!("{p}.when.status"), "must not be empty"));
+                    return Err(ConfigError::at(
+                        format!("{p}.when.status"),
+                        "must not be empty",
+                    ));
                 }
                 list.iter()
                     .enumerate()
@@ -778,7 +857,10 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
         let at = format!("access_policy[{i}]");
         non_empty(&format!("{at}.name"), &p.name)?;
         if !p.path_prefix.starts_with('/') {
-            return Err(ConfigError::at(format!("{at}.path_prefix"), "must start with /"));
+            return Err(ConfigError::at(
+                format!("{at}.path_prefix"),
+                "must start with /",
+            ));
         }
         for (j, pr) in p.allow_principals.iter().enumerate() {
             non_empty(&format!("{at}.allow_principals[{j}]"), pr)?;
@@ -786,7 +868,11 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
         access_policy.push(Policy {
             name: p.name,
             path_prefix: p.path_prefix,
-            allow_principals: p.allow_principals.iter().map(|s| PrincipalMatch::parse(s)).collect(),
+            allow_principals: p
+                .allow_principals
+                .iter()
+                .map(|s| PrincipalMatch::parse(s))
+                .collect(),
         });
     }
 

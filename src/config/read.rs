@@ -27,7 +27,10 @@ pub fn join(path: &str, key: &str) -> String {
 }
 
 fn type_error(path: &str, expected: &str, got: &Value) -> ConfigError {
-    ConfigError::at(if path.is_empty() { "$" } else { path }, format!("expected {expected}, got {}", describe(got)))
+    ConfigError::at(
+        if path.is_empty() { "$" } else { path },
+        format!("expected {expected}, got {}", describe(got)),
+    )
 }
 
 /// A JSON object whose keys were checked against the ones allowed.
@@ -45,10 +48,16 @@ impl<'a> Obj<'a> {
             let expected: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
             return Err(ConfigError::at(
                 join(path, k),
-                format!("unknown field `{k}`, expected one of {}", expected.join(", ")),
+                format!(
+                    "unknown field `{k}`, expected one of {}",
+                    expected.join(", ")
+                ),
             ));
         }
-        Ok(Obj { path: path.to_string(), map })
+        Ok(Obj {
+            path: path.to_string(),
+            map,
+        })
     }
 
     pub fn path(&self, key: &str) -> String {
@@ -61,28 +70,40 @@ impl<'a> Obj<'a> {
     }
 
     pub fn required(&self, key: &str) -> Result<&'a Value, ConfigError> {
-        self.get(key).ok_or_else(|| ConfigError::at(self.path(key), "is required"))
+        self.get(key)
+            .ok_or_else(|| ConfigError::at(self.path(key), "is required"))
     }
 
     pub fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        self.get(key).map(|v| as_string(v, &self.path(key))).transpose()
+        self.get(key)
+            .map(|v| as_string(v, &self.path(key)))
+            .transpose()
     }
 
     pub fn u64(&self, key: &str) -> Result<Option<u64>, ConfigError> {
         self.get(key)
-            .map(|v| v.as_u64().ok_or_else(|| type_error(&self.path(key), "a whole number >= 0", v)))
+            .map(|v| {
+                v.as_u64()
+                    .ok_or_else(|| type_error(&self.path(key), "a whole number >= 0", v))
+            })
             .transpose()
     }
 
     pub fn f64(&self, key: &str) -> Result<Option<f64>, ConfigError> {
         self.get(key)
-            .map(|v| v.as_f64().ok_or_else(|| type_error(&self.path(key), "a number", v)))
+            .map(|v| {
+                v.as_f64()
+                    .ok_or_else(|| type_error(&self.path(key), "a number", v))
+            })
             .transpose()
     }
 
     pub fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         self.get(key)
-            .map(|v| v.as_bool().ok_or_else(|| type_error(&self.path(key), "true or false", v)))
+            .map(|v| {
+                v.as_bool()
+                    .ok_or_else(|| type_error(&self.path(key), "true or false", v))
+            })
             .transpose()
     }
 
@@ -121,10 +142,14 @@ impl<'a> Obj<'a> {
 
     /// A nested object, if present.
     pub fn object(&self, key: &str, allowed: &[&str]) -> Result<Option<Obj<'a>>, ConfigError> {
-        self.get(key).map(|v| Obj::new(v, &self.path(key), allowed)).transpose()
+        self.get(key)
+            .map(|v| Obj::new(v, &self.path(key), allowed))
+            .transpose()
     }
 }
 
 pub fn as_string(v: &Value, path: &str) -> Result<String, ConfigError> {
-    v.as_str().map(str::to_string).ok_or_else(|| type_error(path, "a string", v))
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| type_error(path, "a string", v))
 }

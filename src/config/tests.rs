@@ -1,11 +1,23 @@
 use super::*;
 
 fn env_with(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-    move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    move |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
 }
 
 fn parse(json: &str) -> Result<Config, ConfigError> {
-    Config::from_json(json.as_bytes(), &env_with(&[("HK", "secret"), ("CK", "chainkey"), ("MESH_AUDIT_HASH_KEY", "secret"), ("MESH_AUDIT_CHAIN_KEY", "chainkey")]))
+    Config::from_json(
+        json.as_bytes(),
+        &env_with(&[
+            ("HK", "secret"),
+            ("CK", "chainkey"),
+            ("MESH_AUDIT_HASH_KEY", "secret"),
+            ("MESH_AUDIT_CHAIN_KEY", "chainkey"),
+        ]),
+    )
 }
 
 fn err(json: &str) -> String {
@@ -33,7 +45,13 @@ fn minimal_config_takes_the_documented_defaults() {
             max_in_flight: 2
         }
     );
-    assert_eq!(c.retry, Retry { backoff_base_ms: 200, backoff_max_ms: 30_000 });
+    assert_eq!(
+        c.retry,
+        Retry {
+            backoff_base_ms: 200,
+            backoff_max_ms: 30_000
+        }
+    );
     assert_eq!(c.on_overflow, Overflow::Drop);
     assert!(c.capture.query);
     assert!(c.capture.request_headers.is_empty());
@@ -55,13 +73,28 @@ fn otlp_defaults_to_v1_logs() {
 fn the_spec_example_is_valid() {
     let spec = include_str!("../../examples/configs/full.json");
     let c = parse(spec).unwrap();
-    assert_eq!(c.sink.headers, vec![("x-audit-tenant".to_string(), "shop".to_string())]);
-    assert_eq!(c.capture.request_headers, vec!["user-agent", "x-forwarded-for", "authorization"]);
+    assert_eq!(
+        c.sink.headers,
+        vec![("x-audit-tenant".to_string(), "shop".to_string())]
+    );
+    assert_eq!(
+        c.capture.request_headers,
+        vec!["user-agent", "x-forwarded-for", "authorization"]
+    );
     assert_eq!(c.sampling.rules.len(), 3);
-    assert_eq!(c.sampling.rules[0].when.status, vec![StatusMatch::Exact(401), StatusMatch::Exact(403), StatusMatch::Class(5)]);
+    assert_eq!(
+        c.sampling.rules[0].when.status,
+        vec![
+            StatusMatch::Exact(401),
+            StatusMatch::Exact(403),
+            StatusMatch::Class(5)
+        ]
+    );
     assert_eq!(
         c.sampling.rules[2].when.principal,
-        Some(PrincipalMatch::Prefix("spiffe://cluster.local/ns/batch/".into()))
+        Some(PrincipalMatch::Prefix(
+            "spiffe://cluster.local/ns/batch/".into()
+        ))
     );
     assert_eq!(c.redact.hash_key.as_deref(), Some(&b"secret"[..]));
     assert_eq!(c.access_policy[0].name, "admin-only");
@@ -105,19 +138,28 @@ fn bad_configs_name_the_path_and_the_problem() {
     ];
     for (json, want) in table {
         let got = err(json);
-        assert!(got.starts_with(want), "config {json}\n  got:  {got}\n  want: {want}");
+        assert!(
+            got.starts_with(want),
+            "config {json}\n  got:  {got}\n  want: {want}"
+        );
     }
 }
 
 #[test]
 fn error_line_is_the_documented_one() {
     let e = parse(r#"{"sink":{"cluster":""}}"#).unwrap_err();
-    assert_eq!(error_line(&e), "mesh-audit: invalid configuration: sink.cluster: must not be empty");
+    assert_eq!(
+        error_line(&e),
+        "mesh-audit: invalid configuration: sink.cluster: must not be empty"
+    );
 }
 
 #[test]
 fn keys_from_the_environment() {
-    let c = parse(r#"{"sink":{"cluster":"s"},"integrity":{"key_env":"CK"},"redact":{"hash_key_env":"HK"}}"#).unwrap();
+    let c = parse(
+        r#"{"sink":{"cluster":"s"},"integrity":{"key_env":"CK"},"redact":{"hash_key_env":"HK"}}"#,
+    )
+    .unwrap();
     assert_eq!(c.integrity.key.as_deref(), Some(&b"chainkey"[..]));
     assert_eq!(c.redact.hash_key.as_deref(), Some(&b"secret"[..]));
 }

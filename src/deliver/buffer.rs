@@ -47,9 +47,13 @@ pub struct Entry {
 enum State {
     /// Cut but not (successfully) handed to the proxy yet.
     Ready,
-    InFlight { token: u32 },
+    InFlight {
+        token: u32,
+    },
     /// Failed; may be sent again at `until_ms`.
-    Backoff { until_ms: u64 },
+    Backoff {
+        until_ms: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -93,9 +97,19 @@ pub fn classify(status: Option<u32>) -> Outcome {
 /// What a reply did to the buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Settled {
-    Delivered { records: usize },
-    WillRetry { records: usize, attempts: u32, delay_ms: u64 },
-    Rejected { records: usize, from_seq: u64, to_seq: u64 },
+    Delivered {
+        records: usize,
+    },
+    WillRetry {
+        records: usize,
+        attempts: u32,
+        delay_ms: u64,
+    },
+    Rejected {
+        records: usize,
+        from_seq: u64,
+        to_seq: u64,
+    },
     /// The token is not one of ours (a late or foreign reply): ignored.
     Unknown,
 }
@@ -150,7 +164,10 @@ impl Buffer {
     }
 
     pub fn in_flight(&self) -> usize {
-        self.batches.iter().filter(|b| matches!(b.state, State::InFlight { .. })).count()
+        self.batches
+            .iter()
+            .filter(|b| matches!(b.state, State::InFlight { .. }))
+            .count()
     }
 
     /// Whether `extra` more records of `len` bytes in total would fit.
@@ -234,7 +251,12 @@ impl Buffer {
             }
         }
         self.pending_bytes -= bytes;
-        self.batches.push_back(Batch { entries, bytes, attempts: 0, state: State::Ready });
+        self.batches.push_back(Batch {
+            entries,
+            bytes,
+            attempts: 0,
+            state: State::Ready,
+        });
     }
 
     fn find(&mut self, id: u64) -> Option<&mut Batch> {
@@ -257,7 +279,9 @@ impl Buffer {
             Some(b) => {
                 b.attempts += 1;
                 let delay = backoff_ms(&limits, b.attempts, jitter);
-                b.state = State::Backoff { until_ms: now_ms.saturating_add(delay) };
+                b.state = State::Backoff {
+                    until_ms: now_ms.saturating_add(delay),
+                };
                 delay
             }
             None => 0,
@@ -280,8 +304,14 @@ impl Buffer {
                     return Settled::Unknown;
                 };
                 let delay = backoff_ms(&limits, b.attempts, jitter);
-                b.state = State::Backoff { until_ms: now_ms.saturating_add(delay) };
-                Settled::WillRetry { records: b.entries.len(), attempts: b.attempts, delay_ms: delay }
+                b.state = State::Backoff {
+                    until_ms: now_ms.saturating_add(delay),
+                };
+                Settled::WillRetry {
+                    records: b.entries.len(),
+                    attempts: b.attempts,
+                    delay_ms: delay,
+                }
             }
             Outcome::Ack | Outcome::Reject => {
                 let Some(b) = self.batches.remove(index) else {
@@ -290,7 +320,9 @@ impl Buffer {
                 self.records -= b.entries.len();
                 self.bytes -= b.bytes;
                 if outcome == Outcome::Ack {
-                    Settled::Delivered { records: b.entries.len() }
+                    Settled::Delivered {
+                        records: b.entries.len(),
+                    }
                 } else {
                     Settled::Rejected {
                         records: b.entries.len(),

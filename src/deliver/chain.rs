@@ -36,7 +36,13 @@ pub struct Sequencer {
 
 impl Sequencer {
     pub fn new(emitter: String, chain: bool, key: Option<Vec<u8>>) -> Self {
-        Sequencer { emitter, next_seq: 1, chain, key, prev: GENESIS.to_string() }
+        Sequencer {
+            emitter,
+            next_seq: 1,
+            chain,
+            key,
+            prev: GENESIS.to_string(),
+        }
     }
 
     pub fn emitter(&self) -> &str {

@@ -10,8 +10,8 @@ mod tests;
 use crate::audit::time::parse_rfc3339;
 use prost::Message;
 use proto::{
-    AnyValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue, LogRecord, ResourceLogs, ScopeLogs, Severity,
-    Value,
+    AnyValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue, LogRecord, ResourceLogs,
+    ScopeLogs, Severity, Value,
 };
 
 pub const CONTENT_TYPE: &str = "application/x-protobuf";
@@ -34,8 +34,10 @@ pub struct Resource<'a> {
 /// holding a `LogRecord` per line. `lines` are the records' exact JSON bytes
 /// as chained; `observed_nanos` is the time of encoding.
 pub fn encode(lines: &[&[u8]], resource: &Resource, observed_nanos: u64) -> Vec<u8> {
-    let mut attributes =
-        vec![KeyValue::string("service.name", SERVICE_NAME), KeyValue::string("mesh_audit.emitter", resource.emitter)];
+    let mut attributes = vec![
+        KeyValue::string("service.name", SERVICE_NAME),
+        KeyValue::string("mesh_audit.emitter", resource.emitter),
+    ];
     if let Some(node) = resource.node_id {
         attributes.push(KeyValue::string("service.instance.id", node));
     }
@@ -47,7 +49,10 @@ pub fn encode(lines: &[&[u8]], resource: &Resource, observed_nanos: u64) -> Vec<
                     name: SCOPE_NAME.to_string(),
                     version: resource.version.to_string(),
                 }),
-                log_records: lines.iter().map(|line| log_record(line, observed_nanos)).collect(),
+                log_records: lines
+                    .iter()
+                    .map(|line| log_record(line, observed_nanos))
+                    .collect(),
             }],
         }],
     };
@@ -87,8 +92,8 @@ fn log_record(line: &[u8], observed_nanos: u64) -> LogRecord {
 /// Every `LogRecord` body of an `ExportLogsServiceRequest`, in order: the
 /// exact record lines. Errors say what is wrong, for a `400` answer.
 pub fn record_lines(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let request =
-        ExportLogsServiceRequest::decode(body).map_err(|e| format!("not an OTLP ExportLogsServiceRequest: {e}"))?;
+    let request = ExportLogsServiceRequest::decode(body)
+        .map_err(|e| format!("not an OTLP ExportLogsServiceRequest: {e}"))?;
     let mut lines = Vec::new();
     for (r, resource_logs) in request.resource_logs.into_iter().enumerate() {
         for (s, scope_logs) in resource_logs.scope_logs.into_iter().enumerate() {
@@ -96,7 +101,11 @@ pub fn record_lines(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
                 match log.body.and_then(|b| b.value) {
                     Some(Value::String(line)) => lines.push(line.into_bytes()),
                     Some(Value::Bytes(line)) => lines.push(line),
-                    _ => return Err(format!("resource_logs[{r}].scope_logs[{s}].log_records[{l}]: no string body")),
+                    _ => {
+                        return Err(format!(
+                            "resource_logs[{r}].scope_logs[{s}].log_records[{l}]: no string body"
+                        ))
+                    }
                 }
             }
         }

@@ -63,7 +63,11 @@ impl ConnFacts {
         ConnFacts {
             source,
             destination,
-            tls: Tls { mtls, version: tls_ver, sni },
+            tls: Tls {
+                mtls,
+                version: tls_ver,
+                sni,
+            },
             protocol: text(host, &["request", "protocol"]),
         }
     }
@@ -94,5 +98,4 @@ impl ConnCache {
         self.map.insert(id, Rc::clone(&facts));
         facts
     }
-
 }

@@ -14,7 +14,9 @@ pub fn install() {
         ProxyHost.log(Level::Critical, &format!("mesh-audit: panic: {info}"));
     }));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(Root { auditor: Rc::new(RefCell::new(Auditor::new(&ProxyHost))) })
+        Box::new(Root {
+            auditor: Rc::new(RefCell::new(Auditor::new(&ProxyHost))),
+        })
     });
 }
 
@@ -55,7 +57,10 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Request { auditor: Rc::clone(&self.auditor), rejected: false }))
+        Some(Box::new(Request {
+            auditor: Rc::clone(&self.auditor),
+            rejected: false,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -75,7 +80,11 @@ impl HttpContext for Request {
         // The borrow ends before the reply: a local reply may call back into us.
         if with(&self.auditor, false, |a| a.must_reject()) {
             self.rejected = true;
-            ProxyHost.send_local_reply(503, b"audit unavailable", &[("content-type", "text/plain")]);
+            ProxyHost.send_local_reply(
+                503,
+                b"audit unavailable",
+                &[("content-type", "text/plain")],
+            );
             return Action::Pause;
         }
         Action::Continue

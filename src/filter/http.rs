@@ -9,7 +9,9 @@
 use super::root::Auditor;
 use super::stats::Counter;
 use crate::audit::identity::{decision, decode_flags, span_id, trace_id};
-use crate::audit::record::{Decision, Fields, Kind, Plugin, Record, Request, Response, Route, Sample};
+use crate::audit::record::{
+    Decision, Fields, Kind, Plugin, Record, Request, Response, Route, Sample,
+};
 use crate::audit::sample::Facts;
 use crate::audit::time::format_rfc3339;
 use crate::audit::{jwt, policy};
@@ -27,7 +29,10 @@ pub enum Naming {
 }
 
 fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
 }
 
 fn header_str(headers: &Headers, name: &str) -> Option<String> {
@@ -76,12 +81,18 @@ fn route_facts(host: &dyn Host, naming: &mut Naming) -> Route {
 /// `on_log`: audit the request that just finished.
 pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     let draw = auditor.draw();
-    let Some(active) = auditor.active.as_mut() else { return };
+    let Some(active) = auditor.active.as_mut() else {
+        return;
+    };
     let req_headers = host.headers(Map::RequestHeaders);
     let resp_headers = host.headers(Map::ResponseHeaders);
     let status = header_str(&resp_headers, ":status")
         .and_then(|s| s.trim().parse::<u32>().ok())
-        .or_else(|| int(host, &["response", "code"]).map(|c| c as u32).filter(|&c| c != 0));
+        .or_else(|| {
+            int(host, &["response", "code"])
+                .map(|c| c as u32)
+                .filter(|&c| c != 0)
+        });
     let method = header_str(&req_headers, ":method");
     let full_path = header_str(&req_headers, ":path");
     let (path, query) = match full_path.as_deref().map(|p| p.split_once('?')) {
@@ -91,7 +102,11 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     };
 
     let needs_identity = active.rules_use_principal || !active.config.access_policy.is_empty();
-    let conn = needs_identity.then(|| active.conns.get_or_read(int(host, &["connection", "id"]), host));
+    let conn = needs_identity.then(|| {
+        active
+            .conns
+            .get_or_read(int(host, &["connection", "id"]), host)
+    });
     let principal = conn.as_ref().and_then(|c| c.source.principal.clone());
     let violation = path
         .as_deref()
@@ -137,7 +152,9 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
 
     let conn = match conn {
         Some(c) => c,
-        None => active.conns.get_or_read(int(host, &["connection", "id"]), host),
+        None => active
+            .conns
+            .get_or_read(int(host, &["connection", "id"]), host),
     };
     let route = match route {
         Some(r) => r,
@@ -147,22 +164,39 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     let start = int(host, &["request", "time"]).unwrap_or_else(|| host.now_nanos());
     let duration = int(host, &["request", "duration"]);
     let details = early_details.unwrap_or_else(|| text(host, &["response", "code_details"]));
-    let flags = int(host, &["response", "flags"]).map(decode_flags).unwrap_or_default();
+    let flags = int(host, &["response", "flags"])
+        .map(decode_flags)
+        .unwrap_or_default();
 
     let mut redacted = Vec::new();
     let cfg = &active.config;
     let request_headers = (!cfg.capture.request_headers.is_empty()).then(|| {
-        active.redactor.headers(&req_headers, &cfg.capture.request_headers, "request.headers", &mut redacted)
+        active.redactor.headers(
+            &req_headers,
+            &cfg.capture.request_headers,
+            "request.headers",
+            &mut redacted,
+        )
     });
     let query = match (cfg.capture.query, query) {
         (true, Some(q)) if !q.is_empty() => Some(active.redactor.query(&q, &mut redacted)),
         _ => None,
     };
     let response_headers = (!cfg.capture.response_headers.is_empty()).then(|| {
-        active.redactor.headers(&resp_headers, &cfg.capture.response_headers, "response.headers", &mut redacted)
+        active.redactor.headers(
+            &resp_headers,
+            &cfg.capture.response_headers,
+            "response.headers",
+            &mut redacted,
+        )
     });
     let user = cfg.capture.jwt.as_ref().and_then(|j| {
-        let payload = ["metadata", "filter_metadata", j.metadata_namespace.as_str(), j.payload_key.as_str()];
+        let payload = [
+            "metadata",
+            "filter_metadata",
+            j.metadata_namespace.as_str(),
+            j.payload_key.as_str(),
+        ];
         let claims = match host.property_or_error(&payload) {
             Ok(Some(bytes)) => jwt::claims_from_struct(&bytes, &j.claims),
             Ok(None) => return None,
@@ -182,7 +216,8 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     });
 
     let mut r = Record::new(Kind::Request, format_rfc3339(start));
-    r.request_id = header_str(&req_headers, "x-request-id").or_else(|| text(host, &["request", "id"]));
+    r.request_id =
+        header_str(&req_headers, "x-request-id").or_else(|| text(host, &["request", "id"]));
     let traceparent = header_str(&req_headers, "traceparent");
     r.trace_id = traceparent.as_deref().and_then(trace_id);
     r.span_id = traceparent.as_deref().and_then(span_id);
@@ -193,7 +228,8 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     r.request = Some(Request {
         method,
         scheme: header_str(&req_headers, ":scheme"),
-        authority: header_str(&req_headers, ":authority").or_else(|| header_str(&req_headers, "host")),
+        authority: header_str(&req_headers, ":authority")
+            .or_else(|| header_str(&req_headers, "host")),
         path,
         query,
         protocol: conn.protocol.clone(),
@@ -211,9 +247,15 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     r.route = Some(route).filter(|r| *r != Route::default());
     r.duration_ms = duration.map(|d| (d / 1_000) as f64 / 1_000.0);
     r.violation = violation;
-    r.sample = Some(Sample { rule: verdict.rule, rate: verdict.rate });
+    r.sample = Some(Sample {
+        rule: verdict.rule,
+        rate: verdict.rate,
+    });
     r.redacted = redacted;
-    r.plugin = Some(Plugin { version: crate::VERSION.to_string(), config: cfg.digest.clone() });
+    r.plugin = Some(Plugin {
+        version: crate::VERSION.to_string(),
+        config: cfg.digest.clone(),
+    });
     let end = start.saturating_add(duration.unwrap_or(0));
     auditor.admit(host, r, end);
 }

@@ -135,7 +135,11 @@ impl Auditor {
         let (seq, buffer) = match self.active.take() {
             Some(old) => (old.seq, old.buffer),
             None => (
-                Sequencer::new(self.emitter.clone(), config.integrity.chain, config.integrity.key.clone()),
+                Sequencer::new(
+                    self.emitter.clone(),
+                    config.integrity.chain,
+                    config.integrity.key.clone(),
+                ),
                 Buffer::new(limits.clone()),
             ),
         };
@@ -199,7 +203,9 @@ impl Auditor {
     /// Admission (SPEC §2.2): stamps, chains and buffers `record`, or counts it
     /// as not admitted when the buffer is full. `at_nanos` is the record's time.
     pub fn admit(&mut self, host: &dyn Host, record: Record, at_nanos: u64) {
-        let Some(a) = self.active.as_mut() else { return };
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
         // Report earlier losses first, so the loss record precedes what follows it.
         report_losses(a, &mut self.stats, 2, at_nanos);
         let mut record = record;
@@ -248,7 +254,9 @@ impl Auditor {
             .find(|(k, _)| k == ":status")
             .and_then(|(_, v)| std::str::from_utf8(&v).ok()?.trim().parse::<u32>().ok());
         let jitter = self.draw();
-        let Some(a) = self.active.as_mut() else { return };
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
         match a.buffer.settle(token, classify(status), now_ms, jitter) {
             Settled::Delivered { records } => {
                 self.stats.add(Counter::RecordsDelivered, records as u64);
@@ -257,11 +265,18 @@ impl Auditor {
                     host.log(Level::Info, "mesh-audit: sink accepts batches again");
                 }
             }
-            Settled::WillRetry { records, attempts, delay_ms } => {
+            Settled::WillRetry {
+                records,
+                attempts,
+                delay_ms,
+            } => {
                 self.stats.add(Counter::BatchFailures, 1);
                 if !self.warned.sink_failing {
                     self.warned.sink_failing = true;
-                    let why = status.map_or("no reply (connect failure or timeout)".to_string(), |s| format!("status {s}"));
+                    let why = status
+                        .map_or("no reply (connect failure or timeout)".to_string(), |s| {
+                            format!("status {s}")
+                        });
                     host.log(
                         Level::Warn,
                         &format!(
@@ -271,7 +286,11 @@ impl Auditor {
                     );
                 }
             }
-            Settled::Rejected { records, from_seq, to_seq } => {
+            Settled::Rejected {
+                records,
+                from_seq,
+                to_seq,
+            } => {
                 self.stats.add(Counter::BatchFailures, 1);
                 self.stats.add(Counter::RecordsRejected, records as u64);
                 if !self.warned.sink_rejected {
@@ -286,7 +305,13 @@ impl Auditor {
                     );
                 }
                 let ts = format_rfc3339(now_nanos);
-                let mut loss = Record::loss(LossReason::Rejected, records as u64, ts.clone(), ts.clone(), ts);
+                let mut loss = Record::loss(
+                    LossReason::Rejected,
+                    records as u64,
+                    ts.clone(),
+                    ts.clone(),
+                    ts,
+                );
                 loss.from_seq = Some(from_seq);
                 loss.to_seq = Some(to_seq);
                 // A rejection loss record is always kept: it may exceed the cap by one.
@@ -309,7 +334,9 @@ impl Auditor {
     pub fn shutdown(&mut self, host: &dyn Host) -> bool {
         let now_nanos = host.now_nanos();
         let now_ms = now_nanos / 1_000_000;
-        let Some(a) = self.active.as_mut() else { return true };
+        let Some(a) = self.active.as_mut() else {
+            return true;
+        };
         report_losses(a, &mut self.stats, 1, now_nanos);
         if a.buffer.is_empty() {
             self.publish(host);
@@ -317,7 +344,10 @@ impl Auditor {
         }
         host.log(
             Level::Info,
-            &format!("mesh-audit: draining {} buffered records before shutdown", a.buffer.records()),
+            &format!(
+                "mesh-audit: draining {} buffered records before shutdown",
+                a.buffer.records()
+            ),
         );
         self.draining = true;
         self.drain_deadline_ms = now_ms.saturating_add(a.config.sink.timeout_ms);
@@ -330,7 +360,10 @@ impl Auditor {
         self.done_called = true;
         let left = self.active.as_ref().map_or(0, |a| a.buffer.records());
         let level = if left == 0 { Level::Info } else { Level::Warn };
-        host.log(level, &format!("mesh-audit: shutdown: {why}; {left} records undelivered"));
+        host.log(
+            level,
+            &format!("mesh-audit: shutdown: {why}; {left} records undelivered"),
+        );
         host.done();
     }
 
@@ -342,21 +375,35 @@ impl Auditor {
         let draining = self.draining;
         loop {
             let jitter = self.draw();
-            let Some(a) = self.active.as_mut() else { return };
-            let interval_due =
-                draining || now_ms.saturating_sub(a.last_flush_ms) >= a.config.batch.flush_interval_ms;
+            let Some(a) = self.active.as_mut() else {
+                return;
+            };
+            let interval_due = draining
+                || now_ms.saturating_sub(a.last_flush_ms) >= a.config.batch.flush_interval_ms;
             let sink = &a.config.sink;
-            let Some(send) = a.buffer.next_send(now_ms, interval_due, burst) else { return };
-            let (id, attempt, range) = (send.id, send.attempt, format!("{}-{}", send.first_seq, send.last_seq));
+            let Some(send) = a.buffer.next_send(now_ms, interval_due, burst) else {
+                return;
+            };
+            let (id, attempt, range) = (
+                send.id,
+                send.attempt,
+                format!("{}-{}", send.first_seq, send.last_seq),
+            );
             let (content_type, body) = match sink.format {
-                Format::Jsonl => (encode_json::CONTENT_TYPE, encode_json::encode(send.lines.iter().copied())),
+                Format::Jsonl => (
+                    encode_json::CONTENT_TYPE,
+                    encode_json::encode(send.lines.iter().copied()),
+                ),
                 Format::Otlp => {
                     let resource = encode_otlp::Resource {
                         emitter: &self.emitter,
                         node_id: a.node_id.as_deref(),
                         version: crate::VERSION,
                     };
-                    (encode_otlp::CONTENT_TYPE, encode_otlp::encode(&send.lines, &resource, now_ms * 1_000_000))
+                    (
+                        encode_otlp::CONTENT_TYPE,
+                        encode_otlp::encode(&send.lines, &resource, now_ms * 1_000_000),
+                    )
                 }
             };
             let mut headers: Vec<(&str, &str)> = vec![
@@ -414,7 +461,10 @@ impl Auditor {
     /// Publishes counters and the buffered gauge (one consistent snapshot per
     /// call, so admitted = delivered + rejected + buffered holds in the stats).
     fn publish(&mut self, host: &dyn Host) {
-        let buffered = self.active.as_ref().map_or(0, |a| a.buffer.records() as u64);
+        let buffered = self
+            .active
+            .as_ref()
+            .map_or(0, |a| a.buffer.records() as u64);
         self.stats.publish(host, buffered);
     }
 }

@@ -21,7 +21,10 @@ pub enum Counter {
 const COUNTERS: [(Counter, &str); 10] = [
     (Counter::RecordsAdmitted, "mesh_audit.records_admitted"),
     (Counter::RecordsSampledOut, "mesh_audit.records_sampled_out"),
-    (Counter::RecordsNotAdmitted, "mesh_audit.records_not_admitted"),
+    (
+        Counter::RecordsNotAdmitted,
+        "mesh_audit.records_not_admitted",
+    ),
     (Counter::RecordsDelivered, "mesh_audit.records_delivered"),
     (Counter::RecordsRejected, "mesh_audit.records_rejected"),
     (Counter::BatchesSent, "mesh_audit.batches_sent"),

@@ -11,7 +11,11 @@ use serde_json::json;
 fn configured(config: &str) -> (FakeHost, Auditor) {
     let host = FakeHost::new(config);
     let mut a = Auditor::new(&host);
-    assert!(a.configure(&host), "config rejected: {:?}", host.logs.borrow());
+    assert!(
+        a.configure(&host),
+        "config rejected: {:?}",
+        host.logs.borrow()
+    );
     (host, a)
 }
 
@@ -33,7 +37,10 @@ fn a_bad_config_logs_one_line_and_refuses() {
     assert!(!a.configure(&host));
     let logs = host.logs.borrow();
     assert_eq!(logs.len(), 1);
-    assert_eq!(logs[0].1, "mesh-audit: invalid configuration: batch.max_records: must be greater than 0");
+    assert_eq!(
+        logs[0].1,
+        "mesh-audit: invalid configuration: batch.max_records: must be greater than 0"
+    );
 }
 
 #[test]
@@ -51,7 +58,12 @@ fn a_request_becomes_a_complete_record() {
     let c = &calls[0];
     assert_eq!(c.cluster, "audit_sink");
     assert_eq!(c.timeout_ms, 5000);
-    let h = |k: &str| c.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let h = |k: &str| {
+        c.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(h(":path").as_deref(), Some("/v1/audit"));
     assert_eq!(h(":method").as_deref(), Some("POST"));
     assert_eq!(h(":authority").as_deref(), Some("audit_sink"));
@@ -73,8 +85,14 @@ fn a_request_becomes_a_complete_record() {
                "trust_domain":"cluster.local","namespace":"shop","service_account":"frontend",
                "subject":"O=acme,CN=frontend","cert_sha256":"9502d3aa"})
     );
-    assert_eq!(r["destination"], json!({"address":"10.0.0.9:8443","principal":"spiffe://cluster.local/ns/default/sa/backend"}));
-    assert_eq!(r["tls"], json!({"mtls":true,"version":"TLSv1.3","sni":"backend.default.svc"}));
+    assert_eq!(
+        r["destination"],
+        json!({"address":"10.0.0.9:8443","principal":"spiffe://cluster.local/ns/default/sa/backend"})
+    );
+    assert_eq!(
+        r["tls"],
+        json!({"mtls":true,"version":"TLSv1.3","sni":"backend.default.svc"})
+    );
     assert_eq!(
         r["request"],
         json!({"method":"GET","scheme":"https","authority":"backend","path":"/orders/42",
@@ -85,17 +103,45 @@ fn a_request_becomes_a_complete_record() {
         r["response"],
         json!({"code":200,"code_details":"via_upstream","headers":{"content-type":"application/json"},"bytes":94})
     );
-    assert_eq!(r["route"], json!({"name":"orders","cluster":"backend","virtual_host":"backend"}));
+    assert_eq!(
+        r["route"],
+        json!({"name":"orders","cluster":"backend","virtual_host":"backend"})
+    );
     assert_eq!(r["duration_ms"], 1.234);
     assert_eq!(r["decision"], "allowed");
     assert_eq!(r["sample"], json!({"rate":1.0}));
-    assert_eq!(r["redacted"], json!(["request.headers.authorization", "request.query.token"]));
+    assert_eq!(
+        r["redacted"],
+        json!(["request.headers.authorization", "request.query.token"])
+    );
     assert_eq!(r["plugin"]["version"], crate::VERSION);
     // Field order is the contract: the chain hashes these exact bytes.
     let body = String::from_utf8(calls[0].body.clone()).unwrap();
-    let order = ["kind", "ts", "emitter", "seq", "prev", "request_id", "trace_id", "span_id", "source", "destination",
-        "tls", "request", "response", "route", "duration_ms", "decision", "sample", "redacted", "plugin"];
-    let pos: Vec<usize> = order.iter().map(|k| body.find(&format!("\"{k}\":")).unwrap()).collect();
+    let order = [
+        "kind",
+        "ts",
+        "emitter",
+        "seq",
+        "prev",
+        "request_id",
+        "trace_id",
+        "span_id",
+        "source",
+        "destination",
+        "tls",
+        "request",
+        "response",
+        "route",
+        "duration_ms",
+        "decision",
+        "sample",
+        "redacted",
+        "plugin",
+    ];
+    let pos: Vec<usize> = order
+        .iter()
+        .map(|k| body.find(&format!("\"{k}\":")).unwrap())
+        .collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "field order {pos:?}");
 }
 
@@ -111,7 +157,11 @@ fn plaintext_requests_have_no_identity_and_no_error() {
     let r = &host.records_in(0)[0];
     assert_eq!(r["tls"], json!({"mtls": false}));
     assert_eq!(r["source"], json!({"address":"127.0.0.1:4000"}));
-    assert!(host.logs.borrow().iter().all(|(l, _)| *l < crate::host::Level::Warn));
+    assert!(host
+        .logs
+        .borrow()
+        .iter()
+        .all(|(l, _)| *l < crate::host::Level::Warn));
 }
 
 #[test]
@@ -121,11 +171,17 @@ fn decisions_and_flags_come_from_the_response() {
     host.finished_request("a");
     host.response(&[(":status", "503")]);
     host.int("response.flags", 0x20 | 0x2);
-    host.prop("response.code_details", "upstream_reset_before_response_started{connection_failure}");
+    host.prop(
+        "response.code_details",
+        "upstream_reset_before_response_started{connection_failure}",
+    );
     on_log(&mut a, &host);
     host.finished_request("b");
     host.response(&[(":status", "403")]);
-    host.prop("response.code_details", "rbac_access_denied_matched_policy[none]");
+    host.prop(
+        "response.code_details",
+        "rbac_access_denied_matched_policy[none]",
+    );
     on_log(&mut a, &host);
     host.advance(1000);
     a.tick(&host);
@@ -138,11 +194,16 @@ fn decisions_and_flags_come_from_the_response() {
 
 #[test]
 fn flushes_on_size_at_the_next_tick_and_on_interval() {
-    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"flush_interval_ms":60000}}"#);
+    let (host, mut a) = configured(
+        r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"flush_interval_ms":60000}}"#,
+    );
     assert_eq!(host.tick_ms.get(), 100);
     one_request(&host, &mut a, 1, "a");
     a.tick(&host);
-    assert!(host.calls.borrow().is_empty(), "one record, interval not due");
+    assert!(
+        host.calls.borrow().is_empty(),
+        "one record, interval not due"
+    );
     one_request(&host, &mut a, 1, "b");
     one_request(&host, &mut a, 1, "c");
     a.tick(&host);
@@ -162,7 +223,14 @@ fn failed_batches_are_retried_and_counted_until_acknowledged() {
     host.advance(1000);
     a.tick(&host);
     assert!(host.calls.borrow().is_empty());
-    assert_eq!(host.logs.borrow().iter().filter(|(_, m)| m.contains("cannot dispatch")).count(), 1);
+    assert_eq!(
+        host.logs
+            .borrow()
+            .iter()
+            .filter(|(_, m)| m.contains("cannot dispatch"))
+            .count(),
+        1
+    );
     host.refuse_dispatch.set(false);
     host.advance(200);
     a.tick(&host);
@@ -171,7 +239,11 @@ fn failed_batches_are_retried_and_counted_until_acknowledged() {
     host.advance(400);
     a.tick(&host);
     assert_eq!(host.calls.borrow().len(), 2);
-    assert_eq!(host.calls.borrow()[1].body, host.calls.borrow()[0].body, "a retry resends the same bytes");
+    assert_eq!(
+        host.calls.borrow()[1].body,
+        host.calls.borrow()[0].body,
+        "a retry resends the same bytes"
+    );
     reply(&host, &mut a, 2, "200");
     a.tick(&host);
     assert_eq!(host.metric("mesh_audit.records_admitted"), 1);
@@ -179,7 +251,13 @@ fn failed_batches_are_retried_and_counted_until_acknowledged() {
     assert_eq!(host.metric("mesh_audit.records_buffered"), 0);
     assert_eq!(host.metric("mesh_audit.batch_failures"), 2);
     assert_eq!(host.metric("mesh_audit.batch_retries"), 2);
-    let debug: Vec<String> = host.logs.borrow().iter().filter(|(l, _)| *l == crate::host::Level::Debug).map(|(_, m)| m.clone()).collect();
+    let debug: Vec<String> = host
+        .logs
+        .borrow()
+        .iter()
+        .filter(|(l, _)| *l == crate::host::Level::Debug)
+        .map(|(_, m)| m.clone())
+        .collect();
     assert_eq!(debug.len(), 2, "one debug line per batch sent: {debug:?}");
     assert!(debug[1].starts_with("mesh-audit: sent records 1-1 to s (attempt 3); admitted=1 delivered=0 rejected=0 buffered=1 in_flight=1"), "{}", debug[1]);
 }
@@ -197,7 +275,14 @@ fn a_rejected_batch_is_reported_by_a_loss_record() {
     let loss = &host.records_in(1)[0];
     assert_eq!(loss["kind"], "loss");
     assert_eq!(loss["reason"], "rejected");
-    assert_eq!((loss["from_seq"].as_u64(), loss["to_seq"].as_u64(), loss["count"].as_u64()), (Some(1), Some(2), Some(2)));
+    assert_eq!(
+        (
+            loss["from_seq"].as_u64(),
+            loss["to_seq"].as_u64(),
+            loss["count"].as_u64()
+        ),
+        (Some(1), Some(2), Some(2))
+    );
     assert_eq!(loss["seq"], 3);
     assert_eq!(host.metric("mesh_audit.records_rejected"), 2);
 }
@@ -221,7 +306,10 @@ fn a_full_buffer_counts_and_reports_what_it_could_not_admit() {
     assert_eq!(recs[0]["reason"], "buffer_full");
     assert_eq!(recs[0]["count"], 2);
     assert_eq!(recs[1]["request_id"], "e");
-    assert_eq!((recs[0]["seq"].as_u64(), recs[1]["seq"].as_u64()), (Some(3), Some(4)));
+    assert_eq!(
+        (recs[0]["seq"].as_u64(), recs[1]["seq"].as_u64()),
+        (Some(3), Some(4))
+    );
 }
 
 #[test]
@@ -241,7 +329,8 @@ fn fail_closed_rejects_only_while_full() {
 
 #[test]
 fn shutdown_drains_then_calls_done() {
-    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"batch":{"flush_interval_ms":60000}}"#);
+    let (host, mut a) =
+        configured(r#"{"sink":{"cluster":"s"},"batch":{"flush_interval_ms":60000}}"#);
     one_request(&host, &mut a, 1, "a");
     assert!(!a.shutdown(&host));
     assert_eq!(host.calls.borrow().len(), 1, "flushed at once");
@@ -261,7 +350,11 @@ fn shutdown_gives_up_after_the_sink_timeout() {
     host.advance(1);
     a.tick(&host);
     assert!(host.done.get());
-    assert!(host.logs.borrow().iter().any(|(_, m)| m.contains("1 records undelivered")));
+    assert!(host
+        .logs
+        .borrow()
+        .iter()
+        .any(|(_, m)| m.contains("1 records undelivered")));
 }
 
 #[test]
@@ -272,7 +365,8 @@ fn an_idle_shutdown_finishes_at_once() {
 
 #[test]
 fn connection_facts_are_read_once_per_connection() {
-    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["user-agent"]}}"#);
+    let (host, mut a) =
+        configured(r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["user-agent"]}}"#);
     one_request(&host, &mut a, 9, "a");
     let first = host.property_reads.get();
     one_request(&host, &mut a, 9, "b");
@@ -280,7 +374,10 @@ fn connection_facts_are_read_once_per_connection() {
     // connection.id, request.time, request.duration, request.size, response.size,
     // response.code_details, response.flags and three route names; the two
     // header maps are separate calls.
-    assert_eq!(second, 10, "property reads for a request on a known connection");
+    assert_eq!(
+        second, 10,
+        "property reads for a request on a known connection"
+    );
 }
 
 #[test]
@@ -290,12 +387,20 @@ fn sampled_out_requests_are_counted_and_cheap() {
     host.finished_request("a");
     let before = host.property_reads.get();
     on_log(&mut a, &host);
-    assert_eq!(host.property_reads.get() - before, 0, "the header maps decide it");
+    assert_eq!(
+        host.property_reads.get() - before,
+        0,
+        "the header maps decide it"
+    );
     host.response(&[(":status", "403")]);
     on_log(&mut a, &host);
     a.tick(&host);
     assert_eq!(host.metric("mesh_audit.records_sampled_out"), 1);
-    assert_eq!(host.metric("mesh_audit.records_admitted"), 1, "denied requests are always kept");
+    assert_eq!(
+        host.metric("mesh_audit.records_admitted"),
+        1,
+        "denied requests are always kept"
+    );
 }
 
 #[test]
@@ -321,7 +426,11 @@ fn jwt_claims_come_from_verified_metadata_and_fall_back_claim_by_claim() {
         p.extend_from_slice(&k.to_le_bytes());
         p.extend_from_slice(&v.to_le_bytes());
     }
-    for (k, v) in [(&b"sub"[..], &b"alice"[..]), (b"email", b"alice@example.com"), (b"exp", &4_102_444_800f64.to_le_bytes())] {
+    for (k, v) in [
+        (&b"sub"[..], &b"alice"[..]),
+        (b"email", b"alice@example.com"),
+        (b"exp", &4_102_444_800f64.to_le_bytes()),
+    ] {
         p.extend_from_slice(k);
         p.push(0);
         p.extend_from_slice(v);
@@ -338,8 +447,14 @@ fn jwt_claims_come_from_verified_metadata_and_fall_back_claim_by_claim() {
     assert_eq!(recs[0]["user"]["sub"], "alice");
     assert_eq!(recs[0]["user"]["exp"], 4_102_444_800i64);
     let email = recs[0]["user"]["email"].as_str().unwrap();
-    assert!(email.starts_with("hmac-sha256:") && email.len() == 12 + 32, "{email}");
-    assert!(recs[0]["redacted"].as_array().unwrap().contains(&json!("user.email")));
+    assert!(
+        email.starts_with("hmac-sha256:") && email.len() == 12 + 32,
+        "{email}"
+    );
+    assert!(recs[0]["redacted"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("user.email")));
     assert_eq!(recs[1]["user"], json!({"sub": "bob"}));
 }
 
@@ -377,19 +492,35 @@ fn a_loss_is_reported_on_tick_even_without_more_traffic() {
     host.advance(60_000);
     a.tick(&host);
     let loss = &host.records_in(1)[0];
-    assert_eq!((loss["kind"].as_str(), loss["reason"].as_str(), loss["count"].as_u64()), (Some("loss"), Some("buffer_full"), Some(1)));
+    assert_eq!(
+        (
+            loss["kind"].as_str(),
+            loss["reason"].as_str(),
+            loss["count"].as_u64()
+        ),
+        (Some("loss"), Some("buffer_full"), Some(1))
+    );
 }
 
 #[test]
 fn a_drain_against_a_failing_sink_keeps_its_backoff() {
-    let (host, mut a) = configured(r#"{"sink":{"cluster":"s","timeout_ms":2000},"retry":{"backoff_base_ms":400}}"#);
+    let (host, mut a) =
+        configured(r#"{"sink":{"cluster":"s","timeout_ms":2000},"retry":{"backoff_base_ms":400}}"#);
     one_request(&host, &mut a, 1, "a");
     assert!(!a.shutdown(&host));
     reply(&host, &mut a, 1, "503");
-    assert_eq!(host.calls.borrow().len(), 1, "no immediate resend after a failure while draining");
+    assert_eq!(
+        host.calls.borrow().len(),
+        1,
+        "no immediate resend after a failure while draining"
+    );
     host.advance(400);
     a.tick(&host);
-    assert_eq!(host.calls.borrow().len(), 2, "resent once its backoff passed");
+    assert_eq!(
+        host.calls.borrow().len(),
+        2,
+        "resent once its backoff passed"
+    );
     host.advance(1600);
     a.tick(&host);
     assert!(host.done.get());

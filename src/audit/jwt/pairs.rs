@@ -16,7 +16,9 @@ pub use crate::host::pairs as parse;
 
 fn printable(bytes: &[u8]) -> Option<&str> {
     let s = std::str::from_utf8(bytes).ok()?;
-    (!s.chars().any(|c| c.is_control() && c != '\t' && c != '\n' && c != '\r')).then_some(s)
+    (!s.chars()
+        .any(|c| c.is_control() && c != '\t' && c != '\n' && c != '\r'))
+    .then_some(s)
 }
 
 /// One claim value, typed by its shape.
@@ -35,7 +37,12 @@ fn leaf_at(bytes: &[u8], depth: usize) -> Value {
             }
             let map: Map<String, Value> = entries
                 .iter()
-                .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), leaf_at(v, depth + 1)))
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(k).into_owned(),
+                        leaf_at(v, depth + 1),
+                    )
+                })
                 .collect();
             return Value::Object(map);
         }
@@ -105,7 +112,11 @@ mod tests {
         assert_eq!(leaf(&1.5f64.to_le_bytes()), json!(1.5));
         assert_eq!(leaf(&0f64.to_le_bytes()), json!(0));
         assert_eq!(leaf(b""), json!(""));
-        assert_eq!(leaf(b"12345678"), json!("12345678"), "printable text stays a string");
+        assert_eq!(
+            leaf(b"12345678"),
+            json!("12345678"),
+            "printable text stays a string"
+        );
         let list = pairs(&[(b"a", b""), (b"b", b"")]);
         assert_eq!(leaf(&list), json!(["a", "b"]));
         let obj = pairs(&[(b"role", b"admin"), (b"level", &[1])]);

@@ -15,7 +15,10 @@ fn limits() -> Limits {
 
 fn push_n(b: &mut Buffer, from: u64, n: u64) {
     for seq in from..from + n {
-        b.push(Entry { seq, line: format!("{{\"seq\":{seq}}}").into_bytes() });
+        b.push(Entry {
+            seq,
+            line: format!("{{\"seq\":{seq}}}").into_bytes(),
+        });
     }
 }
 
@@ -35,12 +38,18 @@ fn classifies_sink_replies() {
 fn cuts_full_batches_without_waiting_and_partial_ones_on_flush() {
     let mut b = Buffer::new(limits());
     push_n(&mut b, 1, 2);
-    assert!(b.next_send(0, false, false).is_none(), "2 < max_records: wait");
+    assert!(
+        b.next_send(0, false, false).is_none(),
+        "2 < max_records: wait"
+    );
     push_n(&mut b, 3, 2);
     let s = b.next_send(0, false, false).unwrap();
     assert_eq!((s.first_seq, s.last_seq, s.lines.len()), (1, 3, 3));
     b.sent(1, 10);
-    assert!(b.next_send(0, false, false).is_none(), "1 pending, no flush");
+    assert!(
+        b.next_send(0, false, false).is_none(),
+        "1 pending, no flush"
+    );
     let s = b.next_send(0, true, false).unwrap();
     assert_eq!((s.first_seq, s.last_seq), (4, 4));
 }
@@ -55,7 +64,10 @@ fn respects_max_in_flight() {
     }
     assert_eq!(b.in_flight(), 2);
     assert!(b.next_send(0, true, false).is_none());
-    assert_eq!(b.settle(1, Outcome::Ack, 0, 0.5), Settled::Delivered { records: 3 });
+    assert_eq!(
+        b.settle(1, Outcome::Ack, 0, 0.5),
+        Settled::Delivered { records: 3 }
+    );
     assert!(b.next_send(0, true, false).is_some());
 }
 
@@ -66,7 +78,14 @@ fn a_failed_batch_keeps_its_place_and_backs_off() {
     let id = b.next_send(0, false, false).unwrap().id;
     b.sent(id, 1);
     let s = b.settle(1, Outcome::Retry, 1000, 0.0);
-    assert_eq!(s, Settled::WillRetry { records: 3, attempts: 1, delay_ms: 50 });
+    assert_eq!(
+        s,
+        Settled::WillRetry {
+            records: 3,
+            attempts: 1,
+            delay_ms: 50
+        }
+    );
     // Nothing newer goes out while the retry waits, even though a full batch is pending.
     assert!(b.next_send(1049, true, false).is_none());
     let again = b.next_send(1050, false, false).unwrap();
@@ -99,7 +118,14 @@ fn rejection_drops_the_batch_and_names_its_range() {
     push_n(&mut b, 5, 3);
     let id = b.next_send(0, false, false).unwrap().id;
     b.sent(id, 9);
-    assert_eq!(b.settle(9, Outcome::Reject, 0, 0.0), Settled::Rejected { records: 3, from_seq: 5, to_seq: 7 });
+    assert_eq!(
+        b.settle(9, Outcome::Reject, 0, 0.0),
+        Settled::Rejected {
+            records: 3,
+            from_seq: 5,
+            to_seq: 7
+        }
+    );
     assert!(b.is_empty());
     assert_eq!(b.bytes(), 0);
 }
@@ -124,7 +150,11 @@ fn dispatch_refusal_backs_off() {
 
 #[test]
 fn admission_caps_by_records_and_bytes() {
-    let mut b = Buffer::new(Limits { max_buffered_records: 3, max_buffered_bytes: 30, ..limits() });
+    let mut b = Buffer::new(Limits {
+        max_buffered_records: 3,
+        max_buffered_bytes: 30,
+        ..limits()
+    });
     assert!(b.fits(1, 10));
     push_n(&mut b, 1, 2);
     assert!(b.fits(1, 1));
@@ -155,8 +185,13 @@ enum Event {
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         (1u8..5).prop_map(Event::Admit),
-        (any::<bool>(), prop::bool::weighted(0.1)).prop_map(|(flush, drain)| Event::Send { flush, drain }),
-        (any::<u8>(), prop::sample::select(vec![200u16, 204, 400, 408, 429, 500, 503, 0])).prop_map(|(pick, status)| Event::Reply { pick, status }),
+        (any::<bool>(), prop::bool::weighted(0.1))
+            .prop_map(|(flush, drain)| Event::Send { flush, drain }),
+        (
+            any::<u8>(),
+            prop::sample::select(vec![200u16, 204, 400, 408, 429, 500, 503, 0])
+        )
+            .prop_map(|(pick, status)| Event::Reply { pick, status }),
         (0u16..2000).prop_map(Event::Advance),
     ]
 }

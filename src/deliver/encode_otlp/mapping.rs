@@ -68,7 +68,10 @@ pub fn severity(r: &Line) -> Severity {
     let decision = r.decision();
     if decision == Some(Decision::Error) {
         Severity::Error
-    } else if r.kind == Kind::Loss || decision == Some(Decision::Denied) || r.at(&["violation"]).is_some() {
+    } else if r.kind == Kind::Loss
+        || decision == Some(Decision::Denied)
+        || r.at(&["violation"]).is_some()
+    {
         Severity::Warn
     } else {
         Severity::Info
@@ -105,7 +108,8 @@ fn id_bytes(hex: &str, len: usize) -> Vec<u8> {
             _ => None,
         })
         .collect();
-    out.filter(|id| id.iter().any(|&x| x != 0)).unwrap_or_default()
+    out.filter(|id| id.iter().any(|&x| x != 0))
+        .unwrap_or_default()
 }
 
 fn nibble(c: u8) -> Option<u8> {
@@ -141,8 +145,11 @@ pub fn http_version(protocol: &str) -> Option<&str> {
 /// `TLSv1.3` → (`tls`, `1.3`), `SSLv3` → (`ssl`, `3`) (semconv
 /// `tls.protocol.name` / `tls.protocol.version`).
 pub fn tls_protocol(version: &str) -> Option<(&'static str, &str)> {
-    let (name, v) =
-        if let Some(v) = version.strip_prefix("TLSv") { ("tls", v) } else { ("ssl", version.strip_prefix("SSLv")?) };
+    let (name, v) = if let Some(v) = version.strip_prefix("TLSv") {
+        ("tls", v)
+    } else {
+        ("ssl", version.strip_prefix("SSLv")?)
+    };
     (!v.is_empty()).then_some((name, v))
 }
 
@@ -164,7 +171,10 @@ pub fn attributes(r: &Line) -> Vec<KeyValue> {
     }
     a.str("url.path", r.str(&["request", "path"]));
     a.str("url.query", r.str(&["request", "query"]));
-    a.str("network.protocol.version", r.str(&["request", "protocol"]).and_then(http_version));
+    a.str(
+        "network.protocol.version",
+        r.str(&["request", "protocol"]).and_then(http_version),
+    );
     a.int("http.request.body.size", r.u64(&["request", "bytes"]));
     a.int("http.response.status_code", r.u64(&["response", "code"]));
     a.int("http.response.body.size", r.u64(&["response", "bytes"]));
@@ -178,10 +188,22 @@ pub fn attributes(r: &Line) -> Vec<KeyValue> {
         a.str("client.address", Some(host));
         a.int("client.port", port.map(u64::from));
     }
-    a.str("mesh_audit.source.principal", r.str(&["source", "principal"]));
-    a.str("mesh_audit.source.namespace", r.str(&["source", "namespace"]));
-    a.str("mesh_audit.source.service_account", r.str(&["source", "service_account"]));
-    a.str("mesh_audit.destination.principal", r.str(&["destination", "principal"]));
+    a.str(
+        "mesh_audit.source.principal",
+        r.str(&["source", "principal"]),
+    );
+    a.str(
+        "mesh_audit.source.namespace",
+        r.str(&["source", "namespace"]),
+    );
+    a.str(
+        "mesh_audit.source.service_account",
+        r.str(&["source", "service_account"]),
+    );
+    a.str(
+        "mesh_audit.destination.principal",
+        r.str(&["destination", "principal"]),
+    );
     if let Some((name, version)) = r.str(&["tls", "version"]).and_then(tls_protocol) {
         a.str("tls.protocol.name", Some(name));
         a.str("tls.protocol.version", Some(version));

@@ -97,11 +97,21 @@ pub enum Value {
 
 impl KeyValue {
     pub fn string(key: &str, value: impl Into<String>) -> KeyValue {
-        KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(Value::String(value.into())) }) }
+        KeyValue {
+            key: key.to_string(),
+            value: Some(AnyValue {
+                value: Some(Value::String(value.into())),
+            }),
+        }
     }
 
     pub fn int(key: &str, value: i64) -> KeyValue {
-        KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(Value::Int(value)) }) }
+        KeyValue {
+            key: key.to_string(),
+            value: Some(AnyValue {
+                value: Some(Value::Int(value)),
+            }),
+        }
     }
 }
 

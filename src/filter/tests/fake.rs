@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 pub struct Call {
-    pub token: u32,
     pub cluster: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -44,18 +43,24 @@ impl FakeHost {
         h
     }
     pub fn prop(&self, path: &str, value: impl Into<Vec<u8>>) {
-        self.props.borrow_mut().insert(path.to_string(), value.into());
+        self.props
+            .borrow_mut()
+            .insert(path.to_string(), value.into());
     }
     pub fn int(&self, path: &str, v: u64) {
         self.prop(path, v.to_le_bytes().to_vec());
     }
     pub fn request(&self, headers: &[(&str, &str)]) {
-        *self.req_headers.borrow_mut() =
-            headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+        *self.req_headers.borrow_mut() = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
     }
     pub fn response(&self, headers: &[(&str, &str)]) {
-        *self.resp_headers.borrow_mut() =
-            headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+        *self.resp_headers.borrow_mut() = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
     }
     pub fn advance(&self, ms: u64) {
         self.now_ms.set(self.now_ms.get() + ms);
@@ -75,12 +80,18 @@ impl FakeHost {
     pub fn mtls_connection(&self, id: u64) {
         self.int("connection.id", id);
         self.prop("connection.mtls", vec![1u8]);
-        self.prop("connection.uri_san_peer_certificate", "spiffe://cluster.local/ns/shop/sa/frontend");
+        self.prop(
+            "connection.uri_san_peer_certificate",
+            "spiffe://cluster.local/ns/shop/sa/frontend",
+        );
         self.prop("connection.subject_peer_certificate", "O=acme,CN=frontend");
         self.prop("connection.sha256_peer_certificate_digest", "9502d3aa");
         self.prop("connection.tls_version", "TLSv1.3");
         self.prop("connection.requested_server_name", "backend.default.svc");
-        self.prop("connection.uri_san_local_certificate", "spiffe://cluster.local/ns/default/sa/backend");
+        self.prop(
+            "connection.uri_san_local_certificate",
+            "spiffe://cluster.local/ns/default/sa/backend",
+        );
         self.prop("source.address", "10.0.0.7:51234");
         self.prop("destination.address", "10.0.0.9:8443");
         self.prop("request.protocol", "HTTP/1.1");
@@ -95,7 +106,10 @@ impl FakeHost {
             ("x-request-id", request_id),
             ("user-agent", "curl/8.5.0"),
             ("authorization", "Bearer abc.def.ghi"),
-            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
         ]);
         self.response(&[(":status", "200"), ("content-type", "application/json")]);
         self.int("request.time", 1_795_269_785_123_456_000);
@@ -141,16 +155,24 @@ impl Host for FakeHost {
     fn set_tick_period_ms(&self, ms: u64) {
         self.tick_ms.set(ms);
     }
-    fn dispatch(&self, cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> Result<u32, DispatchError> {
+    fn dispatch(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u32, DispatchError> {
         if self.refuse_dispatch.get() {
             return Err(DispatchError::BadArgument);
         }
         let mut calls = self.calls.borrow_mut();
         let token = calls.len() as u32 + 1;
         calls.push(Call {
-            token,
             cluster: cluster.to_string(),
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: body.to_vec(),
             timeout_ms,
         });
@@ -166,7 +188,9 @@ impl Host for FakeHost {
         *self.metrics.borrow_mut().entry(name).or_default() += delta;
     }
     fn send_local_reply(&self, status: u32, body: &[u8], _: &[(&str, &str)]) {
-        self.local_replies.borrow_mut().push((status, body.to_vec()));
+        self.local_replies
+            .borrow_mut()
+            .push((status, body.to_vec()));
     }
     fn done(&self) {
         self.done.set(true);

@@ -1,15 +1,20 @@
 //! Just enough HTTP/1.1 for the harness: reading one message (request or
 //! response) off a keep-alive connection, with a content-length or chunked
-//! body. Shared by the audit sink and the load generator.
+//! body, keeping its exact bytes so a relay can forward it untouched.
+//! Shared by the audit sink, the load generator and the scenarios.
 
 use std::io::BufRead;
 
-/// One message: its start line, lower-cased header names, and body.
+/// One HTTP/1.1 message as it crossed the wire.
 #[derive(Clone, Debug)]
 pub struct Message {
+    /// The request line or status line, without its line end.
     pub start_line: String,
+    /// Lower-cased names, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Every byte read for this message, to forward it unchanged.
+    pub raw: Vec<u8>,
 }
 
 impl Message {
@@ -19,16 +24,35 @@ impl Message {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The status code of a response.
+    pub fn status(&self) -> u16 {
+        self.start_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Method and path of a request.
+    pub fn method_and_path(&self) -> (&str, &str) {
+        let mut parts = self.start_line.split(' ');
+        (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        )
+    }
 }
 
 /// Reads one message; `None` at end of stream or on anything malformed.
-/// A message without content-length or chunked encoding has an empty body
-/// (requests always, and every response the harness reads).
+/// Bodies are framed by content-length or chunked encoding, as Envoy and
+/// the CLI sink send them.
 pub fn read_message(reader: &mut impl BufRead) -> Option<Message> {
-    let start_line = read_line(reader)?;
+    let mut raw = Vec::new();
+    let start_line = read_line(reader, &mut raw)?;
     let mut headers = Vec::new();
     loop {
-        let line = read_line(reader)?;
+        let line = read_line(reader, &mut raw)?;
         if line.is_empty() {
             break;
         }
@@ -39,45 +63,45 @@ pub fn read_message(reader: &mut impl BufRead) -> Option<Message> {
         start_line,
         headers,
         body: Vec::new(),
+        raw,
     };
-    message.body = if message
+    if message
         .header("transfer-encoding")
         .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
     {
-        read_chunked(reader)?
-    } else {
-        let len: usize = message
-            .header("content-length")
-            .map_or(Some(0), |v| v.parse().ok())?;
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).ok()?;
-        body
-    };
+        loop {
+            let size_line = read_line(reader, &mut message.raw)?;
+            let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
+            if size == 0 {
+                while !read_line(reader, &mut message.raw)?.is_empty() {}
+                return Some(message);
+            }
+            let mut chunk = vec![0; size];
+            reader.read_exact(&mut chunk).ok()?;
+            message.raw.extend_from_slice(&chunk);
+            message.body.extend_from_slice(&chunk);
+            read_line(reader, &mut message.raw)?;
+        }
+    }
+    let len: usize = message
+        .header("content-length")
+        .map_or(Some(0), |v| v.parse().ok())?;
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    message.raw.extend_from_slice(&body);
+    message.body = body;
     Some(message)
 }
 
-fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let size_line = read_line(reader)?;
-        let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            // Trailers, if any, end with an empty line.
-            while !read_line(reader)?.is_empty() {}
-            return Some(body);
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..]).ok()?;
-        read_line(reader)?;
-    }
-}
-
-fn read_line(reader: &mut impl BufRead) -> Option<String> {
-    let mut line = String::new();
-    match reader.read_line(&mut line) {
+fn read_line(reader: &mut impl BufRead, raw: &mut Vec<u8>) -> Option<String> {
+    let mut line = Vec::new();
+    match reader.read_until(b'\n', &mut line) {
         Ok(0) | Err(_) => None,
-        Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
+        Ok(_) => {
+            raw.extend_from_slice(&line);
+            let text = String::from_utf8(line).ok()?;
+            Some(text.trim_end_matches(['\r', '\n']).to_string())
+        }
     }
 }
 

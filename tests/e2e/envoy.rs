@@ -109,7 +109,7 @@ impl Envoy {
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
-        let child = launch(&config_path, &dir, &[]);
+        let child = launch(&config_path, &dir, 1, &[]);
         Envoy {
             child,
             admin_port,
@@ -147,7 +147,7 @@ impl Envoy {
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
-        let child = launch(&config_path, &dir, &["--drain-time-s", "1"]);
+        let child = launch(&config_path, &dir, 1, &["--drain-time-s", "1"]);
         Envoy {
             child,
             admin_port,
@@ -328,11 +328,19 @@ fn read_template(path: &str) -> String {
 }
 
 /// Runs the pinned Envoy on `config` with the harness's usual flags, logs in `dir`.
-fn launch(config: &Path, dir: &Path, extra_args: &[&str]) -> Child {
+/// Starts the pinned Envoy on `config` with `workers` worker threads,
+/// logging into `dir`.
+pub fn launch(config: &Path, dir: &Path, workers: u32, extra_args: &[&str]) -> Child {
     Command::new(envoy_bin())
         .arg("-c")
         .arg(config)
-        .args(["--use-dynamic-base-id", "--concurrency", "1", "-l", "info"])
+        .args([
+            "--use-dynamic-base-id",
+            "--concurrency",
+            &workers.to_string(),
+            "-l",
+            "info",
+        ])
         .args(["--component-log-level", "wasm:debug"])
         // Log and access-log lines reach their files promptly.
         .args(["--file-flush-interval-msec", "50"])
@@ -347,7 +355,7 @@ fn launch(config: &Path, dir: &Path, extra_args: &[&str]) -> Child {
 }
 
 /// A fresh directory for one Envoy, named after the running test.
-fn run_dir() -> PathBuf {
+pub fn run_dir() -> PathBuf {
     static COUNT: AtomicUsize = AtomicUsize::new(0);
     let test = std::thread::current()
         .name()

@@ -3,14 +3,13 @@
 //! like the harness's Envoy: pinned binary, fresh release `.wasm`, its own
 //! loopback ports, stopped on drop, logs printed when the test fails.
 
-use crate::e2e::envoy::{plugin_config_scalar, render};
-use crate::e2e::{envoy_bin, free_port, pki, repo_root, target_dir, wait_for, wasm};
+use crate::e2e::envoy::{launch, plugin_config_scalar, render, run_dir};
+use crate::e2e::{free_port, pki, repo_root, wait_for, wasm};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,18 +40,7 @@ impl Sidecar {
         workers: u32,
         given: &[(&'static str, u16)],
     ) -> Sidecar {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let test = std::thread::current()
-            .name()
-            .unwrap_or("test")
-            .replace("::", "-");
-        let dir = target_dir().join("e2e/runs").join(format!(
-            "{test}-{name}-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let dir = run_dir();
         let ports: BTreeMap<&'static str, u16> = PORTS
             .iter()
             .map(|&p| {
@@ -80,25 +68,7 @@ impl Sidecar {
         let config = dir.join("envoy.yaml");
         std::fs::write(&config, render(&text, &values))
             .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
-        let log = |file: &str| {
-            std::fs::File::create(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
-        };
-        let child = Command::new(envoy_bin())
-            .arg("-c")
-            .arg(&config)
-            .args([
-                "--use-dynamic-base-id",
-                "--concurrency",
-                &workers.to_string(),
-            ])
-            .args(["-l", "info", "--component-log-level", "wasm:debug"])
-            .args(["--file-flush-interval-msec", "50", "--log-path"])
-            .arg(dir.join("envoy.log"))
-            .stdin(Stdio::null())
-            .stdout(log("stdout.log"))
-            .stderr(log("stderr.log"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", envoy_bin().display()));
+        let child = launch(&config, &dir, workers, &[]);
         let mut sidecar = Sidecar {
             name,
             child,

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod config;
 pub mod deliver;
+pub mod digest;
 pub mod filter;
 pub mod host;
 

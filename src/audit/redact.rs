@@ -13,8 +13,7 @@
 
 use super::record::Fields;
 use crate::config::{Action, Redact};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::digest::HmacKey;
 
 mod query;
 
@@ -94,7 +93,7 @@ pub struct Redactor {
     /// Claim name (case-sensitive, as JWT claim names are) → action.
     claims: Vec<(String, Action)>,
     /// HMAC state with the key already absorbed; cloned per value.
-    mac: Option<Hmac<Sha256>>,
+    mac: Option<HmacKey>,
 }
 
 fn with_defaults(explicit: &[(String, Action)], defaults: &[&str]) -> Vec<(String, Action)> {
@@ -166,10 +165,7 @@ impl Redactor {
     /// Configuration validation guarantees a key whenever a rule says `hash`;
     /// should one be missing anyway, `hash` degrades to `mask`, never to clear text.
     pub fn new(cfg: &Redact) -> Redactor {
-        let mac = cfg
-            .hash_key
-            .as_deref()
-            .and_then(|k| <Hmac<Sha256> as Mac>::new_from_slice(k).ok());
+        let mac = cfg.hash_key.as_deref().map(HmacKey::new);
         Redactor {
             headers: with_defaults(&cfg.headers, DEFAULT_HEADERS),
             query: with_defaults(&cfg.query_params, DEFAULT_QUERY_PARAMS),
@@ -184,9 +180,7 @@ impl Redactor {
         let Some(mac) = &self.mac else {
             return MASK.to_string();
         };
-        let mut mac = mac.clone();
-        mac.update(value);
-        let sum = mac.finalize().into_bytes();
+        let sum = mac.mac(value);
         let mut s = String::with_capacity(HASH_PREFIX.len() + 32);
         s.push_str(HASH_PREFIX);
         s.push_str(&super::hex(&sum[..16]));

@@ -490,8 +490,7 @@ impl Config {
 }
 
 fn digest(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let sum = Sha256::digest(bytes);
+    let sum = crate::digest::sha256(bytes);
     crate::audit::hex(&sum[..4])
 }
 

@@ -4,23 +4,20 @@
 
 use crate::audit::hex;
 use crate::audit::record::Record;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use crate::digest::{sha256, HmacKey};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The chain link over one record's exact bytes.
 pub fn link(key: Option<&[u8]>, line: &[u8]) -> [u8; 32] {
+    link_with(key.map(HmacKey::new).as_ref(), line)
+}
+
+/// [`link`] with the key prepared once.
+pub fn link_with(key: Option<&HmacKey>, line: &[u8]) -> [u8; 32] {
     match key {
-        Some(k) => match Hmac::<Sha256>::new_from_slice(k) {
-            Ok(mut mac) => {
-                mac.update(line);
-                mac.finalize().into_bytes().into()
-            }
-            // HMAC accepts keys of any length; this arm is unreachable in practice.
-            Err(_) => Sha256::digest(line).into(),
-        },
-        None => Sha256::digest(line).into(),
+        Some(k) => k.mac(line),
+        None => sha256(line),
     }
 }
 
@@ -30,7 +27,7 @@ pub struct Sequencer {
     emitter: String,
     next_seq: u64,
     chain: bool,
-    key: Option<Vec<u8>>,
+    key: Option<HmacKey>,
     prev: String,
 }
 
@@ -40,7 +37,7 @@ impl Sequencer {
             emitter,
             next_seq: 1,
             chain,
-            key,
+            key: key.as_deref().map(HmacKey::new),
             prev: GENESIS.to_string(),
         }
     }
@@ -73,7 +70,7 @@ impl Sequencer {
     pub fn commit(&mut self, line: &[u8]) {
         self.next_seq += 1;
         if self.chain {
-            self.prev = hex(&link(self.key.as_deref(), line));
+            self.prev = hex(&link_with(self.key.as_ref(), line));
         }
     }
 }
@@ -98,7 +95,7 @@ mod tests {
         let mut b = rec("t2");
         let lb = s.stamp(&mut b);
         assert_eq!(b.seq, Some(2));
-        assert_eq!(b.prev, Some(hex(&Sha256::digest(&la))));
+        assert_eq!(b.prev, Some(hex(&sha256(&la))));
         let parsed: Record = serde_json::from_slice(&lb).unwrap();
         assert_eq!(parsed, b);
     }

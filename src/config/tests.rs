@@ -1,3 +1,4 @@
+//! Test code only: its parent declares it under #[cfg(test)].
 use super::*;
 
 fn env_with(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {

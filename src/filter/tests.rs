@@ -1,3 +1,4 @@
+//! Test code only: its parent declares it under #[cfg(test)].
 //! The lifecycle, natively, against a test double of the proxy. The same
 //! behaviours are checked again inside the compiled `.wasm` (tests/wasm_*.rs).
 

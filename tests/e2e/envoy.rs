@@ -283,8 +283,7 @@ impl Envoy {
 
     /// Envoy's application log (and anything it wrote to stderr).
     pub fn log(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-        format!("{}{}", read("envoy.log"), read("stderr.log"))
+        run_log(&self.dir)
     }
 
     /// Waits (bounded) until Envoy's log holds `needle`; returns the log.
@@ -302,23 +301,35 @@ impl Envoy {
 
 impl Drop for Envoy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(300)..];
-            eprintln!(
-                "\n===== Envoy log ({} lines, last {} shown; run dir {}) =====\n{}\n===== access log =====\n{}",
-                lines.len(),
-                tail.len(),
-                self.dir.display(),
-                tail.join("\n"),
-                std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        stop(&mut self.child, &self.dir, "Envoy");
+    }
+}
+
+/// What an Envoy started by [`launch`] in `dir` has logged so far.
+pub fn run_log(dir: &Path) -> String {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    format!("{}{}", read("envoy.log"), read("stderr.log"))
+}
+
+/// Stops an Envoy started by [`launch`]. When the test is failing, prints
+/// the tail of its log and its access log; otherwise removes its run dir.
+pub fn stop(child: &mut Child, dir: &Path, name: &str) {
+    let _ = child.kill();
+    let _ = child.wait();
+    if std::thread::panicking() {
+        let log = run_log(dir);
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(300)..];
+        eprintln!(
+            "\n===== {name} log ({} lines, last {} shown; run dir {}) =====\n{}\n===== access log =====\n{}",
+            lines.len(),
+            tail.len(),
+            dir.display(),
+            tail.join("\n"),
+            std::fs::read_to_string(dir.join("access.log")).unwrap_or_default()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 

@@ -3,7 +3,7 @@
 //! like the harness's Envoy: pinned binary, fresh release `.wasm`, its own
 //! loopback ports, stopped on drop, logs printed when the test fails.
 
-use crate::e2e::envoy::{launch, plugin_config_scalar, render, run_dir};
+use crate::e2e::envoy::{launch, plugin_config_scalar, render, run_dir, run_log, stop};
 use crate::e2e::{free_port, pki, repo_root, wait_for, wasm};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -150,8 +150,7 @@ impl Sidecar {
     }
 
     pub fn log(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!("{}{}", read("envoy.log"), read("stderr.log"))
+        run_log(&self.dir)
     }
 
     /// The emitters the filter's root contexts announced when configured,
@@ -240,22 +239,6 @@ impl Sidecar {
 
 impl Drop for Sidecar {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(300)..];
-            eprintln!(
-                "\n===== Envoy {} log ({} lines, last {} shown; run dir {}) =====\n{}",
-                self.name,
-                lines.len(),
-                tail.len(),
-                self.dir.display(),
-                tail.join("\n")
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        stop(&mut self.child, &self.dir, &format!("Envoy {}", self.name));
     }
 }

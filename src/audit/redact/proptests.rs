@@ -1,3 +1,4 @@
+//! Test code only: its parent declares it under #[cfg(test)].
 //! Planted secrets never reach the record, however they are spelled.
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Test code only: its parent declares it under #[cfg(test)].
 use super::*;
 use proptest::prelude::*;
 

@@ -1,3 +1,4 @@
+//! Test code only: its parent declares it under #[cfg(test)].
 use super::mapping::{http_version, split_host_port, tls_protocol};
 use super::proto::{ExportLogsServiceRequest, LogRecord, Value};
 use super::*;

@@ -1,3 +1,4 @@
+//! Test code only: its parent declares it under #[cfg(test)].
 //! A native test double of the proxy: state you set (properties, headers,
 //! clock) and state the filter leaves (logs, calls, metrics, done).
 

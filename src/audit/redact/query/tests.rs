@@ -1,3 +1,4 @@
+//! Test code only: its parent declares it under #[cfg(test)].
 use super::super::tests::{defaults, names, redactor, HMAC_SPACED, KEY};
 use super::super::Redactor;
 use crate::config::Action;

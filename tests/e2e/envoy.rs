@@ -190,20 +190,8 @@ impl Envoy {
     }
 
     fn ready(mut self) -> Envoy {
-        let outcome = wait_for(START_TIMEOUT, || {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(Err(status));
-            }
-            match self.admin_get("/ready") {
-                Some((200, _)) => Some(Ok(())),
-                _ => None,
-            }
-        });
-        match outcome {
-            Some(Ok(())) => self,
-            Some(Err(status)) => panic!("Envoy exited during start-up: {status}"),
-            None => panic!("Envoy not ready after {START_TIMEOUT:?}"),
-        }
+        wait_ready(&mut self.child, self.admin_port, "Envoy");
+        self
     }
 
     /// GET on the admin port: status and body, or `None` if unreachable.
@@ -212,37 +200,12 @@ impl Envoy {
     }
 
     fn admin_request(&self, method: &str, path: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.admin_port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nhost: admin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).ok()?;
-        let status = reply.split(' ').nth(1)?.parse().ok()?;
-        let body = reply
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string();
-        Some((status, body))
+        admin_request(self.admin_port, method, path)
     }
 
-    /// The filter's metrics, by their name after `mesh_audit.`. Envoy 1.40
-    /// lists proxy-wasm metrics as `wasmcustom.<name>`.
+    /// The filter's metrics, by their name after `mesh_audit.`.
     pub fn stats(&self) -> BTreeMap<String, u64> {
-        let (status, body) = self
-            .admin_get("/stats?filter=mesh_audit")
-            .unwrap_or_else(|| panic!("admin unreachable"));
-        assert_eq!(status, 200, "/stats answered {status}: {body}");
-        body.lines()
-            .filter_map(|line| {
-                let (name, value) = line.split_once(": ")?;
-                let name = name.strip_prefix("wasmcustom.mesh_audit.")?;
-                Some((name.to_string(), value.trim().parse().ok()?))
-            })
-            .collect()
+        mesh_audit_stats(self.admin_port)
     }
 
     /// One filter metric, by its name after `mesh_audit.` (0 until published).
@@ -303,6 +266,59 @@ impl Drop for Envoy {
     fn drop(&mut self) {
         stop(&mut self.child, &self.dir, "Envoy");
     }
+}
+
+/// A request to an Envoy admin port: status and body, or `None` if unreachable.
+pub fn admin_request(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: admin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let status = reply.split(' ').nth(1)?.parse().ok()?;
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Some((status, body))
+}
+
+/// Waits until the Envoy `child` answers `/ready` on `admin_port`; fails the
+/// test if it exits or takes too long.
+pub fn wait_ready(child: &mut Child, admin_port: u16, name: &str) {
+    let outcome = wait_for(START_TIMEOUT, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(Err(status));
+        }
+        match admin_request(admin_port, "GET", "/ready") {
+            Some((200, _)) => Some(Ok(())),
+            _ => None,
+        }
+    });
+    match outcome {
+        Some(Ok(())) => {}
+        Some(Err(status)) => panic!("{name} exited during start-up: {status}"),
+        None => panic!("{name} not ready after {START_TIMEOUT:?}"),
+    }
+}
+
+/// The filter's metrics (summed over all VMs), by their name after
+/// `mesh_audit.`: Envoy 1.40 lists proxy-wasm metrics as `wasmcustom.<name>`.
+pub fn mesh_audit_stats(admin_port: u16) -> BTreeMap<String, u64> {
+    let (status, body) = admin_request(admin_port, "GET", "/stats?filter=mesh_audit")
+        .unwrap_or_else(|| panic!("admin port {admin_port} unreachable"));
+    assert_eq!(status, 200, "/stats answered {status}: {body}");
+    body.lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(": ")?;
+            let name = name.strip_prefix("wasmcustom.mesh_audit.")?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// What an Envoy started by [`launch`] in `dir` has logged so far.

@@ -3,16 +3,15 @@
 //! like the harness's Envoy: pinned binary, fresh release `.wasm`, its own
 //! loopback ports, stopped on drop, logs printed when the test fails.
 
-use crate::e2e::envoy::{launch, plugin_config_scalar, render, run_dir, run_log, stop};
+use crate::e2e::envoy::{
+    launch, mesh_audit_stats, plugin_config_scalar, render, run_dir, run_log, stop, wait_ready,
+};
 use crate::e2e::{free_port, pki, repo_root, wait_for, wasm};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Ports every template under envoy/ may use; each gets a free one unless given.
 const PORTS: [&str; 5] = [
     "ADMIN_PORT",
@@ -75,60 +74,18 @@ impl Sidecar {
             ports,
             dir,
         };
-        let ready = wait_for(START_TIMEOUT, || {
-            if let Ok(Some(status)) = sidecar.child.try_wait() {
-                return Some(Err(status));
-            }
-            sidecar
-                .admin_get("/ready")
-                .filter(|r| r.0 == 200)
-                .map(|_| Ok(()))
-        });
-        match ready {
-            Some(Ok(())) => sidecar,
-            Some(Err(status)) => panic!("Envoy {name} exited during start-up: {status}"),
-            None => panic!("Envoy {name} not ready after {START_TIMEOUT:?}"),
-        }
+        let admin = sidecar.port("ADMIN_PORT");
+        wait_ready(&mut sidecar.child, admin, &format!("Envoy {name}"));
+        sidecar
     }
 
     pub fn port(&self, name: &str) -> u16 {
         self.ports[name]
     }
 
-    fn admin_get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port("ADMIN_PORT"))).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).ok()?;
-        let status = reply.split(' ').nth(1)?.parse().ok()?;
-        Some((
-            status,
-            reply
-                .split_once("\r\n\r\n")
-                .map_or("", |(_, b)| b)
-                .to_string(),
-        ))
-    }
-
-    /// The filter's metrics by their name after `mesh_audit.` (Envoy lists
-    /// proxy-wasm metrics as `wasmcustom.<name>`, summed over all VMs).
+    /// The filter's metrics by their name after `mesh_audit.`, summed over all VMs.
     pub fn stats(&self) -> BTreeMap<String, u64> {
-        let (status, body) = self
-            .admin_get("/stats?filter=mesh_audit")
-            .unwrap_or_else(|| panic!("Envoy {} admin unreachable", self.name));
-        assert_eq!(status, 200, "/stats answered {status}: {body}");
-        body.lines()
-            .filter_map(|line| {
-                let (name, value) = line.split_once(": ")?;
-                let name = name.strip_prefix("wasmcustom.mesh_audit.")?;
-                Some((name.to_string(), value.trim().parse().ok()?))
-            })
-            .collect()
+        mesh_audit_stats(self.port("ADMIN_PORT"))
     }
 
     /// Waits (bounded) until the stats satisfy `want`, and returns them.

@@ -216,15 +216,7 @@ fn envoy_filter(at: String, config: &Map<String, Value>, host: HostEnv) -> Optio
                 .collect()
         })
         .unwrap_or_default();
-    let env = |name: &str| {
-        inline.get(name).cloned().or_else(|| {
-            from_host
-                .iter()
-                .any(|k| k == name)
-                .then(|| host(name))
-                .flatten()
-        })
-    };
+    let env = |name: &str| proxy_env(&inline, &from_host, host, name);
     let bytes = match config.get("configuration") {
         None => Vec::new(),
         Some(Value::String(s)) => s.clone().into_bytes(),
@@ -257,6 +249,23 @@ fn envoy_filter(at: String, config: &Map<String, Value>, host: HostEnv) -> Optio
     Some(validate(Some(at), &bytes, &env))
 }
 
+/// A variable as the proxy's Wasm VM would see it: given inline, or passed
+/// through from the proxy's own environment (here, this process's).
+fn proxy_env(
+    inline: &BTreeMap<String, String>,
+    from_host: &[String],
+    host: HostEnv,
+    name: &str,
+) -> Option<String> {
+    inline.get(name).cloned().or_else(|| {
+        from_host
+            .iter()
+            .any(|k| k == name)
+            .then(|| host(name))
+            .flatten()
+    })
+}
+
 fn istio(doc: &Value, index: Option<usize>, host: HostEnv) -> Finding {
     let name = doc.pointer("/metadata/name").and_then(Value::as_str);
     let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str);
@@ -283,15 +292,7 @@ fn istio(doc: &Value, index: Option<usize>, host: HostEnv) -> Finding {
             inline.insert(name.to_string(), value.to_string());
         }
     }
-    let env = |name: &str| {
-        inline.get(name).cloned().or_else(|| {
-            from_host
-                .iter()
-                .any(|k| k == name)
-                .then(|| host(name))
-                .flatten()
-        })
-    };
+    let env = |name: &str| proxy_env(&inline, &from_host, host, name);
     // Istio hands pluginConfig to the filter as its JSON form.
     let bytes = match doc.pointer("/spec/pluginConfig") {
         None | Some(Value::Null) => Vec::new(),

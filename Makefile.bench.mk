@@ -4,6 +4,7 @@
 
 NOOP_WASM := target/noop-filter/wasm32-wasip1/release/noop_filter.wasm
 MTLS_LOAD := target/bench/mtls-load
+STUB_SERVER := target/bench/stub-server
 
 .PHONY: bench bench-quick noop-filter
 
@@ -18,11 +19,16 @@ $(MTLS_LOAD): bench/mtls-load/mtls-load.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lssl -lcrypto
 
+# The upstream and sink of the load side: plain C, cheaper than any Envoy.
+$(STUB_SERVER): bench/stub-server/stub-server.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
 # Interleaved rounds of every variant; fails when a target is missed.
 # Durations: BENCH_ROUNDS, BENCH_SECONDS, BENCH_WARMUP, BENCH_CONNECTIONS.
-bench: build envoy noop-filter $(MTLS_LOAD)
+bench: build envoy noop-filter $(MTLS_LOAD) $(STUB_SERVER)
 	bench/run.sh
 
 # A smoke run of the same machinery: one short round, numbers not meaningful.
-bench-quick: build envoy noop-filter $(MTLS_LOAD)
+bench-quick: build envoy noop-filter $(MTLS_LOAD) $(STUB_SERVER)
 	BENCH_QUICK=1 bench/run.sh

@@ -3,21 +3,31 @@
 #
 # One Envoy under test (--concurrency 1, pinned to BENCH_ENVOY_CPU) serves an
 # mTLS inbound listener. The load is pinned to BENCH_LOAD_CPU: mtls-load (a
-# closed-loop keep-alive client presenting a workload certificate) and one
-# Envoy acting as the upstream and the audit sink. The variants differ only in
-# the HTTP filter:
-#   a  no-op proxy-wasm filter (the floor)   b  mesh-audit, 100%, full capture
-#   c  mesh-audit, 1% sampling               d  no wasm filter (reference)
-# They run interleaved (a b c d a b c d …), each on a freshly started Envoy:
-# warm-up, then a measured run. bench/summarize.py prints medians, ratios and
-# the SPEC targets, and fails when one is missed.
+# closed-loop keep-alive client presenting a workload certificate) and
+# stub-server (the upstream and the audit sink). The variants differ only in
+# the HTTP filter or access logger of the Envoy under test:
+#   none        nothing (the reference every cost is measured from)
+#   json_log    Envoy's own JSON file access log, a record's fields (the native anchor)
+#   noop        a no-op proxy-wasm HTTP filter (the wasm floor)
+#   wasm_100    mesh-audit HTTP filter, 100 %, full capture
+#   wasm_1      mesh-audit HTTP filter, 1 % sampling
+#   logger_100  mesh-audit as a wasm access logger, 100 %
+#   logger_1    the same, Envoy's access-log filter sampling 1 % before the VM
+#   native_100  mesh-audit native module (Envoy dynamic module), 100 %
+#   native_1    the same, 1 %
+# native_* run only once the module and bench/filters/native.yaml exist.
+# They run interleaved (every variant once per round), each on a freshly
+# started Envoy: warm-up, then a measured run. bench/summarize.py prints
+# Envoy CPU per request, the costs above "none", the ratios the SPEC targets
+# judge, and which side limited throughput, and fails when a target is missed.
+# Each run's table is kept in bench/results/.
 #
 # Settings (environment):
 #   BENCH_ROUNDS=5 BENCH_SECONDS=10 BENCH_WARMUP=3   rounds, seconds per run
 #   BENCH_CONNECTIONS=32                             keep-alive connections
-#   BENCH_VARIANTS="a b c d"                         which variants, in order
+#   BENCH_VARIANTS="none json_log …"                 which variants, in order
 #   BENCH_ENVOY_CPU=0 BENCH_LOAD_CPU=1               the two cores
-#   BENCH_QUICK=1                                    smoke run: 1 round of 3 s
+#   BENCH_QUICK=1                                    smoke run: 1 round of 3 s, no history file
 #
 # Everything listens on 127.0.0.1; every process started here is stopped on exit.
 set -euo pipefail
@@ -32,14 +42,16 @@ rounds=${BENCH_ROUNDS:-5}
 duration=${BENCH_SECONDS:-10}
 warmup=${BENCH_WARMUP:-3}
 connections=${BENCH_CONNECTIONS:-32}
-read -r -a variants <<<"${BENCH_VARIANTS:-a b c d}"
 envoy_cpu=${BENCH_ENVOY_CPU:-0}
 load_cpu=${BENCH_LOAD_CPU:-1}
 
 envoy=.venv/bin/envoy
 wasm=target/wasm32-wasip1/release/mesh_audit.wasm
 noop_wasm=target/noop-filter/wasm32-wasip1/release/noop_filter.wasm
+native_so=target/release/libmesh_audit.so
+native_filter=bench/filters/native.yaml
 loader=target/bench/mtls-load
+stub=target/bench/stub-server
 work=.work/bench
 certs=$work/certs
 results=$work/results.tsv
@@ -52,28 +64,44 @@ headers=('user-agent: bench-client/1.0' 'x-forwarded-for: 10.1.2.3'
 
 die() { echo "bench: $*" >&2; exit 2; }
 
+all_variants="none json_log noop wasm_100 wasm_1 logger_100 logger_1 native_100 native_1"
+native_ready() { [[ -f $native_so && -f $native_filter ]]; }
+default_variants() {
+  local v out=()
+  for v in $all_variants; do
+    if [[ $v == native_* ]] && ! native_ready; then continue; fi
+    out+=("$v")
+  done
+  echo "${out[*]}"
+}
+read -r -a variants <<<"${BENCH_VARIANTS:-$(default_variants)}"
+
 for n in "$rounds" "$duration" "$warmup" "$connections"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_* counts must be positive integers, got '$n'"
 done
 for v in "${variants[@]}"; do
-  [[ $v =~ ^[abcd]$ ]] || die "unknown variant '$v' (expected a, b, c or d)"
+  [[ " $all_variants " == *" $v "* ]] || die "unknown variant '$v' (expected one of: $all_variants)"
+  if [[ $v == native_* ]] && ! native_ready; then
+    die "variant $v needs $native_so and $native_filter (the native module is not built)"
+  fi
 done
 [[ -x $envoy ]] || die "$envoy missing: run \`make envoy\`"
 [[ -f $wasm ]] || die "$wasm missing: run \`make build\`"
 [[ -f $noop_wasm ]] || die "$noop_wasm missing: run \`make noop-filter\`"
 [[ -x $loader ]] || die "$loader missing: run \`make $loader\`"
+[[ -x $stub ]] || die "$stub missing: run \`make $stub\`"
 command -v taskset >/dev/null || die "taskset not found (util-linux)"
 command -v curl >/dev/null || die "curl not found"
 (($(nproc) >= 2)) || die "needs two CPUs, this machine has $(nproc)"
+if ! native_ready; then
+  echo "bench: native module not built ($native_so, $native_filter): native_100 and native_1 are not measured"
+fi
 
 mkdir -p "$work"
 envoy/pki.sh "$certs"
 rm -f "$work"/*.log "$work"/load-*.txt
 
-eut_pid=
-load_pid=
-loader_pid=
-stop() { # pid
+stop_pid() { # pid
   local pid=$1 _
   [[ -n $pid ]] || return 0
   kill "$pid" 2>/dev/null || return 0
@@ -84,43 +112,63 @@ stop() { # pid
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
-cleanup() {
-  stop "$loader_pid"
-  stop "$eut_pid"
-  stop "$load_pid"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 free_ports() { # count
-  python3 - "$1" <<'EOF'
+  python3 - "$1" <<'PY'
 import socket, sys
 socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
+PY
 }
-read -r eut_admin inbound_port load_admin backend_port sink_port <<<"$(free_ports 5)"
+wait_port() { # port: until something listens on 127.0.0.1:port (5 s)
+  local _
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+eut_pid=
+stub_pid=
+loader_pid=
+cleanup() {
+  stop_pid "$loader_pid"
+  stop_pid "$eut_pid"
+  stop_pid "$stub_pid"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+read -r eut_admin inbound_port backend_port sink_port <<<"$(free_ports 4)"
 
 # ---- configurations ---------------------------------------------------------
-filter_of() { # variant -> render.py arguments selecting the filter
+# render.py arguments selecting what a variant inserts into the Envoy under test.
+variant_args() { # variant
+  local full=PLUGIN_CONFIG=@bench/config/audit-full.json
+  local sampled=PLUGIN_CONFIG=@bench/config/audit-sampled.json
+  local none="HTTP_FILTER= ACCESS_LOG="
   case $1 in
-    a) echo "WASM_FILTER=@bench/filters/noop.yaml WASM=$root/$noop_wasm" ;;
-    b) echo "WASM_FILTER=@bench/filters/mesh-audit.yaml WASM=$root/$wasm PLUGIN_CONFIG=@bench/config/audit-full.json" ;;
-    c) echo "WASM_FILTER=@bench/filters/mesh-audit.yaml WASM=$root/$wasm PLUGIN_CONFIG=@bench/config/audit-sampled.json" ;;
-    d) echo "WASM_FILTER=" ;;
+    none) echo "$none" ;;
+    json_log) echo "HTTP_FILTER= ACCESS_LOG=@bench/filters/json-log.yaml ACCESS_LOG_PATH=$root/$work/access.log" ;;
+    noop) echo "HTTP_FILTER=@bench/filters/noop-filter.yaml ACCESS_LOG= WASM=$root/$noop_wasm" ;;
+    wasm_100) echo "HTTP_FILTER=@bench/filters/wasm-filter.yaml ACCESS_LOG= WASM=$root/$wasm $full" ;;
+    wasm_1) echo "HTTP_FILTER=@bench/filters/wasm-filter.yaml ACCESS_LOG= WASM=$root/$wasm $sampled" ;;
+    logger_100) echo "HTTP_FILTER= ACCESS_LOG=@bench/filters/wasm-logger.yaml LOG_FILTER= WASM=$root/$wasm $full" ;;
+    # Envoy samples; what reaches mesh-audit is kept (its own rate is 1.0).
+    logger_1) echo "HTTP_FILTER= ACCESS_LOG=@bench/filters/wasm-logger.yaml LOG_FILTER=@bench/filters/sample-1pct.yaml WASM=$root/$wasm $full" ;;
+    native_100) echo "HTTP_FILTER=@$native_filter ACCESS_LOG= NATIVE_SO=$root/$native_so $full" ;;
+    native_1) echo "HTTP_FILTER=@$native_filter ACCESS_LOG= NATIVE_SO=$root/$native_so $sampled" ;;
   esac
 }
 
 for v in "${variants[@]}"; do
-  read -r -a filter <<<"$(filter_of "$v")"
+  read -r -a args <<<"$(variant_args "$v")"
   python3 bench/render.py bench/envoy-under-test.yaml ADMIN_PORT="$eut_admin" \
     INBOUND_PORT="$inbound_port" BACKEND_PORT="$backend_port" SINK_PORT="$sink_port" \
-    CERT_DIR="$root/$certs" "${filter[@]}" >"$work/under-test-$v.yaml"
+    CERT_DIR="$root/$certs" "${args[@]}" >"$work/under-test-$v.yaml"
 done
-python3 bench/render.py bench/load-side.yaml ADMIN_PORT="$load_admin" \
-  BACKEND_PORT="$backend_port" SINK_PORT="$sink_port" >"$work/load-side.yaml"
 
 # ---- processes --------------------------------------------------------------
 wait_ready() { # admin_port pid log what
@@ -190,10 +238,11 @@ stat_of() { # name stats-text
   awk -v n="$1" '$1 == n {print $2; found = 1} END {if (!found) print 0}' <<<"$2"
 }
 
-# Waits until mesh-audit has decided on every request served and settled
-# (delivered or rejected) and published everything it admitted, so the counts
-# show the filter really audited and delivered. Bounded: 20 s.
-settled_stats() {
+# Waits until mesh-audit has decided on every request that reached it and
+# settled (delivered or rejected) everything it admitted, so the counts show
+# the filter really audited and delivered. With Envoy's access-log filter
+# sampling (logger_1), most requests never reach mesh-audit. Bounded: 20 s.
+settled_stats() { # variant
   local _ s served seen admitted
   for _ in $(seq 100); do
     s=$(stats)
@@ -201,8 +250,9 @@ settled_stats() {
     admitted=$(stat_of mesh_audit.records_admitted "$s")
     seen=$((admitted + $(stat_of mesh_audit.records_sampled_out "$s") +
       $(stat_of mesh_audit.records_not_admitted "$s")))
-    if ((seen >= served && admitted == $(stat_of mesh_audit.records_delivered "$s") +
-      $(stat_of mesh_audit.records_rejected "$s") && $(stat_of mesh_audit.records_buffered "$s") == 0)); then
+    if { [[ $1 == logger_1 ]] || ((seen >= served)); } &&
+      ((admitted == $(stat_of mesh_audit.records_delivered "$s") +
+        $(stat_of mesh_audit.records_rejected "$s") && $(stat_of mesh_audit.records_buffered "$s") == 0)); then
       break
     fi
     sleep 0.2
@@ -217,19 +267,21 @@ value_of() { # key file: the value of key=value in mtls-load's output
 # ---- the runs ---------------------------------------------------------------
 echo "== bench: ${#variants[@]} variants × $rounds rounds, ${warmup}s warm-up + ${duration}s measured each,"
 echo "   $connections keep-alive mTLS connections; envoy under test on CPU $envoy_cpu, load on CPU $load_cpu"
+echo "   variants: ${variants[*]}"
 echo "   $("$envoy" --version | sed -nE 's#.*/([0-9]+\.[0-9]+\.[0-9]+)/.*#envoy \1#p'); machine: $(uptime | sed 's/.*load/load/')"
 
-start_envoy "$load_cpu" "$work/load-side.yaml" "$work/load-side.log"
-load_pid=$started_pid
-wait_ready "$load_admin" "$load_pid" "$work/load-side.log" "the load-side Envoy"
+taskset -c "$load_cpu" "$stub" --backend "$backend_port" --sink "$sink_port" >"$work/stub-server.log" 2>&1 &
+stub_pid=$!
+wait_port "$backend_port" && wait_port "$sink_port" || die "stub-server did not start: $(cat "$work/stub-server.log")"
 
 printf '%s\t' variant round rps requests served_in_window connections errors cpu_us_per_req \
-  load_envoy_us_per_req core_util load_util other_on_core served admitted sampled_out \
+  load_us_per_req core_util load_util other_on_core served admitted sampled_out \
   not_admitted delivered rejected buffered batches batch_failures | sed 's/\t$/\n/' >"$results"
 
 for round in $(seq "$rounds"); do
   for v in "${variants[@]}"; do
     log=$work/under-test-$v-r$round.log
+    rm -f "$work/access.log"
     start_envoy "$envoy_cpu" "$work/under-test-$v.yaml" "$log"
     eut_pid=$started_pid
     wait_ready "$eut_admin" "$eut_pid" "$log" "the Envoy under test (variant $v)"
@@ -238,15 +290,15 @@ for round in $(seq "$rounds"); do
     run_load "$warmup" "$work/load-warmup.txt"
     rq0=$(stat_of http.inbound.downstream_rq_total "$(stats)")
     cpu0=$(process_cpu_ns "$eut_pid")
-    load0=$(process_cpu_ns "$load_pid")
     read -r core_busy0 core_total0 <<<"$(core_jiffies "$envoy_cpu")"
     read -r load_busy0 load_total0 <<<"$(core_jiffies "$load_cpu")"
+    stub0=$(process_cpu_ns "$stub_pid")
     out=$work/load-$v-r$round.txt
     run_load "$duration" "$out"
     cpu1=$(process_cpu_ns "$eut_pid")
-    load1=$(process_cpu_ns "$load_pid")
     read -r core_busy1 core_total1 <<<"$(core_jiffies "$envoy_cpu")"
     read -r load_busy1 load_total1 <<<"$(core_jiffies "$load_cpu")"
+    stub1=$(process_cpu_ns "$stub_pid")
     rq1=$(stat_of http.inbound.downstream_rq_total "$(stats)")
 
     rps=$(value_of rps "$out")
@@ -254,10 +306,10 @@ for round in $(seq "$rounds"); do
     errors=$(value_of errors "$out")
     [[ -n $rps && -n $errors && ${requests:-0} -gt 0 ]] || die "no result from mtls-load: $(cat "$out")"
 
-    if [[ $v == [bc] ]]; then s=$(settled_stats); else s=$(stats); fi
+    if [[ $v == wasm_* || $v == logger_* || $v == native_* ]]; then s=$(settled_stats "$v"); else s=$(stats); fi
     {
       awk -v v="$v" -v r="$round" -v rps="$rps" -v n="$requests" -v sw="$((rq1 - rq0))" \
-        -v c="$connections" -v e="$errors" -v cpu="$((cpu1 - cpu0))" -v lcpu="$((load1 - load0))" \
+        -v c="$connections" -v e="$errors" -v cpu="$((cpu1 - cpu0))" -v lcpu="$((stub1 - stub0))" \
         -v cb="$((core_busy1 - core_busy0))" -v ct="$((core_total1 - core_total0))" \
         -v lb="$((load_busy1 - load_busy0))" -v lt="$((load_total1 - load_total0))" \
         -v hz="$(getconf CLK_TCK)" \
@@ -276,11 +328,27 @@ for round in $(seq "$rounds"); do
       done
       printf '\n'
     } >>"$results"
-    printf '   round %d  %s  %10.0f req/s  %s errors\n' "$round" "$v" "$rps" "$errors"
+    printf '   round %d  %-10s  %10.0f req/s  %s errors\n' "$round" "$v" "$rps" "$errors"
 
-    stop "$eut_pid"
+    stop_pid "$eut_pid"
     eut_pid=
   done
 done
 
-python3 bench/summarize.py "$results" "$wasm" "$noop_wasm"
+# A history file per full run: the table, the machine and the commit measured.
+summary=$work/summary.txt
+status=0
+{
+  echo "mesh-audit make bench, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "$rounds rounds × (${warmup}s warm-up + ${duration}s), $connections connections, $(nproc) CPUs, $(uptime | sed 's/.*load/load/')"
+  python3 bench/summarize.py "$results" "$wasm" "$noop_wasm"
+} >"$summary" || status=$?
+cat "$summary"
+if [[ ${BENCH_QUICK:-0} != 1 ]]; then
+  mkdir -p bench/results
+  history=bench/results/$(date -u +%Y%m%dT%H%M%SZ)-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  [[ -z $(git status --porcelain -- src 2>/dev/null) ]] || history=$history-dirty
+  cp "$summary" "$history.txt"
+  echo "kept in $history.txt"
+fi
+exit "$status"

@@ -56,6 +56,13 @@ impl RootContext for Root {
         with(&self.auditor, (), |a| a.tick(&ProxyHost));
     }
 
+    /// Configured as `envoy.access_loggers.wasm`, Envoy calls the root
+    /// context once per finished request, with the request's properties and
+    /// header maps in scope: the same record as the HTTP filter's `on_log`.
+    fn on_log(&mut self) {
+        with(&self.auditor, (), |a| http::on_log(a, &ProxyHost));
+    }
+
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Request {
             auditor: Rc::clone(&self.auditor),

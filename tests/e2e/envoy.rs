@@ -15,6 +15,47 @@ use std::time::Duration;
 /// take a few seconds at worst.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Moves mesh-audit's HTTP filter of envoy/e2e.yaml into the front HCM's
+/// access loggers: an `envoy.access_loggers.wasm` with the same plugin
+/// configuration, right after Envoy's own JSON access log. Both lists sit at
+/// the same indentation, so the block moves unchanged but for its name and
+/// type.
+fn as_access_logger(config: String) -> String {
+    let lines: Vec<&str> = config.lines().collect();
+    let item = "          - name: ";
+    let start = lines
+        .iter()
+        .position(|l| *l == "          - name: envoy.filters.http.wasm")
+        .unwrap_or_else(|| panic!("envoy/e2e.yaml has no mesh-audit HTTP filter"));
+    let end = start
+        + 1
+        + lines[start + 1..]
+            .iter()
+            .position(|l| l.starts_with(item))
+            .unwrap_or_else(|| panic!("envoy/e2e.yaml: nothing after the mesh-audit filter"));
+    let logger: Vec<String> = lines[start..end]
+        .iter()
+        .map(|l| {
+            l.replace("envoy.filters.http.wasm", "envoy.access_loggers.wasm")
+                .replace(
+                    "extensions.filters.http.wasm.v3.Wasm",
+                    "extensions.access_loggers.wasm.v3.WasmAccessLog",
+                )
+        })
+        .collect();
+    let front_routes = lines
+        .iter()
+        .position(|l| *l == "          route_config:")
+        .unwrap_or_else(|| panic!("envoy/e2e.yaml has no route_config"));
+    assert!(front_routes < start, "envoy/e2e.yaml: unexpected layout");
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    out.extend(lines[..front_routes].iter().map(|l| l.to_string()));
+    out.extend(logger);
+    out.extend(lines[front_routes..start].iter().map(|l| l.to_string()));
+    out.extend(lines[end..].iter().map(|l| l.to_string()));
+    out.join("\n") + "\n"
+}
+
 /// Fills `{{NAME}}` placeholders; every placeholder must be given a value.
 pub fn render(template: &str, values: &[(&str, String)]) -> String {
     let mut out = template.to_string();
@@ -88,7 +129,22 @@ impl Envoy {
         envoy.log()
     }
 
+    /// Starts Envoy with mesh-audit attached as a wasm access logger
+    /// (`envoy.access_loggers.wasm`) instead of an HTTP filter: the same
+    /// `.wasm`, configuration and listeners as [`Envoy::start`].
+    pub fn start_access_logger(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
+        Envoy::spawn_with(plugin_config, sink, as_access_logger).ready()
+    }
+
     fn spawn(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
+        Envoy::spawn_with(plugin_config, sink, |config| config)
+    }
+
+    fn spawn_with(
+        plugin_config: &serde_json::Value,
+        sink: &Sink,
+        attach: fn(String) -> String,
+    ) -> Envoy {
         let dir = run_dir();
         let (admin_port, mtls_port, plain_port) = (free_port(), free_port(), free_port());
         let template = read_template("envoy/e2e.yaml");
@@ -108,7 +164,7 @@ impl Envoy {
             ],
         );
         let config_path = dir.join("envoy.yaml");
-        write(&config_path, &config);
+        write(&config_path, &attach(config));
         let child = launch(&config_path, &dir, 1, &[]);
         Envoy {
             child,

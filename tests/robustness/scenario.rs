@@ -11,7 +11,7 @@
 
 use mesh_audit::filter::http::on_log;
 use mesh_audit::filter::root::Auditor;
-use mesh_audit::host::{DispatchError, Headers, Host, Level, Map, MetricKind, Unserializable};
+use mesh_audit::host::{Attributes, Headers, HostError, Level, Map, MetricKind, Proxy};
 use std::cell::{Cell, RefCell};
 
 /// Everything the proxy will answer.
@@ -76,28 +76,23 @@ impl ArbitraryHost {
 
     /// Which pool entry answers `path`: `Some(i)`, or `None` for absent;
     /// `Err` for "present but not serializable".
-    fn pick(&self, path: &[&str]) -> Result<Option<usize>, Unserializable> {
+    fn pick(&self, path: &[&str]) -> Result<Option<usize>, HostError> {
         let pool = &self.scenario.pool;
         let h = fnv(path.join(".").as_bytes(), self.scenario.salt);
         match h % (pool.len() as u64 + 2) {
             n if n == pool.len() as u64 => Ok(None),
-            n if n == pool.len() as u64 + 1 => Err(Unserializable),
+            n if n == pool.len() as u64 + 1 => Err(HostError::Unserializable),
             n => Ok(Some(n as usize)),
         }
     }
 }
 
-impl Host for ArbitraryHost {
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.property_or_error(path).ok().flatten()
-    }
-
-    fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, Unserializable> {
+impl Attributes for ArbitraryHost {
+    fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         Ok(self
             .pick(path)?
             .and_then(|i| self.scenario.pool.get(i).cloned()))
     }
-
     fn headers(&self, map: Map) -> Headers {
         match map {
             Map::RequestHeaders => self.scenario.request.clone(),
@@ -105,41 +100,28 @@ impl Host for ArbitraryHost {
             Map::CallResponseHeaders => self.scenario.reply.clone(),
         }
     }
+}
 
+impl Proxy for ArbitraryHost {
     fn plugin_config(&self) -> Option<Vec<u8>> {
         Some(self.scenario.config.clone())
     }
-
     fn now_nanos(&self) -> u64 {
         self.now_nanos.get()
     }
-
     fn log(&self, _: Level, _: &str) {}
-
     fn set_tick_period_ms(&self, _: u64) {}
-
-    fn dispatch(
-        &self,
-        _: &str,
-        _: &[(&str, &str)],
-        body: &[u8],
-        _: u64,
-    ) -> Result<u32, DispatchError> {
+    fn dispatch(&self, _: &str, _: &[(&str, &str)], body: &[u8], _: u64) -> Result<u32, HostError> {
         self.bodies.borrow_mut().push(body.to_vec());
         self.tokens.set(self.tokens.get() + 1);
         Ok(self.tokens.get())
     }
-
     fn define_metric(&self, _: MetricKind, _: &str) -> Option<u32> {
         Some(self.tokens.get())
     }
-
     fn increment_metric(&self, _: u32, _: i64) {}
-
     fn send_local_reply(&self, _: u32, _: &[u8], _: &[(&str, &str)]) {}
-
     fn done(&self) {}
-
     fn env_var(&self, name: &str) -> Option<String> {
         self.scenario
             .env
@@ -147,7 +129,6 @@ impl Host for ArbitraryHost {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     }
-
     fn fill_random(&self, buf: &mut [u8]) -> bool {
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (self.scenario.salt as u8).wrapping_add(i as u8);

@@ -2,7 +2,7 @@
 //! A native test double of the proxy: state you set (properties, headers,
 //! clock) and state the filter leaves (logs, calls, metrics, done).
 
-use crate::host::{DispatchError, Headers, Host, Level, Map, MetricKind, Unserializable};
+use crate::host::{Attributes, Headers, HostError, Level, Map, MetricKind, Proxy};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
@@ -125,15 +125,12 @@ impl FakeHost {
     }
 }
 
-impl Host for FakeHost {
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.property_or_error(path).ok().flatten()
-    }
-    fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, Unserializable> {
+impl Attributes for FakeHost {
+    fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         self.property_reads.set(self.property_reads.get() + 1);
         let key = path.join(".");
         if self.unserializable.borrow().contains(&key) {
-            return Err(Unserializable);
+            return Err(HostError::Unserializable);
         }
         Ok(self.props.borrow().get(&key).cloned())
     }
@@ -144,6 +141,9 @@ impl Host for FakeHost {
             Map::CallResponseHeaders => self.call_headers.borrow().clone(),
         }
     }
+}
+
+impl Proxy for FakeHost {
     fn plugin_config(&self) -> Option<Vec<u8>> {
         Some(self.config.borrow().clone())
     }
@@ -162,9 +162,9 @@ impl Host for FakeHost {
         headers: &[(&str, &str)],
         body: &[u8],
         timeout_ms: u64,
-    ) -> Result<u32, DispatchError> {
+    ) -> Result<u32, HostError> {
         if self.refuse_dispatch.get() {
-            return Err(DispatchError::BadArgument);
+            return Err(HostError::BadArgument);
         }
         let mut calls = self.calls.borrow_mut();
         let token = calls.len() as u32 + 1;

@@ -24,6 +24,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+. scripts/lib.sh
 
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
   : "${BENCH_ROUNDS:=1}" "${BENCH_SECONDS:=3}" "${BENCH_WARMUP:=1}"
@@ -73,34 +74,14 @@ rm -f "$work"/*.log "$work"/load-*.txt
 eut_pid=
 load_pid=
 loader_pid=
-stop() { # pid
-  local pid=$1 _
-  [[ -n $pid ]] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-  stop "$loader_pid"
-  stop "$eut_pid"
-  stop "$load_pid"
+  stop_pid "$loader_pid"
+  stop_pid "$eut_pid"
+  stop_pid "$load_pid"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_ports() { # count
-  python3 - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
 read -r eut_admin inbound_port load_admin backend_port sink_port <<<"$(free_ports 5)"
 
 # ---- configurations ---------------------------------------------------------
@@ -278,7 +259,7 @@ for round in $(seq "$rounds"); do
     } >>"$results"
     printf '   round %d  %s  %10.0f req/s  %s errors\n' "$round" "$v" "$rps" "$errors"
 
-    stop "$eut_pid"
+    stop_pid "$eut_pid"
     eut_pid=
   done
 done

@@ -3,13 +3,14 @@ SHELL := /bin/bash
 WASM := target/wasm32-wasip1/release/mesh_audit.wasm
 CARGO ?= cargo
 
-.PHONY: all build cli test unit lint fmt clean toolchain
+.PHONY: all build cli test check unit lint fmt clean toolchain
 
 all: build
 
-# The wasm target is the only toolchain piece the filter needs beyond cargo.
+# The wasm target is the only toolchain piece the filter needs beyond cargo
+# (scripts/lib.sh: present in the sysroot, else rustup, else the rust-std archive).
 toolchain:
-	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@. scripts/lib.sh && ensure_wasm_target
 
 # The .wasm is stamped with the build's start time: cargo leaves it untouched
 # when only test dependencies changed, and the tests refuse a .wasm older
@@ -25,6 +26,11 @@ cli:
 # pinned Envoy, then runs every test: unit, wasm-level, CLI, real Envoy.
 test: build envoy
 	$(CARGO) test --features cli --all-targets
+
+# The inner loop, no Envoy: formatting, lints, unit tests, and the wasm-level
+# suite (every lifecycle test on the native core and on the built .wasm).
+check: build lint
+	$(CARGO) test --lib --test wasm
 
 unit:
 	$(CARGO) test --lib

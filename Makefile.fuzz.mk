@@ -1,7 +1,7 @@
 # `make fuzz`: cargo-fuzz targets (fuzz/) for the configuration parser and
 # the record builder. cargo-fuzz needs the nightly toolchain (sanitizers);
 # without it this target says so and fails. The same inputs are exercised on
-# stable by tests/robustness.rs under `make test`.
+# stable by tests/wasm/robustness.rs under `make test`.
 # Included from Makefile.
 
 FUZZ_TARGETS := config record
@@ -14,7 +14,7 @@ fuzz:
 	@if ! rustup run nightly rustc --version >/dev/null 2>&1; then \
 		echo "make fuzz: needs the nightly Rust toolchain (cargo-fuzz builds with -Zsanitizer)." >&2; \
 		echo "  install it with: rustup toolchain install nightly" >&2; \
-		echo "  without nightly, 'make test' still runs the same inputs (tests/robustness.rs)." >&2; \
+		echo "  without nightly, 'make test' still runs the same inputs (tests/wasm/robustness.rs)." >&2; \
 		exit 1; \
 	fi
 	@if ! cargo fuzz --help >/dev/null 2>&1; then \

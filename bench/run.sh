@@ -34,6 +34,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+. scripts/lib.sh
 
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
   : "${BENCH_ROUNDS:=1}" "${BENCH_SECONDS:=3}" "${BENCH_WARMUP:=1}"
@@ -101,26 +102,6 @@ mkdir -p "$work"
 envoy/pki.sh "$certs"
 rm -f "$work"/*.log "$work"/load-*.txt
 
-stop_pid() { # pid
-  local pid=$1 _
-  [[ -n $pid ]] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-free_ports() { # count
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
 wait_port() { # port: until something listens on 127.0.0.1:port (5 s)
   local _
   for _ in $(seq 50); do

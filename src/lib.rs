@@ -2,7 +2,7 @@
 //! and what happened, and delivers a tamper-evident audit trail.
 //!
 //! All logic lives in modules that never touch the host directly; the host is
-//! reached through [`host::Host`]. This file only wires the proxy-wasm entry
+//! reached through the [`host`] traits. This file only wires the proxy-wasm entry
 //! point.
 
 pub mod audit;

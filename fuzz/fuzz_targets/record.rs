@@ -3,7 +3,10 @@
 //! every record it sends parses as JSON.
 #![no_main]
 
-#[path = "../../tests/robustness/scenario.rs"]
+// The emulated proxy without a wasm runtime, and the lifecycle run in it.
+#[path = "../../tests/host/model/mod.rs"]
+mod host;
+#[path = "../../tests/wasm/robustness/scenario.rs"]
 mod scenario;
 
 use libfuzzer_sys::fuzz_target;

@@ -3,7 +3,7 @@
 
 use super::http;
 use super::root::Auditor;
-use crate::host::{Host, Level, ProxyHost};
+use crate::host::{Level, Proxy, ProxyHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::cell::RefCell;

@@ -10,6 +10,3 @@ pub use stats::Counter;
 
 #[cfg(target_arch = "wasm32")]
 pub mod glue;
-
-#[cfg(test)]
-mod tests;

@@ -4,7 +4,7 @@
 use super::driver::Request;
 use super::props::{mtls_connection, typical, typical_request};
 use super::state::Dispatch;
-use super::Host;
+use super::{Guest, Host};
 
 pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 pub const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -29,10 +29,15 @@ pub fn orders_request(conn: u64) -> Request {
         .props(typical_request())
 }
 
-/// A host started and configured with `config`; fails the test if the
+/// A wasm host started and configured with `config`; fails the test if the
 /// configuration is refused.
 pub fn configured(config: &str) -> Host {
-    let mut h = Host::new();
+    configured_on(Guest::Wasm, config)
+}
+
+/// Like [`configured`], on `guest`.
+pub fn configured_on(guest: Guest, config: &str) -> Host {
+    let mut h = Host::on(guest);
     assert!(
         h.configure(config),
         "configuration refused: {config}\n{}",

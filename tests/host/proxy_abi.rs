@@ -4,11 +4,12 @@
 //! without `:method`/`:path`/`:authority`, empty values returned as (0, 0).
 //! Logs, properties, time, ticks, metrics and done live here; header maps,
 //! buffers, calls and local replies in [`proxy_maps`]. Any other `proxy_*`
-//! import gets a stub that records the call and returns Ok.
+//! import gets a stub that records the call and returns Ok. What the proxy
+//! does is the state model's (model/ops.rs); this only moves bytes.
 
 use super::guest::{read, read_string, return_bytes, write_u32, write_u64};
 use super::proxy_maps;
-use super::state::{status, LogLine, Metric, MetricKind, State};
+use super::state::{status, State};
 use wasmtime::{Caller, FuncType, Linker, Result, Val};
 
 type C<'a> = Caller<'a, State>;
@@ -31,10 +32,7 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
                 let Some(message) = read_string(&mut c, ptr, len) else {
                     return status::INVALID_MEMORY_ACCESS;
                 };
-                c.data_mut().logs.push(LogLine {
-                    level: level as u32,
-                    message,
-                });
+                c.data_mut().log(level as u32, message);
                 status::OK
             })?
         }
@@ -55,12 +53,9 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
                 let Some(path) = read(&mut c, ptr, len) else {
                     return Ok(status::INVALID_MEMORY_ACCESS);
                 };
-                let dotted = String::from_utf8_lossy(&path).replace('\0', ".");
-                let ctx = c.data().driving.map(|(ctx, _)| ctx);
-                c.data_mut().property_reads.push((ctx, dotted));
-                match c.data().properties.get(&path).cloned() {
-                    Some(value) => return_bytes(&mut c, &value, ret_ptr, ret_size),
-                    None => Ok(status::NOT_FOUND),
+                match c.data_mut().get_property(&path) {
+                    Ok(value) => return_bytes(&mut c, &value, ret_ptr, ret_size),
+                    Err(status) => Ok(status),
                 }
             },
         )?,
@@ -91,7 +86,7 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
         "proxy_set_tick_period_milliseconds" => {
             linker.func_wrap(M, name, |mut c: C<'_>, ms: i32| {
                 enter(&mut c, "proxy_set_tick_period_milliseconds");
-                c.data_mut().tick_period_ms = Some(ms as u32);
+                c.data_mut().set_tick_period(ms as u32);
                 status::OK
             })?
         }
@@ -103,26 +98,11 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
                 let Some(metric) = read_string(&mut c, ptr, len) else {
                     return status::INVALID_MEMORY_ACCESS;
                 };
-                let kind = match kind {
-                    0 => MetricKind::Counter,
-                    1 => MetricKind::Gauge,
-                    2 => MetricKind::Histogram,
-                    _ => return status::BAD_ARGUMENT,
+                let id = match c.data_mut().define_metric(kind, metric) {
+                    Ok(id) => id,
+                    Err(status) => return status,
                 };
-                let s = c.data_mut();
-                let index = match s.metric_ids.iter().position(|m| m.name == metric) {
-                    Some(i) if s.metric_ids[i].kind == kind => i,
-                    Some(_) => return status::BAD_ARGUMENT,
-                    None => {
-                        s.metric_ids.push(Metric {
-                            name: metric,
-                            kind,
-                            value: 0,
-                        });
-                        s.metric_ids.len() - 1
-                    }
-                };
-                if write_u32(&mut c, ret, index as u32 + 1) {
+                if write_u32(&mut c, ret, id) {
                     status::OK
                 } else {
                     status::INVALID_MEMORY_ACCESS
@@ -132,20 +112,16 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
         "proxy_increment_metric" => {
             linker.func_wrap(M, name, |mut c: C<'_>, id: i32, delta: i64| {
                 enter(&mut c, "proxy_increment_metric");
-                let Some(m) = metric(c.data_mut(), id) else {
-                    return status::NOT_FOUND;
-                };
-                if m.kind == MetricKind::Counter && delta < 0 {
-                    return status::BAD_ARGUMENT;
+                match c.data_mut().increment_metric(id, delta) {
+                    Ok(()) => status::OK,
+                    Err(status) => status,
                 }
-                m.value += delta;
-                status::OK
             })?
         }
         "proxy_record_metric" => {
             linker.func_wrap(M, name, |mut c: C<'_>, id: i32, value: i64| {
                 enter(&mut c, "proxy_record_metric");
-                let Some(m) = metric(c.data_mut(), id) else {
+                let Some(m) = c.data_mut().metric_mut(id) else {
                     return status::NOT_FOUND;
                 };
                 m.value = value;
@@ -154,7 +130,7 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
         }
         "proxy_get_metric" => linker.func_wrap(M, name, |mut c: C<'_>, id: i32, ret: i32| {
             enter(&mut c, "proxy_get_metric");
-            let Some(value) = metric(c.data_mut(), id).map(|m| m.value) else {
+            let Some(value) = c.data_mut().metric_mut(id).map(|m| m.value) else {
                 return status::NOT_FOUND;
             };
             if write_u64(&mut c, ret, value as u64) {
@@ -165,7 +141,7 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
         })?,
         "proxy_done" => linker.func_wrap(M, name, |mut c: C<'_>| {
             enter(&mut c, "proxy_done");
-            c.data_mut().done_calls += 1;
+            c.data_mut().done();
             status::OK
         })?,
         "proxy_set_effective_context" => linker.func_wrap(M, name, |mut c: C<'_>, ctx: i32| {
@@ -199,9 +175,4 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
         _ => return Ok(false),
     };
     Ok(true)
-}
-
-fn metric(state: &mut State, id: i32) -> Option<&mut Metric> {
-    let index = (id as u32 as usize).checked_sub(1)?;
-    state.metric_ids.get_mut(index)
 }

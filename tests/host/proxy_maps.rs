@@ -1,23 +1,17 @@
 //! Moving bytes between proxy and module: header maps, buffers, outgoing
 //! calls and local replies. Header maps exist only while the proxy has them
 //! (request maps during a request, call-response maps during a reply);
-//! asking for an absent one is a BadArgument, as in Envoy.
+//! asking for an absent one is a BadArgument, as in Envoy. What the proxy
+//! does is the state model's (model/ops.rs); this only moves bytes.
 
 use super::guest::{decode_pairs, encode_pairs, read, read_string, return_bytes, write_u32};
-use super::state::{status, Answer, Dispatch, LocalReply, State};
+use super::state::{find, status, State};
 use wasmtime::{Caller, Linker, Result};
 
 type C<'a> = Caller<'a, State>;
 
 fn enter(caller: &mut C<'_>, name: &str) {
     caller.data_mut().count("env", name);
-}
-
-fn find<'a>(pairs: &'a [(String, Vec<u8>)], key: &str) -> Option<&'a Vec<u8>> {
-    pairs
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
 }
 
 /// Defines `name` if it is one of these imports; false otherwise.
@@ -29,8 +23,8 @@ pub fn define(linker: &mut Linker<State>, name: &str) -> Result<bool> {
             name,
             |mut c: C<'_>, map: i32, ret_ptr: i32, ret_size: i32| -> Result<i32> {
                 enter(&mut c, "proxy_get_header_map_pairs");
-                match c.data().maps.get(&map) {
-                    Some(pairs) => {
+                match c.data().header_map(map) {
+                    Ok(pairs) => {
                         let bytes = if pairs.is_empty() {
                             Vec::new()
                         } else {
@@ -38,7 +32,7 @@ pub fn define(linker: &mut Linker<State>, name: &str) -> Result<bool> {
                         };
                         return_bytes(&mut c, &bytes, ret_ptr, ret_size)
                     }
-                    None => Ok(status::BAD_ARGUMENT),
+                    Err(status) => Ok(status),
                 }
             },
         )?,
@@ -153,16 +147,11 @@ pub fn define(linker: &mut Linker<State>, name: &str) -> Result<bool> {
              ret_size: i32|
              -> Result<i32> {
                 enter(&mut c, "proxy_get_buffer_bytes");
-                let Some(buf) = c.data().buffers.get(&kind) else {
-                    return Ok(status::NOT_FOUND);
-                };
                 let (start, max) = (start as u32 as usize, max as u32 as usize);
-                if start > buf.len() {
-                    return Ok(status::BAD_ARGUMENT);
+                match c.data().buffer_bytes(kind, start, max) {
+                    Ok(slice) => return_bytes(&mut c, &slice, ret_ptr, ret_size),
+                    Err(status) => Ok(status),
                 }
-                let end = start.saturating_add(max).min(buf.len());
-                let slice = buf[start..end].to_vec();
-                return_bytes(&mut c, &slice, ret_ptr, ret_size)
             },
         )?,
         "proxy_get_buffer_status" => linker.func_wrap(
@@ -228,35 +217,13 @@ fn http_call(
         return status::INVALID_MEMORY_ACCESS;
     };
     let (headers, trailers) = (decode_pairs(&h), decode_pairs(&t));
-    let required = [":method", ":path", ":authority"];
-    let refused = match (&headers, &trailers) {
-        (Some(hs), Some(_)) => {
-            c.data().unknown_clusters.contains(&cluster)
-                || required.iter().any(|r| find(hs, r).is_none())
-        }
-        _ => true,
+    let result = c
+        .data_mut()
+        .http_call(cluster, headers, body, trailers, timeout_ms as u32);
+    let token = match result {
+        Ok(token) => token,
+        Err(status) => return status,
     };
-    let s = c.data_mut();
-    let mut dispatch = Dispatch {
-        token: None,
-        status: status::BAD_ARGUMENT,
-        cluster,
-        headers: headers.unwrap_or_default(),
-        body,
-        trailers: trailers.unwrap_or_default(),
-        timeout_ms: timeout_ms as u32,
-        at_ms: s.now_ms(),
-        answer: Answer::Pending,
-    };
-    if refused {
-        s.dispatches.push(dispatch);
-        return status::BAD_ARGUMENT;
-    }
-    let token = s.next_token;
-    s.next_token += 1;
-    dispatch.token = Some(token);
-    dispatch.status = status::OK;
-    s.dispatches.push(dispatch);
     if write_u32(&mut c, ret_token, token) {
         status::OK
     } else {
@@ -287,18 +254,7 @@ fn local_response(
     let Some(headers) = decode_pairs(&h) else {
         return status::BAD_ARGUMENT;
     };
-    let s = c.data_mut();
-    let context = s
-        .effective_context
-        .or(s.driving.map(|(ctx, _)| ctx))
-        .unwrap_or(0);
-    s.local_replies.push(LocalReply {
-        context,
-        status: code as u32,
-        details,
-        body,
-        headers,
-        grpc_status,
-    });
+    c.data_mut()
+        .local_reply(code as u32, details, body, headers, grpc_status);
     status::OK
 }

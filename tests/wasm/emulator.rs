@@ -1,10 +1,7 @@
-//! Self-tests of the emulated proxy: they hold whatever the filter does.
+//! Self-tests of the emulated proxy and the release artifact (wasm guest):
+//! they hold whatever the filter does.
 
-#[cfg(test)]
-#[path = "host/mod.rs"]
-mod host;
-
-use host::{artifact, guest, linker_for, Host, State};
+use crate::host::{artifact, guest, linker_for, Host, State};
 use wasmtime::{Module, Store};
 
 /// A minimal module, byte by byte: imports `(module, name)` pairs of type
@@ -227,7 +224,7 @@ fn random_bytes_are_deterministic_per_seed() {
 
 #[test]
 fn the_release_wasm_stays_under_400_kb() {
-    let path = host::artifact::wasm_path();
+    let path = artifact::wasm_path();
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(
         size < 400_000,

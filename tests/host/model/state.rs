@@ -1,7 +1,8 @@
 //! What the emulated proxy holds (inputs the test sets) and what it saw the
-//! module do (records the test asserts on). Tests look at state, not at an
+//! guest do (records the test asserts on). Tests look at state, not at an
 //! ordered list of host calls, so refactoring the filter's call order does
 //! not break them.
+//! The proxy's behaviour over this state is in ops.rs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -119,7 +120,34 @@ pub struct Metric {
     pub value: i64,
 }
 
-/// Everything the emulator knows. Lives in the wasmtime `Store`.
+/// Property answers for robustness runs: each path maps, by its hash, to
+/// one pool entry, to "absent" or to "not serialisable", so every attribute
+/// the filter reads gets arbitrary bytes.
+#[derive(Clone, Debug, Default)]
+pub struct Arbitrary {
+    pub pool: Vec<Vec<u8>>,
+    /// Mixed into the path hash, so the same pool lands differently.
+    pub salt: u64,
+}
+
+impl Arbitrary {
+    /// FNV-1a of the dotted path: stable and dependency-free.
+    pub(super) fn answer(&self, dotted: &str) -> Result<Vec<u8>, i32> {
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ self.salt;
+        for b in dotted.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let n = self.pool.len() as u64;
+        match h % (n + 2) {
+            i if i == n => Err(status::NOT_FOUND),
+            i if i == n + 1 => Err(status::SERIALIZATION_FAILURE),
+            i => Ok(self.pool[i as usize].clone()),
+        }
+    }
+}
+
+/// Everything the emulator knows. The guest being driven holds it.
 pub struct State {
     // --- inputs
     pub env: Vec<(String, String)>,
@@ -134,6 +162,11 @@ pub struct State {
     pub unknown_clusters: HashSet<String>,
     /// Contexts the module may switch to with `proxy_set_effective_context`.
     pub live_contexts: HashSet<u32>,
+    /// Properties the proxy has but cannot serialise (SerializationFailure).
+    pub unserializable: HashSet<Vec<u8>>,
+    /// When set, every property the test did not set is answered with
+    /// arbitrary data (see [`Arbitrary`]).
+    pub arbitrary: Option<Arbitrary>,
 
     // --- records
     pub logs: Vec<LogLine>,
@@ -177,6 +210,8 @@ impl State {
             properties: HashMap::new(),
             unknown_clusters: HashSet::new(),
             live_contexts: HashSet::new(),
+            unserializable: HashSet::new(),
+            arbitrary: None,
             logs: Vec::new(),
             stdout: Vec::new(),
             stderr: Vec::new(),
@@ -258,6 +293,20 @@ impl State {
         }
         s
     }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+/// A header by name, as Envoy matches them (case-insensitively).
+pub fn find<'a>(pairs: &'a [(String, Vec<u8>)], key: &str) -> Option<&'a Vec<u8>> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
 }
 
 pub fn level_name(level: u32) -> &'static str {

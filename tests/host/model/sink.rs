@@ -2,18 +2,17 @@
 //! virtual time passing (which is when Envoy's own call timeouts fire).
 
 use super::state::{self, Answer, Pairs};
-use super::{Host, ROOT_ID};
+use super::{Call, Host, ROOT_ID};
 
 impl Host {
     /// Moves the virtual clock. Dispatches whose `timeout_ms` has passed
     /// are answered as Envoy's async client does on timeout: a local 504
     /// `upstream request timeout` reply.
     pub fn advance_ms(&mut self, ms: u64) {
-        self.store.data_mut().now_nanos += ms * 1_000_000;
+        self.state_mut().now_nanos += ms * 1_000_000;
         let now = self.now_ms();
         let expired: Vec<u32> = self
-            .store
-            .data()
+            .state()
             .dispatches
             .iter()
             .filter(|d| d.answer == Answer::Pending && d.at_ms + u64::from(d.timeout_ms) <= now)
@@ -73,8 +72,19 @@ impl Host {
         self.answer(token, Answer::Failed, Vec::new(), Vec::new());
     }
 
+    /// The sink answers dispatch `token` with these headers (`:status`
+    /// among them, or not) and `body`.
+    pub fn reply_pairs(&mut self, token: u32, headers: Pairs, body: &[u8]) {
+        let code = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
+            .unwrap_or(0);
+        self.answer(token, Answer::Status(code), headers, body.to_vec());
+    }
+
     fn answer(&mut self, token: u32, answer: Answer, headers: Pairs, body: Vec<u8>) {
-        let s = self.store.data_mut();
+        let s = self.state_mut();
         let pending: Vec<u32> = s
             .dispatches
             .iter()
@@ -89,20 +99,37 @@ impl Host {
             panic!("token {token} is not a pending dispatch (pending: {pending:?})");
         };
         d.answer = answer;
-        let (nheaders, nbody) = (headers.len() as i32, body.len() as i32);
-        if answer != Answer::Failed {
+        let reply = (answer != Answer::Failed).then_some((headers, body));
+        self.deliver(token, reply);
+    }
+
+    /// A reply for a token the guest never dispatched. Envoy never sends
+    /// one, and the proxy-wasm SDK traps on it before the filter sees it:
+    /// this is for the native core's own guard.
+    pub fn stray_reply(&mut self, token: u32, code: u32) {
+        let headers = vec![(":status".to_string(), code.to_string().into_bytes())];
+        self.deliver(token, Some((headers, Vec::new())));
+    }
+
+    /// `proxy_on_http_call_response` for `token`, with the reply's maps
+    /// readable during the call (none for a call that failed).
+    fn deliver(&mut self, token: u32, reply: Option<(Pairs, Vec<u8>)>) {
+        let (nheaders, nbody) = reply.as_ref().map_or((0, 0), |(h, b)| (h.len(), b.len()));
+        if let Some((headers, body)) = reply {
+            let s = self.state_mut();
             s.maps.insert(state::map::CALL_RESPONSE_HEADERS, headers);
             s.maps
                 .insert(state::map::CALL_RESPONSE_TRAILERS, Vec::new());
             s.buffers.insert(state::buffer::CALL_RESPONSE_BODY, body);
         }
-        self.call::<(i32, i32, i32, i32, i32), ()>(
-            ROOT_ID,
-            "http_call_response",
-            "proxy_on_http_call_response",
-            (ROOT_ID as i32, token as i32, nheaders, nbody, 0),
-        );
-        let s = self.store.data_mut();
+        let call = Call::HttpCallResponse {
+            token,
+            headers: nheaders,
+            body: nbody,
+            trailers: 0,
+        };
+        self.call(ROOT_ID, "http_call_response", call);
+        let s = self.state_mut();
         s.maps.remove(&state::map::CALL_RESPONSE_HEADERS);
         s.maps.remove(&state::map::CALL_RESPONSE_TRAILERS);
         s.buffers.remove(&state::buffer::CALL_RESPONSE_BODY);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 impl Host {
     pub fn state(&self) -> &State {
-        self.store.data()
+        self.guest.state()
     }
 
     pub fn now_ms(&self) -> u64 {

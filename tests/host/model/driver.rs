@@ -3,7 +3,7 @@
 
 use super::props::Props;
 use super::state::{buffer, map, LocalReply, Pairs};
-use super::{Host, ROOT_ID};
+use super::{Call, Host, ROOT_ID};
 use std::collections::BTreeMap;
 
 /// A request as the proxy would see it. Build with [`Host::request`].
@@ -22,6 +22,18 @@ impl Request {
     pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Request {
         self.headers
             .push((name.to_string(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Replaces every value of request header `name` with this one.
+    pub fn set_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Request {
+        self.headers.retain(|(k, _)| k != name);
+        self.header(name, value)
+    }
+
+    /// Replaces the response headers with a `:status` alone.
+    pub fn status(mut self, code: &str) -> Request {
+        self.response_headers = vec![(":status".into(), code.as_bytes().to_vec())];
         self
     }
 
@@ -102,31 +114,27 @@ impl Host {
         self.next_context += 1;
         let before = self.state().calls_by_import.clone();
         let replies_before = self.state().local_replies.len();
-        self.store.data_mut().live_contexts.insert(ctx);
+        self.state_mut().live_contexts.insert(ctx);
         self.apply_props(&req.props);
 
-        let c = ctx as i32;
-        self.call::<(i32, i32), ()>(
-            ctx,
-            "context_create",
-            "proxy_on_context_create",
-            (c, ROOT_ID as i32),
-        );
-        let nreq = req.headers.len() as i32;
-        self.store
-            .data_mut()
+        let create = Call::ContextCreate {
+            context: ctx,
+            parent: ROOT_ID,
+        };
+        self.call(ctx, "context_create", create);
+        let nreq = req.headers.len();
+        self.state_mut()
             .maps
             .insert(map::REQUEST_HEADERS, req.headers.clone());
-        let eos = i32::from(req.body.is_none());
-        let request_action = self.call::<(i32, i32, i32), i32>(
-            ctx,
-            "request_headers",
-            "proxy_on_request_headers",
-            (c, nreq, eos),
-        );
+        let headers = Call::RequestHeaders {
+            context: ctx,
+            headers: nreq,
+            end_of_stream: req.body.is_none(),
+        };
+        let request_action = self.call(ctx, "request_headers", headers);
         let request_body_action = req.body.as_ref().map(|body| {
             let (kind, phase) = (buffer::REQUEST_BODY, "request_body");
-            self.body_phase(ctx, kind, phase, "proxy_on_request_body", body)
+            self.body_phase(ctx, kind, phase, body)
         });
 
         // A local reply sent at request headers is what the response filters see.
@@ -142,26 +150,25 @@ impl Host {
             }
             None => req.response_headers.clone(),
         };
-        let nresp = response.len() as i32;
-        self.store
-            .data_mut()
+        let nresp = response.len();
+        self.state_mut()
             .maps
             .insert(map::RESPONSE_HEADERS, response);
-        let response_action = self.call::<(i32, i32, i32), i32>(
-            ctx,
-            "response_headers",
-            "proxy_on_response_headers",
-            (c, nresp, i32::from(req.response_body.is_none())),
-        );
+        let headers = Call::ResponseHeaders {
+            context: ctx,
+            headers: nresp,
+            end_of_stream: req.response_body.is_none(),
+        };
+        let response_action = self.call(ctx, "response_headers", headers);
         let response_body_action = req.response_body.as_ref().map(|body| {
             let (kind, phase) = (buffer::RESPONSE_BODY, "response_body");
-            self.body_phase(ctx, kind, phase, "proxy_on_response_body", body)
+            self.body_phase(ctx, kind, phase, body)
         });
-        self.call::<(i32,), ()>(ctx, "log", "proxy_on_log", (c,));
-        let done = self.call::<(i32,), i32>(ctx, "done", "proxy_on_done", (c,)) != 0;
-        self.call::<(i32,), ()>(ctx, "delete", "proxy_on_delete", (c,));
+        self.call(ctx, "log", Call::Log { context: ctx });
+        let done = self.call(ctx, "done", Call::Done { context: ctx }) != 0;
+        self.call(ctx, "delete", Call::Delete { context: ctx });
 
-        let s = self.store.data_mut();
+        let s = self.state_mut();
         for m in [
             map::REQUEST_HEADERS,
             map::REQUEST_TRAILERS,
@@ -205,18 +212,24 @@ impl Host {
 
     /// The whole body in one callback, with end of stream; the body buffer
     /// is readable during that callback only.
-    fn body_phase(
-        &mut self,
-        ctx: u32,
-        kind: i32,
-        phase: &'static str,
-        export: &str,
-        body: &[u8],
-    ) -> i32 {
-        self.store.data_mut().buffers.insert(kind, body.to_vec());
-        let len = body.len() as i32;
-        let action = self.call::<(i32, i32, i32), i32>(ctx, phase, export, (ctx as i32, len, 1));
-        self.store.data_mut().buffers.remove(&kind);
+    fn body_phase(&mut self, ctx: u32, kind: i32, phase: &'static str, body: &[u8]) -> i32 {
+        self.state_mut().buffers.insert(kind, body.to_vec());
+        let (context, size) = (ctx, body.len());
+        let call = if kind == buffer::REQUEST_BODY {
+            Call::RequestBody {
+                context,
+                size,
+                end_of_stream: true,
+            }
+        } else {
+            Call::ResponseBody {
+                context,
+                size,
+                end_of_stream: true,
+            }
+        };
+        let action = self.call(ctx, phase, call);
+        self.state_mut().buffers.remove(&kind);
         action
     }
 }

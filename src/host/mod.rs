@@ -1,0 +1,129 @@
+//! The one boundary between mesh-audit's logic and the proxy, in two traits
+//! along the seam a proxy really has:
+//!
+//! - [`Attributes`]: what the proxy knows about the request being audited
+//!   (properties and header maps), read while that request is alive;
+//! - [`Proxy`]: what the proxy does or provides for the plugin as a whole
+//!   (its configuration, clock, environment and randomness, the tick timer,
+//!   calls to a cluster, metrics, logging, local replies, `done`).
+//!
+//! [`Host`] is both, which is what the filter's lifecycle takes. The
+//! proxy-wasm implementation ([`wasm`], wasm32 only) is the single place that
+//! makes host calls; a native Envoy dynamic module implements the same two
+//! traits. Reads never fail loudly: a property or header map the proxy cannot
+//! give is simply absent, because auditing must never break a request.
+
+mod pairs;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use pairs::{decode_pairs, encode_pairs, pairs};
+#[cfg(target_arch = "wasm32")]
+pub use wasm::ProxyHost;
+
+/// Log levels, most verbose first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+/// Which header map to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Map {
+    RequestHeaders,
+    ResponseHeaders,
+    CallResponseHeaders,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+}
+
+/// Why the proxy did not do or give what was asked, by the reason it gave.
+/// The variant names are what the filter's log lines show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostError {
+    /// The value exists only in another phase of the request (Envoy answers
+    /// BadArgument for, e.g., a response attribute read at request headers).
+    NotAvailableInThisPhase,
+    /// The proxy refused an argument (for a dispatch: typically no such cluster).
+    BadArgument,
+    /// The proxy has the value but cannot serialise it (Envoy refuses, e.g.,
+    /// a metadata `Struct` holding a null).
+    Unserializable,
+    /// A failure inside the proxy, or a status this host does not expect.
+    InternalFailure,
+}
+
+pub type Headers = Vec<(String, Vec<u8>)>;
+
+/// What the proxy knows about the request being audited.
+pub trait Attributes {
+    /// A property (Envoy attribute) by path, raw bytes as the proxy gives
+    /// them; tells "absent" (`Ok(None)`) from the reasons it cannot be read.
+    fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
+    /// Like [`Attributes::property_or_error`], with every failure read as absent.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.property_or_error(path).ok().flatten()
+    }
+    /// A whole header map, in one call; empty when the proxy has none.
+    fn headers(&self, map: Map) -> Headers;
+}
+
+/// What the proxy does or provides for the plugin as a whole.
+pub trait Proxy {
+    /// The plugin configuration bytes (`on_configure`).
+    fn plugin_config(&self) -> Option<Vec<u8>>;
+    /// An environment variable given to the VM (`vm_config.environment_variables`).
+    fn env_var(&self, name: &str) -> Option<String>;
+    /// Fill `buf` with random bytes; false when unavailable.
+    fn fill_random(&self, buf: &mut [u8]) -> bool;
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> u64;
+    fn set_tick_period_ms(&self, ms: u64);
+    /// POST `body` to `cluster`; the reply arrives at the root context with
+    /// the returned token.
+    fn dispatch(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u32, HostError>;
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32>;
+    fn increment_metric(&self, id: u32, delta: i64);
+    fn log(&self, level: Level, message: &str);
+    /// Answer the current request locally.
+    fn send_local_reply(&self, status: u32, body: &[u8], headers: &[(&str, &str)]);
+    /// Tell the proxy a deferred `on_done` has finished.
+    fn done(&self);
+}
+
+/// A whole host: what the filter's lifecycle is given.
+pub trait Host: Attributes + Proxy {}
+
+impl<T: Attributes + Proxy + ?Sized> Host for T {}
+
+/// Reads an integer property encoded as Envoy does: 8 bytes, little-endian.
+pub fn le_u64(bytes: &[u8]) -> Option<u64> {
+    let arr: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(arr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_little_endian_integers() {
+        assert_eq!(le_u64(&200u64.to_le_bytes()), Some(200));
+        assert_eq!(le_u64(&[1, 2]), None);
+    }
+}

@@ -1,0 +1,21 @@
+//! The wasm-level suite, one test binary so wasmtime links once: the
+//! emulated proxy (tests/host/) with its two guests, the compiled `.wasm` and
+//! the native core, and every lifecycle test run on both.
+//!
+//! A new file of this suite is a module here (`mod name;` below, the file
+//! at tests/wasm/name.rs) that uses `crate::host`.
+
+// Test code: helpers fail the test by panicking.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../host/mod.rs"]
+mod host;
+
+mod admission;
+mod config;
+mod delivery;
+mod emulator;
+mod facts;
+mod lifecycle;
+mod retry;
+mod robustness;

@@ -14,3 +14,7 @@ mod carriers;
 mod cost;
 #[path = "redaction/truthful.rs"]
 mod truthful;
+
+mod e2e;
+#[path = "redaction/envoy.rs"]
+mod envoy;

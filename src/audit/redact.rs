@@ -1,60 +1,40 @@
-//! Redaction of captured headers, the query string and JWT claims (SPEC §3).
+//! Redaction of captured headers, the path, the query string and JWT
+//! claims (SPEC §3, §3.1).
 //!
 //! Actions: `mask` → `[REDACTED]` (`authorization` and `proxy-authorization`
 //! keep a well-known scheme: `Bearer [REDACTED]`), `drop` → the field is
 //! omitted, `hash` → `hmac-sha256:` + hex of the first 16 bytes of
-//! HMAC-SHA256(key, value). Every field masked, dropped or hashed is named
-//! once in the record's `redacted` list.
+//! HMAC-SHA256(key, value), `keep` → the value as sent, no default applied.
+//! Every field changed is named once in the record's `redacted` list.
 //!
-//! Secure by default: without an explicit rule, the headers in
-//! [`DEFAULT_HEADERS`] and the query parameters in [`DEFAULT_QUERY_PARAMS`]
-//! are masked. An explicit rule for one of them replaces the default (it may
-//! choose `hash` or `drop`). Claims have no defaults.
+//! Secure by default, in layers, each a module:
+//! - `name`: headers and parameters named like credentials are masked
+//!   (normalised pattern matching); explicit rules win over defaults;
+//! - `params`, `query`, `path`: query, fragment and path parameters, and the
+//!   path segments of `redact.path_segments`;
+//! - `url`: headers that carry URLs get the path, query and fragment rules;
+//! - `detect`: values shaped like well-known credentials are masked in
+//!   every captured header, parameter and path segment, whatever they are
+//!   called.
+//!
+//! Claims have no defaults.
 
 use super::record::Fields;
 use crate::config::{Action, Redact};
 use crate::digest::HmacKey;
+use name::{Kind, Rule, Scratch, Verdict};
+use params::Notes;
+use std::cell::RefCell;
 
+mod detect;
+mod name;
+mod params;
+mod path;
 mod query;
+mod url;
 
-/// Headers masked when captured without an explicit rule.
-pub const DEFAULT_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-];
-
-/// Query parameters masked without an explicit rule. A parameter is "named
-/// like" one of these when its name, after percent-decoding (`+` as space),
-/// equals it ignoring ASCII case, optionally followed by a PHP/Rack-style
-/// array suffix (`api_key[]`, `token[0]`). Nothing is matched by substring:
-/// `monkey`, `keyword` or `tokens` are kept.
-pub const DEFAULT_QUERY_PARAMS: &[&str] = &[
-    "token",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "auth_token",
-    "session_token",
-    "private_token",
-    "password",
-    "passwd",
-    "secret",
-    "client_secret",
-    "key",
-    "api_key",
-    "apikey",
-    "api-key",
-    "x-api-key",
-    "signature",
-    "sig",
-    "x-amz-signature",
-    "x-amz-security-token",
-    "x-goog-signature",
-    "jsessionid",
-];
+pub use path::Glob;
+pub use url::URL_HEADERS;
 
 /// Authorization schemes kept in front of `[REDACTED]` (IANA HTTP
 /// Authentication Scheme registry plus AWS SigV4). Any other first word is
@@ -84,40 +64,40 @@ const SCHEME_HEADERS: &[&str] = &["authorization", "proxy-authorization"];
 pub const MASK: &str = "[REDACTED]";
 const HASH_PREFIX: &str = "hmac-sha256:";
 
+/// How one captured header is redacted, decided once per configuration.
+#[derive(Clone, Copy, Debug)]
+struct HeaderPlan {
+    /// The action of an explicit rule or a default; `None`: only URL and
+    /// shape redaction apply.
+    action: Option<Action>,
+    /// Masking keeps the authentication scheme.
+    scheme: bool,
+    /// The header carries a URL.
+    form: Option<url::Form>,
+}
+
 /// Redaction rules, resolved once at configuration time.
 pub struct Redactor {
-    /// Lower-cased header name → action; explicit rules, then uncovered defaults.
-    headers: Vec<(String, Action)>,
-    /// Lower-cased parameter name → action; explicit rules, then uncovered defaults.
-    query: Vec<(String, Action)>,
+    /// Explicit header rules, names normalised.
+    headers: Vec<Rule>,
+    /// Explicit query (and path) parameter rules, names normalised.
+    params: Vec<Rule>,
     /// Claim name (case-sensitive, as JWT claim names are) → action.
     claims: Vec<(String, Action)>,
+    /// `redact.path_segments`.
+    globs: Vec<Glob>,
     /// HMAC state with the key already absorbed; cloned per value.
     mac: Option<HmacKey>,
+    /// Header plans per list of captured names: the lists come from the
+    /// configuration, so each is planned on its first request only.
+    plans: RefCell<Vec<(Vec<String>, Vec<HeaderPlan>)>>,
 }
 
-fn with_defaults(explicit: &[(String, Action)], defaults: &[&str]) -> Vec<(String, Action)> {
-    let mut out: Vec<(String, Action)> = Vec::with_capacity(explicit.len() + defaults.len());
-    for (name, action) in explicit {
-        let name = name.to_ascii_lowercase();
-        if !out.iter().any(|(n, _)| *n == name) {
-            out.push((name, *action));
-        }
-    }
-    for d in defaults {
-        if !out.iter().any(|(n, _)| n == d) {
-            out.push((d.to_string(), Action::Mask));
-        }
-    }
-    out
-}
+/// Plans are kept for this many header lists (request and response).
+const PLANNED_LISTS: usize = 4;
 
-/// The action of the first rule whose name equals `name` ignoring ASCII case.
-fn lookup<'r>(rules: &'r [(String, Action)], name: &str) -> Option<(&'r str, Action)> {
-    rules
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(n, a)| (n.as_str(), *a))
+fn rules(explicit: &[(String, Action)]) -> Vec<Rule> {
+    explicit.iter().map(|(n, a)| Rule::new(n, *a)).collect()
 }
 
 /// Appends `prefix.name` to `redacted` unless it is already there.
@@ -165,12 +145,13 @@ impl Redactor {
     /// Configuration validation guarantees a key whenever a rule says `hash`;
     /// should one be missing anyway, `hash` degrades to `mask`, never to clear text.
     pub fn new(cfg: &Redact) -> Redactor {
-        let mac = cfg.hash_key.as_deref().map(HmacKey::new);
         Redactor {
-            headers: with_defaults(&cfg.headers, DEFAULT_HEADERS),
-            query: with_defaults(&cfg.query_params, DEFAULT_QUERY_PARAMS),
+            headers: rules(&cfg.headers),
+            params: rules(&cfg.query_params),
             claims: cfg.claims.clone(),
-            mac,
+            globs: cfg.path_segments.clone(),
+            mac: cfg.hash_key.as_deref().map(HmacKey::new),
+            plans: RefCell::new(Vec::new()),
         }
     }
 
@@ -187,13 +168,50 @@ impl Redactor {
         s
     }
 
+    fn plan(&self, name: &str) -> HeaderPlan {
+        let mut s = Scratch::default();
+        let action = match s.examine(name.as_bytes(), &self.headers, Kind::Header) {
+            Ok(f) => match f.verdict {
+                Verdict::Rule(i) => Some(self.headers[i].action),
+                Verdict::Default => Some(Action::Mask),
+                Verdict::None => None,
+            },
+            // A configured header name never needs decoding; should one not
+            // decode, it is treated as a credential.
+            Err(_) => Some(Action::Mask),
+        };
+        HeaderPlan {
+            action,
+            scheme: SCHEME_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)),
+            form: url::form_of(name),
+        }
+    }
+
+    /// Runs `f` with the plans of `wanted`, planning them on first use.
+    fn with_plans<T>(&self, wanted: &[String], f: impl FnOnce(&[HeaderPlan]) -> T) -> T {
+        if let Ok(plans) = self.plans.try_borrow() {
+            if let Some((_, p)) = plans.iter().find(|(w, _)| w.as_slice() == wanted) {
+                return f(p);
+            }
+        }
+        let planned: Vec<HeaderPlan> = wanted.iter().map(|n| self.plan(n)).collect();
+        let out = f(&planned);
+        if let Ok(mut plans) = self.plans.try_borrow_mut() {
+            if plans.len() < PLANNED_LISTS {
+                plans.push((wanted.to_vec(), planned));
+            }
+        }
+        out
+    }
+
     /// Captured headers (raw values; non-UTF-8 is replaced lossily) → the
     /// record's header object, in the order of `wanted` (lower-case names, as
     /// configuration guarantees; captured names match ignoring case), with
     /// the redacted field names (`<prefix>.<name>`) appended to `redacted`.
     ///
     /// A header sent several times is reported once, its values joined with
-    /// `", "` in arrival order (the HTTP list form), and redacted as a whole.
+    /// `", "` in arrival order (the HTTP list form); a rule's action covers
+    /// them as a whole, URL and shape redaction each value.
     pub fn headers(
         &self,
         captured: &[(String, Vec<u8>)],
@@ -201,45 +219,97 @@ impl Redactor {
         prefix: &str,
         redacted: &mut Vec<String>,
     ) -> Fields<String> {
-        let mut out: Vec<(String, String)> = Vec::with_capacity(wanted.len());
-        for (i, name) in wanted.iter().enumerate() {
-            if wanted[..i].iter().any(|w| w.eq_ignore_ascii_case(name)) {
-                continue;
-            }
-            let mut values = captured
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_slice());
-            let Some(first) = values.next() else {
-                continue;
-            };
-            let action = lookup(&self.headers, name).map(|(_, a)| a);
-            let value = match action {
-                Some(Action::Drop) => None,
-                Some(Action::Mask)
-                    if SCHEME_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) =>
-                {
-                    Some(mask_keeping_scheme(first))
+        self.with_plans(wanted, |plans| {
+            let mut out: Vec<(String, String)> = Vec::with_capacity(wanted.len());
+            let mut s = Scratch::default();
+            for (i, (name, plan)) in wanted.iter().zip(plans).enumerate() {
+                if wanted[..i].iter().any(|w| w.eq_ignore_ascii_case(name)) {
+                    continue;
                 }
-                Some(Action::Mask) => Some(MASK.to_string()),
-                Some(Action::Hash) => Some(self.hash(join(first, values).as_bytes())),
-                None => Some(join(first, values)),
-            };
-            if action.is_some() {
-                note(redacted, prefix, name);
+                let mut values = captured
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_slice());
+                let Some(first) = values.next() else {
+                    continue;
+                };
+                let value = match plan.action {
+                    Some(Action::Drop) => None,
+                    Some(Action::Mask) if plan.scheme => Some(mask_keeping_scheme(first)),
+                    Some(Action::Mask) => Some(MASK.to_string()),
+                    Some(Action::Hash) => Some(self.hash(join(first, values).as_bytes())),
+                    Some(Action::Keep) => Some(join(first, values)),
+                    None => {
+                        let mut notes = Notes::header(redacted, prefix, name);
+                        let mut v = String::new();
+                        for (n, value) in std::iter::once(first).chain(values).enumerate() {
+                            if n > 0 {
+                                v.push_str(", ");
+                            }
+                            self.header_value(plan, value, &mut s, &mut notes, &mut v);
+                        }
+                        Some(v)
+                    }
+                };
+                if matches!(
+                    plan.action,
+                    Some(Action::Drop | Action::Mask | Action::Hash)
+                ) {
+                    note(redacted, prefix, name);
+                }
+                if let Some(v) = value {
+                    out.push((name.clone(), v));
+                }
             }
-            if let Some(v) = value {
-                out.push((name.clone(), v));
-            }
-        }
-        Fields(out)
+            Fields(out)
+        })
     }
 
-    /// Raw query string (without `?`) → the redacted query string; redacted
-    /// parameters are named `request.query.<rule name>`. The parsing rules
-    /// are those of the `query` module.
+    /// One value of a header no rule covers: URL redaction where it carries
+    /// a URL, else masked whole when it has a credential's shape.
+    fn header_value(
+        &self,
+        plan: &HeaderPlan,
+        value: &[u8],
+        s: &mut Scratch,
+        notes: &mut Notes,
+        out: &mut String,
+    ) {
+        let text = String::from_utf8_lossy(value);
+        let form = plan
+            .form
+            .or_else(|| url::is_web_url(value).then_some(url::Form::Url));
+        match form {
+            Some(form) => url::redact(self, form, &text, s, notes, out),
+            None if detect::find(value).is_some() => {
+                out.push_str(MASK);
+                notes.field();
+            }
+            None => out.push_str(&text),
+        }
+    }
+
+    /// The request path (without `?query`) → the redacted path; path
+    /// parameters are listed as `request.path.<name>`, masked segments as
+    /// `request.path`.
+    pub fn path(&self, raw: &str, redacted: &mut Vec<String>) -> String {
+        let plain = !raw.bytes().any(|b| matches!(b, b';' | b'%' | b'+' | b'#'));
+        if plain && self.globs.is_empty() && detect::find(raw.as_bytes()).is_none() {
+            return raw.to_string();
+        }
+        let mut out = String::with_capacity(raw.len());
+        let mut notes = Notes::per_name(redacted, "request.path");
+        path::redact(self, raw, &mut Scratch::default(), &mut notes, &mut out);
+        out
+    }
+
+    /// Raw query string (without `?`, with any `#fragment`) → the redacted
+    /// query string; redacted parameters are named `request.query.<name>`.
     pub fn query(&self, raw: &str, redacted: &mut Vec<String>) -> String {
-        query::redact(self, raw, redacted)
+        let mut out = String::with_capacity(raw.len());
+        let mut notes = Notes::per_name(redacted, "request.query");
+        query::redact(self, raw, &mut Scratch::default(), &mut notes, &mut out);
+        out
     }
 
     /// Claims (already selected) → redacted claims, named `user.<claim>`.
@@ -260,7 +330,7 @@ impl Redactor {
                 .find(|(n, _)| *n == name)
                 .map(|(_, a)| *a);
             let value = match action {
-                None => Some(value),
+                None | Some(Action::Keep) => Some(value),
                 Some(Action::Drop) => None,
                 Some(Action::Mask) => Some(serde_json::Value::String(MASK.to_string())),
                 Some(Action::Hash) => Some(serde_json::Value::String(match &value {
@@ -268,7 +338,7 @@ impl Redactor {
                     other => self.hash(other.to_string().as_bytes()),
                 })),
             };
-            if action.is_some() {
+            if action.is_some_and(|a| a != Action::Keep) {
                 note(redacted, "user", &name);
             }
             if let Some(v) = value {

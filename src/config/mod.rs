@@ -96,6 +96,7 @@ struct RawRedact {
     query_params: Vec<(String, String)>,
     claims: Vec<(String, String)>,
     hash_key_env: Option<String>,
+    path_segments: Vec<String>,
 }
 
 #[derive(Default)]
@@ -219,7 +220,13 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
     };
     let redact = match top.object(
         "redact",
-        &["headers", "query_params", "claims", "hash_key_env"],
+        &[
+            "headers",
+            "query_params",
+            "claims",
+            "hash_key_env",
+            "path_segments",
+        ],
     )? {
         None => RawRedact::default(),
         Some(r) => RawRedact {
@@ -227,6 +234,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             query_params: r.string_map("query_params")?,
             claims: r.string_map("claims")?,
             hash_key_env: r.string("hash_key_env")?,
+            path_segments: r.strings("path_segments")?,
         },
     };
     let sampling = match top.object(
@@ -323,6 +331,8 @@ pub enum Action {
     Mask,
     Drop,
     Hash,
+    /// The value as sent: an explicit opt-out of a default redaction.
+    Keep,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -375,6 +385,8 @@ pub struct Redact {
     pub claims: Vec<(String, Action)>,
     /// The HMAC key for `hash`, read from the environment at configure time.
     pub hash_key: Option<Vec<u8>>,
+    /// `redact.path_segments`: path segments known to be secret.
+    pub path_segments: Vec<crate::audit::redact::Glob>,
 }
 
 /// A status matcher: an exact code or a class (`4xx` → 4).
@@ -542,16 +554,36 @@ fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
     Ok(name.to_ascii_lowercase())
 }
 
-fn action(path: &str, name: &str) -> Result<Action, ConfigError> {
+fn action(path: &str, name: &str, keep: bool) -> Result<Action, ConfigError> {
     match name {
         "mask" => Ok(Action::Mask),
         "drop" => Ok(Action::Drop),
         "hash" => Ok(Action::Hash),
+        "keep" if keep => Ok(Action::Keep),
+        "keep" => Err(ConfigError::at(
+            path,
+            "action \"keep\" opts out of a default redaction, and claims have none: remove the rule",
+        )),
         other => Err(ConfigError::at(
             path,
-            format!("unknown action \"{other}\", expected one of mask, drop, hash"),
+            format!(
+                "unknown action \"{other}\", expected one of mask, drop, hash{}",
+                if keep { ", keep" } else { "" }
+            ),
         )),
     }
+}
+
+/// Pseudo-headers (`:path`, `:authority`, …) are facts with fields of their
+/// own, redacted there; captured as headers they would bypass that.
+fn not_pseudo(path: &str, name: &str) -> Result<(), ConfigError> {
+    if name.starts_with(':') {
+        return Err(ConfigError::at(
+            path,
+            format!("\"{name}\" is a pseudo-header: its fact has its own field in the record (request.method, .authority, .path, .query, response.code)"),
+        ));
+    }
+    Ok(())
 }
 
 fn status_match(path: &str, s: &str) -> Result<StatusMatch, ConfigError> {
@@ -710,7 +742,11 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
     let names = |list: Vec<String>, field: &str| -> Result<Vec<String>, ConfigError> {
         list.iter()
             .enumerate()
-            .map(|(i, n)| header_name(&format!("capture.{field}[{i}]"), n))
+            .map(|(i, n)| {
+                let p = format!("capture.{field}[{i}]");
+                not_pseudo(&p, n)?;
+                header_name(&p, n)
+            })
             .collect()
     };
     let jwt = match c.jwt {
@@ -755,7 +791,10 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
         for (k, v) in map {
             let p = format!("redact.{field}.{k}");
             non_empty(&p, &k)?;
-            let a = action(&p, &v)?;
+            if field == "headers" {
+                not_pseudo(&p, &k)?;
+            }
+            let a = action(&p, &v, field != "claims")?;
             if a == Action::Hash && uses_hash.is_none() {
                 uses_hash = Some(p);
             }
@@ -779,11 +818,21 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
         }
         (None, None) => None,
     };
+    let path_segments = r
+        .path_segments
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            crate::audit::redact::Glob::parse(p)
+                .map_err(|e| ConfigError::at(format!("redact.path_segments[{i}]"), e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let redact = Redact {
         headers: redact_headers,
         query_params: redact_query,
         claims: redact_claims,
         hash_key,
+        path_segments,
     };
 
     // sampling

@@ -125,7 +125,7 @@ fn bad_configs_name_the_path_and_the_problem() {
         (r#"{"sink":{"cluster":"s"},"retry":{"backoff_base_ms":500,"backoff_max_ms":100}}"#, "retry.backoff_max_ms: must be at least retry.backoff_base_ms (500)"),
         (r#"{"sink":{"cluster":"s"},"on_overflow":"panic"}"#, "on_overflow: unknown value \"panic\", expected drop or reject"),
         (r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["ok","bad header"]}}"#, "capture.request_headers[1]: \"bad header\" is not a valid header name"),
-        (r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"shred"}}}"#, "redact.headers.x: unknown action \"shred\", expected one of mask, drop, hash"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"shred"}}}"#, "redact.headers.x: unknown action \"shred\", expected one of mask, drop, hash, keep"),
         (r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"hash"}}}"#, "redact.headers.x: action \"hash\" needs redact.hash_key_env"),
         (r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"hash"},"hash_key_env":"NOPE"}}"#, "redact.hash_key_env: environment variable NOPE is not set (pass it in vm_config.environment_variables)"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"default_rate":1.5}}"#, "sampling.default_rate: must be between 0 and 1, got 1.5"),
@@ -163,4 +163,65 @@ fn keys_from_the_environment() {
     .unwrap();
     assert_eq!(c.integrity.key.as_deref(), Some(&b"chainkey"[..]));
     assert_eq!(c.redact.hash_key.as_deref(), Some(&b"secret"[..]));
+}
+
+#[test]
+fn redaction_settings_are_validated_with_exact_errors() {
+    let table: &[(&str, &str)] = &[
+        (r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["user-agent",":path"]}}"#,
+         "capture.request_headers[1]: \":path\" is a pseudo-header: its fact has its own field in the record (request.method, .authority, .path, .query, response.code)"),
+        (r#"{"sink":{"cluster":"s"},"capture":{"response_headers":[":status"]}}"#,
+         "capture.response_headers[0]: \":status\" is a pseudo-header: its fact has its own field in the record (request.method, .authority, .path, .query, response.code)"),
+        (r#"{"sink":{"cluster":"s"},"capture":{"request_headers":[":Authority"]}}"#,
+         "capture.request_headers[0]: \":Authority\" is a pseudo-header: its fact has its own field in the record (request.method, .authority, .path, .query, response.code)"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"headers":{":path":"keep"}}}"#,
+         "redact.headers.:path: \":path\" is a pseudo-header: its fact has its own field in the record (request.method, .authority, .path, .query, response.code)"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"query_params":{"code":"kept"}}}"#,
+         "redact.query_params.code: unknown action \"kept\", expected one of mask, drop, hash, keep"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"keep"}}}"#,
+         "redact.claims.email: action \"keep\" opts out of a default redaction, and claims have none: remove the rule"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"shred"}}}"#,
+         "redact.claims.email: unknown action \"shred\", expected one of mask, drop, hash"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"path_segments":"/reset/*"}}"#,
+         "redact.path_segments: expected a list, got string \"/reset/*\""),
+        (r#"{"sink":{"cluster":"s"},"redact":{"path_segments":["/reset/*","reset/*"]}}"#,
+         "redact.path_segments[1]: \"reset/*\" must start with /"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"path_segments":["/reset"]}}"#,
+         "redact.path_segments[0]: \"/reset\" masks nothing: put a * where the secret segment is (e.g. /reset/*)"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"path_segments":["/a//*"]}}"#,
+         "redact.path_segments[0]: \"/a//*\" has an empty segment"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"path_segments":["/x**/*"]}}"#,
+         "redact.path_segments[0]: \"/x**/*\": ** must be a whole segment"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"path_segments":["/reset/*?x"]}}"#,
+         "redact.path_segments[0]: \"/reset/*?x\" may not contain ?, # or ; (patterns match path segments only)"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"extra":1}}"#,
+         "redact.extra: unknown field `extra`, expected one of `headers`, `query_params`, `claims`, `hash_key_env`, `path_segments`"),
+    ];
+    for (json, want) in table {
+        assert_eq!(err(json), *want, "config {json}");
+    }
+}
+
+#[test]
+fn keep_and_path_segments_are_accepted() {
+    let c = parse(
+        r#"{"sink":{"cluster":"s"},
+            "capture":{"request_headers":["referer","x-csrf-token"]},
+            "redact":{"headers":{"x-csrf-token":"keep"},"query_params":{"code":"keep","state":"keep"},
+                      "path_segments":["/reset/*","/**/invites/*"]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.redact.headers,
+        vec![("x-csrf-token".to_string(), Action::Keep)]
+    );
+    assert_eq!(
+        c.redact.query_params,
+        vec![
+            ("code".to_string(), Action::Keep),
+            ("state".to_string(), Action::Keep)
+        ]
+    );
+    let globs: Vec<&str> = c.redact.path_segments.iter().map(|g| g.as_str()).collect();
+    assert_eq!(globs, ["/reset/*", "/**/invites/*"]);
 }

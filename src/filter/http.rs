@@ -178,6 +178,10 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
             &mut redacted,
         )
     });
+    // Policy and sampling saw the path as sent; the record gets it redacted.
+    let recorded_path = path
+        .as_deref()
+        .map(|p| active.redactor.path(p, &mut redacted));
     let query = match (cfg.capture.query, query) {
         (true, Some(q)) if !q.is_empty() => Some(active.redactor.query(&q, &mut redacted)),
         _ => None,
@@ -230,7 +234,7 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
         scheme: header_str(&req_headers, ":scheme"),
         authority: header_str(&req_headers, ":authority")
             .or_else(|| header_str(&req_headers, "host")),
-        path,
+        path: recorded_path,
         query,
         protocol: conn.protocol.clone(),
         headers: request_headers,

@@ -164,7 +164,7 @@ fn bad_configs_are_refused_with_exactly_one_line_naming_path_and_problem() {
             ),
             (
                 r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"shred"}}}"#,
-                "redact.headers.x: unknown action \"shred\", expected one of mask, drop, hash",
+                "redact.headers.x: unknown action \"shred\", expected one of mask, drop, hash, keep",
             ),
             (
                 r#"{"sink":{"cluster":"s"},"access_policy":[{"name":"a","path_prefix":"admin","allow_principals":[]}]}"#,

@@ -1,152 +1,52 @@
-//! Query-string redaction.
+//! The query string and the fragment.
 //!
-//! - Parameters are separated by `&`, and also by `;` because some servers
-//!   still split on it (a `;token=…` hidden in another parameter's value is
-//!   found). The value of a parameter that gets redacted runs to the next `&`,
-//!   so a credential containing a literal `;` is never partly kept.
-//! - Names are compared after percent-decoding (`+` is a space), ignoring
-//!   ASCII case, and also without an array suffix (`key[]`, `token[0]`).
-//!   Every occurrence of a repeated parameter is redacted.
-//! - Kept parameters are copied byte for byte (never re-encoded); a redacted
-//!   one keeps its name as sent: `tok%65n=[REDACTED]`. `hash` covers the
-//!   decoded value.
-//! - The string must parse: a bad percent escape or invalid UTF-8 after
-//!   decoding, in a name or a kept value, ends parsing there. What came before
-//!   is kept, the rest becomes one `[REDACTED]`, and `request.query` is listed
-//!   in `redacted`; the raw remainder is never passed through.
+//! Parameters follow the rules of the `params` module; names are matched
+//! by normalised pattern (the `name` module), so every spelling a backend
+//! would accept for `token` is caught, and every occurrence of a repeated
+//! parameter is redacted.
+//!
+//! A fragment (`#access_token=…&state=…`, as the OAuth implicit flow puts
+//! it in a `location`) is redacted like a query string; a single-page
+//! app's `#/reset?token=…` like a path and a query; a fragment that is one
+//! opaque word is masked only when it has a credential's shape.
 
-use super::{lookup, note, Redactor, MASK};
-use crate::config::Action;
+use super::name::Scratch;
+use super::params::{self, Notes, QUERY};
+use super::{path, Redactor, MASK};
 
-struct Malformed;
-
-/// Percent-decodes `raw` (`+` → space) into UTF-8, borrowing when nothing is encoded.
-fn decode<'a>(raw: &'a str, scratch: &'a mut Vec<u8>) -> Result<&'a str, Malformed> {
-    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
-        return Ok(raw);
-    }
-    scratch.clear();
-    let b = raw.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => scratch.push(b' '),
-            b'%' => {
-                let hi = b.get(i + 1).and_then(|c| (*c as char).to_digit(16));
-                let lo = b.get(i + 2).and_then(|c| (*c as char).to_digit(16));
-                match (hi, lo) {
-                    (Some(h), Some(l)) => scratch.push((h * 16 + l) as u8),
-                    _ => return Err(Malformed),
-                }
-                i += 2;
-            }
-            c => scratch.push(c),
+/// Appends the redacted `query` (the text after `?`, up to and including
+/// any `#fragment`) to `out`.
+pub fn redact(r: &Redactor, raw: &str, s: &mut Scratch, notes: &mut Notes, out: &mut String) {
+    match raw.split_once('#') {
+        Some((query, fragment)) => {
+            params::redact(r, query, QUERY, s, notes, out);
+            out.push('#');
+            redact_fragment(r, fragment, s, notes, out);
         }
-        i += 1;
-    }
-    std::str::from_utf8(scratch).map_err(|_| Malformed)
-}
-
-/// The rule for a decoded parameter name, trying it without an array suffix too.
-fn rule<'r>(rules: &'r [(String, Action)], name: &str) -> Option<(&'r str, Action)> {
-    lookup(rules, name).or_else(|| {
-        let open = name.find('[')?;
-        (open > 0 && name.ends_with(']')).then(|| lookup(rules, &name[..open]))?
-    })
-}
-
-/// Accumulates the output, remembering the separator to put before the next part.
-struct Out {
-    s: String,
-    wrote: bool,
-    sep: Option<char>,
-}
-
-impl Out {
-    fn part(&mut self, pieces: &[&str]) {
-        if self.wrote {
-            if let Some(c) = self.sep {
-                self.s.push(c);
-            }
-        }
-        for p in pieces {
-            self.s.push_str(p);
-        }
-        self.wrote = true;
+        None => params::redact(r, raw, QUERY, s, notes, out),
     }
 }
 
-fn position(b: &[u8], from: usize, stop: impl Fn(u8) -> bool) -> usize {
-    b[from..]
-        .iter()
-        .position(|c| stop(*c))
-        .map_or(b.len(), |i| from + i)
-}
-
-pub(super) fn redact(r: &Redactor, raw: &str, redacted: &mut Vec<String>) -> String {
-    let b = raw.as_bytes();
-    let mut out = Out {
-        s: String::with_capacity(raw.len()),
-        wrote: false,
-        sep: None,
-    };
-    let mut scratch = Vec::new();
-    let mut pos = 0;
-    loop {
-        let end = position(b, pos, |c| c == b'&' || c == b';');
-        let seg = &raw[pos..end];
-        let (name_raw, value_raw) = match seg.find('=') {
-            Some(i) => (&seg[..i], Some(&seg[i + 1..])),
-            None => (seg, None),
-        };
-        let found = match decode(name_raw, &mut scratch) {
-            Ok(name) => rule(&r.query, name),
-            Err(Malformed) => return malformed(out, redacted),
-        };
-        let seg_end = match found {
-            None => {
-                if let Some(v) = value_raw {
-                    if decode(v, &mut scratch).is_err() {
-                        return malformed(out, redacted);
-                    }
-                }
-                out.part(&[seg]);
-                end
-            }
-            Some((rule_name, action)) => {
-                let (seg_end, value) = match value_raw {
-                    Some(_) => {
-                        let amp = position(b, end, |c| c == b'&');
-                        (amp, &raw[pos + name_raw.len() + 1..amp])
-                    }
-                    None => (end, ""),
-                };
-                match action {
-                    Action::Drop => {}
-                    Action::Mask => out.part(&[name_raw, "=", MASK]),
-                    Action::Hash => match decode(value, &mut scratch) {
-                        Ok(v) => out.part(&[name_raw, "=", &r.hash(v.as_bytes())]),
-                        Err(Malformed) => return malformed(out, redacted),
-                    },
-                }
-                note(redacted, "request.query", rule_name);
-                seg_end
-            }
-        };
-        if seg_end >= b.len() {
-            return out.s;
-        }
-        out.sep = Some(b[seg_end] as char);
-        pos = seg_end + 1;
+/// Appends the redacted `fragment` (the text after `#`) to `out`.
+pub fn redact_fragment(
+    r: &Redactor,
+    raw: &str,
+    s: &mut Scratch,
+    notes: &mut Notes,
+    out: &mut String,
+) {
+    if let Some((route, query)) = raw.split_once('?') {
+        path::redact_segments(r, route, false, s, notes, out);
+        out.push('?');
+        params::redact(r, query, QUERY, s, notes, out);
+    } else if raw.contains('=') {
+        params::redact(r, raw, QUERY, s, notes, out);
+    } else if s.value_shape(raw.as_bytes()).is_some() {
+        out.push_str(MASK);
+        notes.field();
+    } else {
+        out.push_str(raw);
     }
-}
-
-fn malformed(mut out: Out, redacted: &mut Vec<String>) -> String {
-    out.part(&[MASK]);
-    if !redacted.iter().any(|r| r == "request.query") {
-        redacted.push("request.query".to_string());
-    }
-    out.s
 }
 
 #[cfg(test)]

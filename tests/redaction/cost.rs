@@ -1,12 +1,16 @@
 //! What an audited request costs with a realistic capture: host calls
 //! counted by the emulated proxy, and (under callgrind) instructions.
 //!
-//! Instructions per request, host emulator included:
+//! Instructions per request:
 //! ```text
-//! MESH_AUDIT_COST_REQUESTS=1000 valgrind --tool=callgrind \
-//!   --toggle-collect='*audited_requests*' target/debug/deps/redaction-* cost --exact
+//! MESH_AUDIT_COST_REQUESTS=100 valgrind --tool=callgrind \
+//!   --callgrind-out-file=cg.out --toggle-collect='*audited_requests*' \
+//!   target/debug/deps/redaction-<hash> cost::cost --exact
+//! callgrind_annotate --auto=no --threshold=100 cg.out
 //! ```
-//! then divide the total `Ir` by the number of requests.
+//! The total `Ir` divided by the number of requests includes the emulated
+//! proxy; the lines whose object is `???` are the compiled `.wasm` itself
+//! (the JIT code has no symbols). Both are what the README reports.
 
 use crate::host::fixtures::{configured, orders_request};
 use crate::host::{Host, Request};

@@ -84,9 +84,7 @@ pub fn redact_url(r: &Redactor, raw: &str, s: &mut Scratch, notes: &mut Notes, o
     if let Some(len) = scheme_len(raw) {
         out.push_str(&raw[..len]);
         let after = &raw[len..];
-        let end = after
-            .find(|c| matches!(c, '/' | '?' | '#'))
-            .unwrap_or(after.len());
+        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
         let authority = &after[..end];
         let host = match authority.rfind('@') {
             Some(at) => {

@@ -59,6 +59,12 @@ pub trait Host {
     fn headers(&self, map: Map) -> Headers;
     /// The plugin configuration bytes (`on_configure`).
     fn plugin_config(&self) -> Option<Vec<u8>>;
+    /// The body of the sink reply being handled (in `on_http_call_response`),
+    /// at most `max` bytes. A host that cannot give it says `None`.
+    fn call_response_body(&self, max: usize) -> Option<Vec<u8>> {
+        let _ = max;
+        None
+    }
     /// Wall-clock time, nanoseconds since the Unix epoch.
     fn now_nanos(&self) -> u64;
     fn log(&self, level: Level, message: &str);
@@ -145,6 +151,7 @@ mod proxy {
     }
 
     const OK: u32 = 0;
+    const HTTP_CALL_RESPONSE_BODY: u32 = 4;
     const PLUGIN_CONFIGURATION: u32 = 7;
 
     /// Takes ownership of a buffer the host allocated through
@@ -179,6 +186,22 @@ mod proxy {
     }
 
     const NOT_FOUND: u32 = 1;
+
+    /// Up to `max` bytes of a host buffer.
+    fn buffer(kind: u32, max: usize) -> Option<Vec<u8>> {
+        let mut data = null_mut();
+        let mut size = 0;
+        // SAFETY: pointers to locals; the host writes an allocation it made with our allocator.
+        unsafe {
+            let status = proxy_get_buffer_bytes(kind, 0, max, &mut data, &mut size);
+            let value = owned(data, size);
+            if status == OK {
+                value
+            } else {
+                None
+            }
+        }
+    }
 
     pub struct ProxyHost;
 
@@ -228,24 +251,11 @@ mod proxy {
         }
 
         fn plugin_config(&self) -> Option<Vec<u8>> {
-            let mut data = null_mut();
-            let mut size = 0;
-            // SAFETY: as above.
-            unsafe {
-                let status = proxy_get_buffer_bytes(
-                    PLUGIN_CONFIGURATION,
-                    0,
-                    usize::MAX,
-                    &mut data,
-                    &mut size,
-                );
-                let value = owned(data, size);
-                if status == OK {
-                    value
-                } else {
-                    None
-                }
-            }
+            buffer(PLUGIN_CONFIGURATION, usize::MAX)
+        }
+
+        fn call_response_body(&self, max: usize) -> Option<Vec<u8>> {
+            buffer(HTTP_CALL_RESPONSE_BODY, max)
         }
 
         fn now_nanos(&self) -> u64 {

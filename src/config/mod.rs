@@ -58,6 +58,7 @@ struct RawSink {
     format: Option<String>,
     timeout_ms: Option<u64>,
     headers: Vec<(String, String)>,
+    compression: Option<String>,
 }
 
 #[derive(Default)]
@@ -160,6 +161,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             "format",
             "timeout_ms",
             "headers",
+            "compression",
         ],
     )?;
     let raw_sink = RawSink {
@@ -169,6 +171,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
         format: sink.string("format")?,
         timeout_ms: sink.u64("timeout_ms")?,
         headers: sink.string_map("headers")?,
+        compression: sink.string("compression")?,
     };
     let batch = match top.object(
         "batch",
@@ -310,6 +313,14 @@ pub enum Format {
     Otlp,
 }
 
+/// `sink.compression`: how batch bodies travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    /// `content-encoding: gzip`.
+    Gzip,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overflow {
     /// Fail open: serve the request, count the record as not admitted.
@@ -333,6 +344,7 @@ pub struct Sink {
     pub format: Format,
     pub timeout_ms: u64,
     pub headers: Vec<(String, String)>,
+    pub compression: Compression,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -494,6 +506,10 @@ fn digest(bytes: &[u8]) -> String {
     crate::audit::hex(&sum[..4])
 }
 
+/// `sink.compression` when not given, for either format: see the README
+/// ("Compression") for why gzip is opt-in.
+const DEFAULT_COMPRESSION: Compression = Compression::None;
+
 /// The longest `sink.timeout_ms`: a sink slower than an hour is down.
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
@@ -622,7 +638,11 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
     for (k, v) in s.headers {
         let p = format!("sink.headers.{k}");
         let name = header_name(&p, &k)?;
-        if name.starts_with(':') || name == "content-type" || name == "content-length" {
+        if name.starts_with(':')
+            || name == "content-type"
+            || name == "content-length"
+            || name == "content-encoding"
+        {
             return Err(ConfigError::at(
                 p,
                 "is set by mesh-audit and cannot be overridden",
@@ -646,6 +666,17 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             t => t,
         },
         headers: sink_headers,
+        compression: match s.compression.as_deref() {
+            None => DEFAULT_COMPRESSION,
+            Some("none") => Compression::None,
+            Some("gzip") => Compression::Gzip,
+            Some(other) => {
+                return Err(ConfigError::at(
+                    "sink.compression",
+                    format!("unknown compression \"{other}\", expected none or gzip"),
+                ))
+            }
+        },
     };
 
     // batch

@@ -11,14 +11,18 @@ use super::stats::{Counter, Stats};
 use crate::audit::record::{LossReason, Record};
 use crate::audit::time::format_rfc3339;
 use crate::audit::{hex, redact::Redactor, sample::Sampler};
-use crate::config::{error_line, Config, Format, Overflow};
-use crate::deliver::buffer::{classify, Buffer, Entry, Limits, Settled};
+use crate::config::{error_line, Compression, Config, Format, Overflow};
+use crate::deliver::buffer::{Buffer, Entry, Limits, Settled};
 use crate::deliver::chain::Sequencer;
-use crate::deliver::{encode_json, encode_otlp};
+use crate::deliver::{encode_json, encode_otlp, gzip, reply};
 use crate::host::{Host, Level, Map};
 
 /// Longest pause between two ticks: size-triggered flushes wait at most this.
 const MAX_TICK_MS: u64 = 100;
+
+/// The most of a sink reply body read: an OTLP export response is a few
+/// dozen bytes, its error message included.
+const MAX_REPLY_BODY: usize = 64 * 1024;
 
 /// Records that could not be admitted, waiting to be reported by a `loss` record.
 #[derive(Default, Debug)]
@@ -63,6 +67,8 @@ struct Warned {
     dispatch_refused: bool,
     sink_failing: bool,
     sink_rejected: bool,
+    partial_success: bool,
+    reply_unreadable: bool,
     buffer_full: bool,
 }
 
@@ -248,16 +254,27 @@ impl Auditor {
     pub fn call_response(&mut self, host: &dyn Host, token: u32) {
         let now_nanos = host.now_nanos();
         let now_ms = now_nanos / 1_000_000;
-        let status = host
-            .headers(Map::CallResponseHeaders)
-            .into_iter()
+        let headers = host.headers(Map::CallResponseHeaders);
+        let status = headers
+            .iter()
             .find(|(k, _)| k == ":status")
-            .and_then(|(_, v)| std::str::from_utf8(&v).ok()?.trim().parse::<u32>().ok());
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u32>().ok());
         let jitter = self.draw();
         let Some(a) = self.active.as_mut() else {
             return;
         };
-        match a.buffer.settle(token, classify(status), now_ms, jitter) {
+        let verdict = reply::interpret(
+            status,
+            &headers,
+            a.config.sink.format == Format::Otlp,
+            || host.call_response_body(MAX_REPLY_BODY),
+            now_nanos,
+        );
+        self.warn_about_reply(host, &verdict);
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        match a.buffer.settle(token, verdict.outcome, now_ms, jitter) {
             Settled::Delivered { records } => {
                 self.stats.add(Counter::RecordsDelivered, records as u64);
                 if self.warned.sink_failing {
@@ -317,6 +334,28 @@ impl Auditor {
                 // A rejection loss record is always kept: it may exceed the cap by one.
                 push(a, &mut self.stats, loss);
             }
+            Settled::PartlyRejected {
+                delivered,
+                rejected,
+                from_seq,
+                to_seq,
+            } => {
+                self.stats.add(Counter::RecordsDelivered, delivered as u64);
+                self.stats.add(Counter::RecordsRejected, rejected as u64);
+                let ts = format_rfc3339(now_nanos);
+                let mut loss = Record::loss(
+                    LossReason::Rejected,
+                    rejected as u64,
+                    ts.clone(),
+                    ts.clone(),
+                    ts,
+                );
+                // Which records the collector refused it does not say: the
+                // loss names the batch they were among.
+                loss.from_seq = Some(from_seq);
+                loss.to_seq = Some(to_seq);
+                push(a, &mut self.stats, loss);
+            }
             Settled::Unknown => return,
         }
         self.pump(host, now_ms, false);
@@ -325,6 +364,44 @@ impl Auditor {
             let drained = self.active.as_ref().is_none_or(|a| a.buffer.is_empty());
             if drained {
                 self.finish(host, "all records delivered");
+            }
+        }
+    }
+
+    /// Logs (once per cause) what a reply said beyond its status: an OTLP
+    /// partial success and its message, or a body that could not be read.
+    fn warn_about_reply(&mut self, host: &dyn Host, verdict: &reply::Verdict) {
+        let cluster = self
+            .active
+            .as_ref()
+            .map_or("", |a| a.config.sink.cluster.as_str());
+        if let Some(p) = &verdict.partial {
+            if !self.warned.partial_success {
+                self.warned.partial_success = true;
+                let what = if p.rejected > 0 {
+                    format!(
+                        "rejected {} records of a batch; they are reported by a loss record",
+                        p.rejected
+                    )
+                } else {
+                    "accepted a batch with a warning".to_string()
+                };
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "mesh-audit: sink {cluster} {what} (OTLP partial success: {:?})",
+                        p.message
+                    ),
+                );
+            }
+        }
+        if let Some(why) = &verdict.unreadable {
+            if !self.warned.reply_unreadable {
+                self.warned.reply_unreadable = true;
+                host.log(
+                    Level::Warn,
+                    &format!("mesh-audit: sink {cluster} acknowledged a batch with a reply body that is not an OTLP response ({why}); counted as delivered"),
+                );
             }
         }
     }
@@ -414,6 +491,16 @@ impl Auditor {
                 ("x-mesh-audit-emitter", &self.emitter),
                 ("x-mesh-audit-seq", &range),
             ];
+            let body = match sink.compression {
+                Compression::Gzip => match gzip::compress(&body) {
+                    Some(packed) => {
+                        headers.push(("content-encoding", gzip::CONTENT_ENCODING));
+                        packed
+                    }
+                    None => body,
+                },
+                Compression::None => body,
+            };
             headers.extend(sink.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             match host.dispatch(&sink.cluster, &headers, &body, sink.timeout_ms) {
                 Ok(token) => {

@@ -233,30 +233,56 @@ fn gzip_compression_sends_content_encoding_and_the_same_export() {
     assert_eq!(text.lines().count(), 2);
 }
 
-#[test]
-fn the_resource_names_the_envoy_node_read_once_per_vm() {
-    let mut h = Host::new();
-    h.property("node.id", NODE_ID);
+/// The service.instance.id of every batch `h` sent, and the node
+/// properties it read.
+fn instance_ids_and_node_reads(mut h: Host) -> (Vec<Option<Any>>, Vec<String>) {
     assert!(h.configure(&otlp("")), "{}", h.log_dump());
     for round in 0..2 {
         run_n(&mut h, 3);
         h.tick();
         h.reply(h.token(round), 200, b"");
     }
-    for d in h.dispatched() {
-        let resource = export(&d).resource_logs[0].resource.clone().unwrap();
-        assert_eq!(
-            attribute(&resource.attributes, "service.instance.id"),
-            Some(Any::StringValue(NODE_ID.into()))
-        );
-    }
+    // A reconfiguration keeps the VM's node id without reading it again.
+    assert!(h.configure(&otlp("")), "{}", h.log_dump());
+    run_n(&mut h, 3);
+    h.tick();
+    let ids = h
+        .dispatched()
+        .iter()
+        .map(|d| {
+            let resource = export(d).resource_logs[0].resource.clone().unwrap();
+            attribute(&resource.attributes, "service.instance.id")
+        })
+        .collect();
     let reads = h
         .state()
         .property_reads
         .iter()
-        .filter(|(_, p)| p.starts_with("node"))
-        .count();
-    assert_eq!(reads, 1, "node id read per batch or per request");
+        .filter(|(_, p)| p.contains("node"))
+        .map(|(_, p)| p.clone())
+        .collect();
+    (ids, reads)
+}
+
+#[test]
+fn the_resource_names_the_envoy_node_read_once_per_vm() {
+    // Envoy 1.40: the node is the `xds.node` attribute.
+    let mut h = Host::new();
+    h.property("xds.node.id", NODE_ID);
+    let (ids, reads) = instance_ids_and_node_reads(h);
+    assert_eq!(ids, vec![Some(Any::StringValue(NODE_ID.into())); 3]);
+    assert_eq!(reads, ["xds.node.id"], "read once, at the first configure");
+
+    // Older Envoys answered a top-level `node`.
+    let mut h = Host::new();
+    h.property("node.id", NODE_ID);
+    let (ids, reads) = instance_ids_and_node_reads(h);
+    assert_eq!(ids, vec![Some(Any::StringValue(NODE_ID.into())); 3]);
+    assert_eq!(reads, ["xds.node.id", "node.id"]);
+
+    // No node id at all: no attribute, never an empty one.
+    let (ids, _) = instance_ids_and_node_reads(Host::new());
+    assert_eq!(ids, vec![None; 3]);
 }
 
 #[test]

@@ -138,8 +138,8 @@ impl Auditor {
         host.set_tick_period_ms(tick);
         let limits = Limits::from_config(&config);
         // A reconfigured worker keeps what it already admitted, and its chain.
-        let (seq, buffer) = match self.active.take() {
-            Some(old) => (old.seq, old.buffer),
+        let (seq, buffer, node_id) = match self.active.take() {
+            Some(old) => (old.seq, old.buffer, old.node_id),
             None => (
                 Sequencer::new(
                     self.emitter.clone(),
@@ -147,14 +147,12 @@ impl Auditor {
                     config.integrity.key.clone(),
                 ),
                 Buffer::new(limits.clone()),
+                node_id(host),
             ),
         };
         let mut buffer = buffer;
         buffer.set_limits(limits);
-        let node_id = host
-            .property(&["node", "id"])
-            .and_then(|b| String::from_utf8(b).ok())
-            .filter(|s| !s.is_empty());
+
         host.log(
             Level::Info,
             &format!(
@@ -554,6 +552,19 @@ impl Auditor {
             .map_or(0, |a| a.buffer.records() as u64);
         self.stats.publish(host, buffered);
     }
+}
+
+/// The Envoy node id (`service.instance.id`), read once per VM. Envoy 1.40
+/// exposes the bootstrap's `Node` only as the `xds.node` attribute (a bare
+/// `node` is not found); `node` is what older Envoys answered.
+fn node_id(host: &dyn Host) -> Option<String> {
+    [&["xds", "node", "id"][..], &["node", "id"][..]]
+        .iter()
+        .find_map(|path| {
+            host.property(path)
+                .and_then(|b| String::from_utf8(b).ok())
+                .filter(|s| !s.is_empty())
+        })
 }
 
 /// Admits a `loss` record for each kind of loss still unreported, when the

@@ -119,6 +119,7 @@ struct RawWhen {
     path_prefix: Option<String>,
     method: Option<String>,
     principal: Option<String>,
+    destination: Option<String>,
     route: Option<String>,
 }
 
@@ -243,7 +244,14 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
                 let r = Obj::new(rv, &path, &["name", "when", "rate"])?;
                 let when = match r.object(
                     "when",
-                    &["status", "path_prefix", "method", "principal", "route"],
+                    &[
+                        "status",
+                        "path_prefix",
+                        "method",
+                        "principal",
+                        "destination",
+                        "route",
+                    ],
                 )? {
                     None => RawWhen::default(),
                     Some(w) => RawWhen {
@@ -254,6 +262,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
                         path_prefix: w.string("path_prefix")?,
                         method: w.string("method")?,
                         principal: w.string("principal")?,
+                        destination: w.string("destination")?,
                         route: w.string("route")?,
                     },
                 };
@@ -434,6 +443,9 @@ pub struct When {
     pub path_prefix: Option<String>,
     pub method: Option<String>,
     pub principal: Option<PrincipalMatch>,
+    /// The destination workload's principal (exact or trailing `*`): under
+    /// Istio, route and cluster names do not tell workloads apart.
+    pub destination: Option<PrincipalMatch>,
     pub route: Option<String>,
 }
 
@@ -842,13 +854,21 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             }
         };
         if let Some(v) = &w.path_prefix {
-            non_empty(&format!("{p}.when.path_prefix"), v)?;
+            if !v.starts_with('/') {
+                return Err(ConfigError::at(
+                    format!("{p}.when.path_prefix"),
+                    "must start with /",
+                ));
+            }
         }
         if let Some(v) = &w.method {
             non_empty(&format!("{p}.when.method"), v)?;
         }
         if let Some(v) = &w.principal {
             non_empty(&format!("{p}.when.principal"), v)?;
+        }
+        if let Some(v) = &w.destination {
+            non_empty(&format!("{p}.when.destination"), v)?;
         }
         if let Some(v) = &w.route {
             non_empty(&format!("{p}.when.route"), v)?;
@@ -860,6 +880,7 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
                 path_prefix: w.path_prefix,
                 method: w.method.map(|m| m.to_ascii_uppercase()),
                 principal: w.principal.as_deref().map(PrincipalMatch::parse),
+                destination: w.destination.as_deref().map(PrincipalMatch::parse),
                 route: w.route,
             },
             rate: rate(&format!("{p}.rate"), rule.rate)?,

@@ -153,7 +153,9 @@ fn bad_configs_name_the_path_and_the_problem() {
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"","rate":1}]}}"#, "sampling.rules[0].name: must not be empty"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"status":["6xx"]},"rate":1}]}}"#, "sampling.rules[0].when.status[0]: \"6xx\" is not a status code (100-599) or class (1xx-5xx)"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"status":["20"]},"rate":1}]}}"#, "sampling.rules[0].when.status[0]: \"20\" is not a status code (100-599) or class (1xx-5xx)"),
-        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"colour":"red"},"rate":1}]}}"#, "sampling.rules[0].when.colour: unknown field `colour`, expected one of `status`, `path_prefix`, `method`, `principal`, `route`"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"colour":"red"},"rate":1}]}}"#, "sampling.rules[0].when.colour: unknown field `colour`, expected one of `status`, `path_prefix`, `method`, `principal`, `destination`, `route`"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"path_prefix":"healthz"},"rate":0}]}}"#, "sampling.rules[0].when.path_prefix: must start with /"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"destination":""},"rate":0}]}}"#, "sampling.rules[0].when.destination: must not be empty"),
         (r#"{"sink":{"cluster":"s"},"integrity":{"key_env":"MISSING"}}"#, "integrity.key_env: environment variable MISSING is not set (pass it in vm_config.environment_variables)"),
         (r#"{"sink":{"cluster":"s"},"access_policy":[{"name":"a","path_prefix":"admin","allow_principals":[]}]}"#, "access_policy[0].path_prefix: must start with /"),
     ];

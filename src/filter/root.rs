@@ -52,6 +52,7 @@ pub struct Active {
     /// Whether any sampling rule looks at the principal / the route: decides
     /// what must be read before a request can be sampled out.
     pub(super) rules_use_principal: bool,
+    pub(super) rules_use_destination: bool,
     pub(super) rules_use_route: bool,
     seq: Sequencer,
     buffer: Buffer,
@@ -168,6 +169,7 @@ impl Auditor {
         let rules = &config.sampling.rules;
         self.active = Some(Active {
             rules_use_principal: rules.iter().any(|r| r.when.principal.is_some()),
+            rules_use_destination: rules.iter().any(|r| r.when.destination.is_some()),
             rules_use_route: rules.iter().any(|r| r.when.route.is_some()),
             redactor: Redactor::new(&config.redact),
             sampler: Sampler::new(&config.sampling),

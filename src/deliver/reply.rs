@@ -215,6 +215,25 @@ mod tests {
             .is_some_and(|w| w.contains("ExportLogsServiceResponse")));
     }
 
+    proptest::proptest! {
+        /// Whatever a sink answers, interpreting it never panics and never
+        /// turns a 2xx into a retry or a reject.
+        #[test]
+        fn any_reply_is_interpreted_without_panicking(
+            status in proptest::option::of(0u32..1000),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            json in proptest::bool::ANY,
+            retry_after in "[ -~]{0,40}",
+        ) {
+            let ct = if json { "application/json" } else { "application/x-protobuf" };
+            let h = headers(&[("content-type", ct), ("retry-after", &retry_after)]);
+            let v = interpret(status, &h, true, || Some(body.clone()), NOW);
+            if matches!(status, Some(200..=299)) {
+                proptest::prop_assert!(matches!(v.outcome, Outcome::Ack | Outcome::PartialReject(_)));
+            }
+        }
+    }
+
     #[test]
     fn a_jsonl_reply_body_is_never_read() {
         let v = interpret(

@@ -153,7 +153,6 @@ impl Auditor {
         };
         let mut buffer = buffer;
         buffer.set_limits(limits);
-
         host.log(
             Level::Info,
             &format!(
@@ -321,18 +320,7 @@ impl Auditor {
                         ),
                     );
                 }
-                let ts = format_rfc3339(now_nanos);
-                let mut loss = Record::loss(
-                    LossReason::Rejected,
-                    records as u64,
-                    ts.clone(),
-                    ts.clone(),
-                    ts,
-                );
-                loss.from_seq = Some(from_seq);
-                loss.to_seq = Some(to_seq);
-                // A rejection loss record is always kept: it may exceed the cap by one.
-                push(a, &mut self.stats, loss);
+                push_rejected(a, &mut self.stats, records, (from_seq, to_seq), now_nanos);
             }
             Settled::PartlyRejected {
                 delivered,
@@ -342,19 +330,9 @@ impl Auditor {
             } => {
                 self.stats.add(Counter::RecordsDelivered, delivered as u64);
                 self.stats.add(Counter::RecordsRejected, rejected as u64);
-                let ts = format_rfc3339(now_nanos);
-                let mut loss = Record::loss(
-                    LossReason::Rejected,
-                    rejected as u64,
-                    ts.clone(),
-                    ts.clone(),
-                    ts,
-                );
                 // Which records the collector refused it does not say: the
                 // loss names the batch they were among.
-                loss.from_seq = Some(from_seq);
-                loss.to_seq = Some(to_seq);
-                push(a, &mut self.stats, loss);
+                push_rejected(a, &mut self.stats, rejected, (from_seq, to_seq), now_nanos);
             }
             Settled::Unknown => return,
         }
@@ -590,6 +568,29 @@ fn report_losses(a: &mut Active, stats: &mut Stats, room: usize, at_nanos: u64) 
         *lost = Lost::default();
         push(a, stats, loss);
     }
+}
+
+/// Admits the `rejected` loss record for `count` records of the batch
+/// `range`. Like every loss record it is always kept: it may exceed the cap
+/// by one.
+fn push_rejected(
+    a: &mut Active,
+    stats: &mut Stats,
+    count: usize,
+    range: (u64, u64),
+    at_nanos: u64,
+) {
+    let ts = format_rfc3339(at_nanos);
+    let mut loss = Record::loss(
+        LossReason::Rejected,
+        count as u64,
+        ts.clone(),
+        ts.clone(),
+        ts,
+    );
+    loss.from_seq = Some(range.0);
+    loss.to_seq = Some(range.1);
+    push(a, stats, loss);
 }
 
 /// Admits a record the filter itself produced (a `loss` record): it bypasses

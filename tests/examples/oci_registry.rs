@@ -38,7 +38,7 @@ fn tools_present() -> bool {
         return true;
     }
     let why = format!(
-        "the OCI registry round trip needs {} (Debian packages docker-registry and skopeo): run scripts/ci-deps.sh",
+        "the OCI registry round trip needs {}, not found on PATH: run scripts/ci-deps.sh (Debian packages docker-registry, skopeo)",
         missing.join(" and ")
     );
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");

@@ -18,10 +18,10 @@ fn the_text_report_gives_known_counts_and_percentiles() {
 105 requests, 4 loss records, 2026-11-21T14:00:01.000000Z .. 2026-11-21T14:03:07.000000Z
 
 ACCESS
-SOURCE                                      ROUTE         REQUESTS  ALLOWED  DENIED  ERROR  VIOLATIONS  P50 MS  P99 MS
-(no identity)                               GET /healthz         1        1       0      0           0    0.25    0.25
-spiffe://cluster.local/ns/ops/sa/console    GET /admin           4        4       0      0           0       2       5
-spiffe://cluster.local/ns/shop/sa/frontend  orders             100       90       7      3           2      50      99
+SOURCE                                      DESTINATION  ROUTE         REQUESTS  ALLOWED  DENIED  ERROR  VIOLATIONS  P50 MS  P99 MS
+(no identity)                               backend      GET /healthz         1        1       0      0           0    0.25    0.25
+spiffe://cluster.local/ns/ops/sa/console    admin        GET /admin           4        4       0      0           0       2       5
+spiffe://cluster.local/ns/shop/sa/frontend  backend      orders             100       90       7      3           2      50      99
 
 VIOLATIONS
 RULE        SOURCE                                      ROUTE   REQUESTS

@@ -234,11 +234,54 @@ fn malformed_batches_are_refused_whole_with_a_reason() {
         400
     );
     let (status, _) = sink.send(
-        "POST /v1/audit HTTP/1.1\r\nContent-Length: 5\r\nContent-Encoding: gzip",
+        "POST /v1/audit HTTP/1.1\r\nContent-Length: 5\r\nContent-Encoding: br",
         b"12345",
     );
     assert_eq!(status, 415);
+    let (status, why) = sink.send(
+        "POST /v1/audit HTTP/1.1\r\nContent-Length: 5\r\nContent-Encoding: gzip",
+        b"12345",
+    );
+    assert_eq!(status, 400, "{why}");
+    assert!(why.contains("not a gzip body"), "{why}");
     assert_eq!(sink.post_jsonl(&lines).0, 200, "still serving");
+}
+
+#[test]
+fn gzip_batches_are_stored_as_their_lines_and_bombs_get_413() {
+    let s = Scratch::new("sink-gzip");
+    let out = s.path("audit.jsonl");
+    let sink = Sink::start(&out, &["--max-body-bytes", "100000"]);
+    let gzip = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let lines = trail(EMITTER, None, requests(3));
+    let body = gzip(&lines.join(&b'\n'));
+    let (status, reply) = sink.send(
+        &format!(
+            "POST /v1/audit HTTP/1.1\r\nContent-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\nContent-Length: {}",
+            body.len()
+        ),
+        &body,
+    );
+    assert_eq!(status, 200, "{reply}");
+    let stored = std::fs::read(&out).unwrap();
+    assert_eq!(stored, [lines.join(&b'\n'), b"\n".to_vec()].concat());
+
+    // 1 KB on the wire, a megabyte once expanded: refused, nothing stored.
+    let bomb = gzip(&vec![b'x'; 1_000_000]);
+    assert!(bomb.len() < 100_000);
+    let (status, why) = sink.send(
+        &format!(
+            "POST /v1/audit HTTP/1.1\r\nContent-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\nContent-Length: {}",
+            bomb.len()
+        ),
+        &bomb,
+    );
+    assert_eq!(status, 413, "{why}");
+    assert_eq!(std::fs::read(&out).unwrap(), stored);
 }
 
 #[test]

@@ -26,5 +26,7 @@ mod chain;
 mod integrity;
 #[path = "e2e_scenarios/otlp.rs"]
 mod otlp;
+#[path = "e2e_scenarios/otlp_collector.rs"]
+mod otlp_collector;
 #[path = "e2e_scenarios/policy.rs"]
 mod policy;

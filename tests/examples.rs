@@ -19,6 +19,8 @@ mod e2e;
 mod istio;
 #[path = "examples/oci.rs"]
 mod oci;
+#[path = "examples/oci_registry.rs"]
+mod oci_registry;
 
 use cli_support::{run, stdout, Scratch};
 use e2e::{envoy_bin, pki, repo_root, sha256_hex, wasm};

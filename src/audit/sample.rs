@@ -6,6 +6,11 @@
 //! header a per-record random draw stands in. Denied requests and policy
 //! violations are kept whatever the rules say. `max_records_per_second` caps,
 //! per worker, only the records kept by a rate below 1.
+//!
+//! `path_prefix` is matched against the path as the upstream will read it
+//! (dot segments resolved, repeated slashes merged, percent-encoded
+//! unreserved characters decoded), so `/healthz/../admin` or `//healthz`
+//! cannot slip a request under a rule meant for health checks.
 
 use crate::config::{Rule, Sampling, When};
 
@@ -18,6 +23,8 @@ pub struct Facts<'a> {
     pub method: Option<&'a str>,
     /// The source principal (SPIFFE ID of the peer certificate).
     pub principal: Option<&'a str>,
+    /// The destination principal (SPIFFE ID of the local certificate).
+    pub destination: Option<&'a str>,
     pub route: Option<&'a str>,
     /// Denied or a policy violation: kept whatever the rules say, never capped.
     pub always_keep: bool,
@@ -65,9 +72,8 @@ fn matches(when: &When, f: &Facts) -> bool {
             .is_some_and(|c| when.status.iter().any(|m| m.matches(c)));
     let path = when.path_prefix.as_deref().is_none_or(|prefix| {
         f.path.is_some_and(|p| {
-            p.split_once('?')
-                .map_or(p, |(path, _)| path)
-                .starts_with(prefix)
+            let p = p.split_once('?').map_or(p, |(path, _)| path);
+            normalize_path(p).starts_with(prefix)
         })
     });
     let method = when
@@ -78,8 +84,74 @@ fn matches(when: &When, f: &Facts) -> bool {
         .principal
         .as_ref()
         .is_none_or(|pm| f.principal.is_some_and(|p| pm.matches(p)));
+    let destination = when
+        .destination
+        .as_ref()
+        .is_none_or(|pm| f.destination.is_some_and(|p| pm.matches(p)));
     let route = when.route.as_deref().is_none_or(|r| f.route == Some(r));
-    status && path && method && principal && route
+    status && path && method && principal && destination && route
+}
+
+/// `path` with percent-encoded unreserved characters decoded, repeated
+/// slashes merged and `.` / `..` segments resolved (RFC 3986 §5.2.4); the
+/// path itself when there is nothing to do, which is the common case.
+pub fn normalize_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !path.contains('%') && !path.contains("//") && !path.contains("/.");
+    if plain {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let decoded = decode_unreserved(path);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing || segments.is_empty() {
+        out.push('/');
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Decodes `%XX` where it stands for an unreserved character (letters,
+/// digits, `-._~`); every other escape stays as written.
+fn decode_unreserved(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let decoded = match (b[i], b.get(i + 1), b.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(h), hex(l)) {
+                    (Some(h), Some(l)) => Some((h * 16 + l) as u8),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match decoded {
+            Some(c) if c.is_ascii_alphanumeric() || b"-._~".contains(&c) => {
+                out.push(c);
+                i += 3;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Sampler {

@@ -51,6 +51,41 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     Some(((days as u64) * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000 + frac_nanos)
 }
 
+/// Parses an HTTP date in its preferred form, IMF-fixdate (RFC 9110 §5.6.7:
+/// `Sun, 06 Nov 1994 08:49:37 GMT`), to nanoseconds since the Unix epoch.
+/// The two obsolete forms are not read: a caller treats them as absent.
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_weekday, rest) = s.trim().split_once(", ")?;
+    let mut parts = rest.split(' ');
+    let (day, month, year, time, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if parts.next().is_some() || zone != "GMT" || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    let m = MONTHS.iter().position(|&name| name == month)? as u32 + 1;
+    let (d, y) = (day.parse::<u32>().ok()?, year.parse::<i64>().ok()?);
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| if p.len() == 2 { p.parse().ok() } else { None })
+        .collect::<Option<_>>()?;
+    let [h, mi, se] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&d) || *h > 23 || *mi > 59 || *se > 60 {
+        return None;
+    }
+    let days = u64::try_from(days_from_civil(y, m, d)).ok()?;
+    Some((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000)
+}
+
 // Howard Hinnant's civil-calendar algorithms.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -90,6 +125,30 @@ mod tests {
             format_rfc3339(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn parses_imf_fixdate_http_dates_only() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000_000_000)
+        );
+        assert_eq!(
+            parse_http_date("Sat, 21 Nov 2026 14:03:05 GMT").map(format_rfc3339),
+            Some("2026-11-21T14:03:05.000000Z".to_string())
+        );
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49 GMT",
+            "",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

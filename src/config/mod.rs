@@ -58,6 +58,7 @@ struct RawSink {
     format: Option<String>,
     timeout_ms: Option<u64>,
     headers: Vec<(String, String)>,
+    compression: Option<String>,
 }
 
 #[derive(Default)]
@@ -119,6 +120,7 @@ struct RawWhen {
     path_prefix: Option<String>,
     method: Option<String>,
     principal: Option<String>,
+    destination: Option<String>,
     route: Option<String>,
 }
 
@@ -161,6 +163,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             "format",
             "timeout_ms",
             "headers",
+            "compression",
         ],
     )?;
     let raw_sink = RawSink {
@@ -170,6 +173,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
         format: sink.string("format")?,
         timeout_ms: sink.u64("timeout_ms")?,
         headers: sink.string_map("headers")?,
+        compression: sink.string("compression")?,
     };
     let batch = match top.object(
         "batch",
@@ -248,7 +252,14 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
                 let r = Obj::new(rv, &path, &["name", "when", "rate"])?;
                 let when = match r.object(
                     "when",
-                    &["status", "path_prefix", "method", "principal", "route"],
+                    &[
+                        "status",
+                        "path_prefix",
+                        "method",
+                        "principal",
+                        "destination",
+                        "route",
+                    ],
                 )? {
                     None => RawWhen::default(),
                     Some(w) => RawWhen {
@@ -259,6 +270,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
                         path_prefix: w.string("path_prefix")?,
                         method: w.string("method")?,
                         principal: w.string("principal")?,
+                        destination: w.string("destination")?,
                         route: w.string("route")?,
                     },
                 };
@@ -318,6 +330,14 @@ pub enum Format {
     Otlp,
 }
 
+/// `sink.compression`: how batch bodies travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    /// `content-encoding: gzip`.
+    Gzip,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overflow {
     /// Fail open: serve the request, count the record as not admitted.
@@ -343,6 +363,7 @@ pub struct Sink {
     pub format: Format,
     pub timeout_ms: u64,
     pub headers: Vec<(String, String)>,
+    pub compression: Compression,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -434,6 +455,9 @@ pub struct When {
     pub path_prefix: Option<String>,
     pub method: Option<String>,
     pub principal: Option<PrincipalMatch>,
+    /// The destination workload's principal (exact or trailing `*`): under
+    /// Istio, route and cluster names do not tell workloads apart.
+    pub destination: Option<PrincipalMatch>,
     pub route: Option<String>,
 }
 
@@ -505,6 +529,10 @@ fn digest(bytes: &[u8]) -> String {
     let sum = crate::digest::sha256(bytes);
     crate::audit::hex(&sum[..4])
 }
+
+/// `sink.compression` when not given, for either format: see the README
+/// ("Compression") for why gzip is opt-in.
+const DEFAULT_COMPRESSION: Compression = Compression::None;
 
 /// The longest `sink.timeout_ms`: a sink slower than an hour is down.
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
@@ -654,7 +682,11 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
     for (k, v) in s.headers {
         let p = format!("sink.headers.{k}");
         let name = header_name(&p, &k)?;
-        if name.starts_with(':') || name == "content-type" || name == "content-length" {
+        if name.starts_with(':')
+            || name == "content-type"
+            || name == "content-length"
+            || name == "content-encoding"
+        {
             return Err(ConfigError::at(
                 p,
                 "is set by mesh-audit and cannot be overridden",
@@ -678,6 +710,17 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             t => t,
         },
         headers: sink_headers,
+        compression: match s.compression.as_deref() {
+            None => DEFAULT_COMPRESSION,
+            Some("none") => Compression::None,
+            Some("gzip") => Compression::Gzip,
+            Some(other) => {
+                return Err(ConfigError::at(
+                    "sink.compression",
+                    format!("unknown compression \"{other}\", expected none or gzip"),
+                ))
+            }
+        },
     };
 
     // batch
@@ -860,13 +903,21 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             }
         };
         if let Some(v) = &w.path_prefix {
-            non_empty(&format!("{p}.when.path_prefix"), v)?;
+            if !v.starts_with('/') {
+                return Err(ConfigError::at(
+                    format!("{p}.when.path_prefix"),
+                    "must start with /",
+                ));
+            }
         }
         if let Some(v) = &w.method {
             non_empty(&format!("{p}.when.method"), v)?;
         }
         if let Some(v) = &w.principal {
             non_empty(&format!("{p}.when.principal"), v)?;
+        }
+        if let Some(v) = &w.destination {
+            non_empty(&format!("{p}.when.destination"), v)?;
         }
         if let Some(v) = &w.route {
             non_empty(&format!("{p}.when.route"), v)?;
@@ -878,6 +929,7 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
                 path_prefix: w.path_prefix,
                 method: w.method.map(|m| m.to_ascii_uppercase()),
                 principal: w.principal.as_deref().map(PrincipalMatch::parse),
+                destination: w.destination.as_deref().map(PrincipalMatch::parse),
                 route: w.route,
             },
             rate: rate(&format!("{p}.rate"), rule.rate)?,

@@ -71,6 +71,24 @@ fn otlp_defaults_to_v1_logs() {
 }
 
 #[test]
+fn compression_is_opt_in_for_either_format() {
+    for format in ["jsonl", "otlp"] {
+        let c = parse(&format!(
+            r#"{{"sink":{{"cluster":"s","format":"{format}"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.sink.compression, Compression::None, "{format}");
+        let c = parse(&format!(
+            r#"{{"sink":{{"cluster":"s","format":"{format}","compression":"gzip"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.sink.compression, Compression::Gzip, "{format}");
+    }
+    let c = parse(r#"{"sink":{"cluster":"s","compression":"none"}}"#).unwrap();
+    assert_eq!(c.sink.compression, Compression::None);
+}
+
+#[test]
 fn the_spec_example_is_valid() {
     let spec = include_str!("../../examples/configs/full.json");
     let c = parse(spec).unwrap();
@@ -112,7 +130,9 @@ fn bad_configs_name_the_path_and_the_problem() {
         (r#"{"sink":{"cluster":"s"},"capture":{"query":"yes"}}"#, "capture.query: expected true or false, got string \"yes\""),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a"}]}}"#, "sampling.rules[0].rate: is required"),
         (r#"{"sink":{"cluster":""}}"#, "sink.cluster: must not be empty"),
-        (r#"{"sink":{"cluster":"s","bogus":1}}"#, "sink.bogus: unknown field `bogus`, expected one of `cluster`, `authority`, `path`, `format`, `timeout_ms`, `headers`"),
+        (r#"{"sink":{"cluster":"s","bogus":1}}"#, "sink.bogus: unknown field `bogus`, expected one of `cluster`, `authority`, `path`, `format`, `timeout_ms`, `headers`, `compression`"),
+        (r#"{"sink":{"cluster":"s","compression":"br"}}"#, "sink.compression: unknown compression \"br\", expected none or gzip"),
+        (r#"{"sink":{"cluster":"s","headers":{"Content-Encoding":"br"}}}"#, "sink.headers.Content-Encoding: is set by mesh-audit and cannot be overridden"),
         (r#"{"sink":{"cluster":"s"},"extra":true}"#, "extra: unknown field `extra`, expected one of `sink`, `batch`, `retry`, `on_overflow`, `capture`, `redact`, `sampling`, `integrity`, `access_policy`"),
         (r#"{"sink":{"cluster":"s","format":"xml"}}"#, "sink.format: unknown format \"xml\", expected jsonl or otlp"),
         (r#"{"sink":{"cluster":"s","path":"v1"}}"#, "sink.path: must start with /"),
@@ -133,7 +153,9 @@ fn bad_configs_name_the_path_and_the_problem() {
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"","rate":1}]}}"#, "sampling.rules[0].name: must not be empty"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"status":["6xx"]},"rate":1}]}}"#, "sampling.rules[0].when.status[0]: \"6xx\" is not a status code (100-599) or class (1xx-5xx)"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"status":["20"]},"rate":1}]}}"#, "sampling.rules[0].when.status[0]: \"20\" is not a status code (100-599) or class (1xx-5xx)"),
-        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"colour":"red"},"rate":1}]}}"#, "sampling.rules[0].when.colour: unknown field `colour`, expected one of `status`, `path_prefix`, `method`, `principal`, `route`"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"colour":"red"},"rate":1}]}}"#, "sampling.rules[0].when.colour: unknown field `colour`, expected one of `status`, `path_prefix`, `method`, `principal`, `destination`, `route`"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"path_prefix":"healthz"},"rate":0}]}}"#, "sampling.rules[0].when.path_prefix: must start with /"),
+        (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"destination":""},"rate":0}]}}"#, "sampling.rules[0].when.destination: must not be empty"),
         (r#"{"sink":{"cluster":"s"},"integrity":{"key_env":"MISSING"}}"#, "integrity.key_env: environment variable MISSING is not set (pass it in vm_config.environment_variables)"),
         (r#"{"sink":{"cluster":"s"},"access_policy":[{"name":"a","path_prefix":"admin","allow_principals":[]}]}"#, "access_policy[0].path_prefix: must start with /"),
     ];

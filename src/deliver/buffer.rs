@@ -6,7 +6,9 @@
 //! retried with exponential backoff and jitter, and nothing newer is sent
 //! while it waits, so delivery stays in `seq` order. Only a batch the sink
 //! rejects as malformed is dropped, and the caller turns that into a `loss`
-//! record.
+//! record. A sink that accepts a batch only in part (an OTLP partial
+//! success) settles it too: the records it refused count as rejected, the
+//! rest as delivered, so admitted = delivered + rejected + buffered holds.
 
 use std::collections::VecDeque;
 
@@ -80,8 +82,15 @@ pub enum Outcome {
     Ack,
     /// Connect failure, timeout, 5xx, 408, 429 (and anything unexpected): try again.
     Retry,
+    /// Like [`Outcome::Retry`], but the sink asked (`Retry-After`) to wait at
+    /// least this many milliseconds; honoured up to `backoff_max_ms`.
+    RetryAfter(u64),
     /// Any other 4xx: the sink will never accept this batch.
     Reject,
+    /// 2xx, but the sink refused this many of the batch's records (OTLP
+    /// `partial_success.rejected_log_records`); more than the batch holds
+    /// means all of it.
+    PartialReject(u64),
 }
 
 /// Classifies a sink reply by its `:status` (None: no reply at all).
@@ -107,6 +116,14 @@ pub enum Settled {
     },
     Rejected {
         records: usize,
+        from_seq: u64,
+        to_seq: u64,
+    },
+    /// Acknowledged with `rejected` of its records refused: which ones, the
+    /// sink does not say, only that they are among `from_seq..=to_seq`.
+    PartlyRejected {
+        delivered: usize,
+        rejected: usize,
         from_seq: u64,
         to_seq: u64,
     },
@@ -297,40 +314,52 @@ impl Buffer {
         else {
             return Settled::Unknown;
         };
-        match outcome {
-            Outcome::Retry => {
-                let limits = self.limits.clone();
-                let Some(b) = self.batches.get_mut(index) else {
-                    return Settled::Unknown;
-                };
-                let delay = backoff_ms(&limits, b.attempts, jitter);
-                b.state = State::Backoff {
-                    until_ms: now_ms.saturating_add(delay),
-                };
-                Settled::WillRetry {
-                    records: b.entries.len(),
-                    attempts: b.attempts,
-                    delay_ms: delay,
-                }
+        let retry_floor = match outcome {
+            Outcome::Retry => Some(0),
+            Outcome::RetryAfter(ms) => Some(ms.min(self.limits.backoff_max_ms)),
+            _ => None,
+        };
+        if let Some(floor) = retry_floor {
+            let limits = self.limits.clone();
+            let Some(b) = self.batches.get_mut(index) else {
+                return Settled::Unknown;
+            };
+            let delay = backoff_ms(&limits, b.attempts, jitter).max(floor);
+            b.state = State::Backoff {
+                until_ms: now_ms.saturating_add(delay),
+            };
+            return Settled::WillRetry {
+                records: b.entries.len(),
+                attempts: b.attempts,
+                delay_ms: delay,
+            };
+        }
+        let Some(b) = self.batches.remove(index) else {
+            return Settled::Unknown;
+        };
+        self.records -= b.entries.len();
+        self.bytes -= b.bytes;
+        let (records, from_seq, to_seq) = (b.entries.len(), b.first_seq(), b.last_seq());
+        let refused = match outcome {
+            Outcome::Reject => records,
+            Outcome::PartialReject(n) => usize::try_from(n).map_or(records, |n| n.min(records)),
+            _ => 0,
+        };
+        if refused > 0 && refused == records {
+            Settled::Rejected {
+                records,
+                from_seq,
+                to_seq,
             }
-            Outcome::Ack | Outcome::Reject => {
-                let Some(b) = self.batches.remove(index) else {
-                    return Settled::Unknown;
-                };
-                self.records -= b.entries.len();
-                self.bytes -= b.bytes;
-                if outcome == Outcome::Ack {
-                    Settled::Delivered {
-                        records: b.entries.len(),
-                    }
-                } else {
-                    Settled::Rejected {
-                        records: b.entries.len(),
-                        from_seq: b.first_seq(),
-                        to_seq: b.last_seq(),
-                    }
-                }
+        } else if refused > 0 {
+            Settled::PartlyRejected {
+                delivered: records - refused,
+                rejected: refused,
+                from_seq,
+                to_seq,
             }
+        } else {
+            Settled::Delivered { records }
         }
     }
 }

@@ -10,8 +10,8 @@ mod tests;
 use crate::audit::time::parse_rfc3339;
 use prost::Message;
 use proto::{
-    AnyValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue, LogRecord, ResourceLogs,
-    ScopeLogs, Severity, Value,
+    AnyValue, ExportLogsServiceRequest, ExportLogsServiceResponse, InstrumentationScope, KeyValue,
+    LogRecord, ResourceLogs, ScopeLogs, Severity, Value,
 };
 
 pub const CONTENT_TYPE: &str = "application/x-protobuf";
@@ -111,4 +111,62 @@ pub fn record_lines(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         }
     }
     Ok(lines)
+}
+
+/// What a collector's 2xx reply says about the batch: `partial_success`
+/// (OTLP/HTTP spec: the request was only partly accepted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartialSuccess {
+    /// `rejected_log_records`: how many records of the batch it refused.
+    pub rejected: u64,
+    /// `error_message`: why (a warning when nothing was rejected).
+    pub message: String,
+}
+
+/// Reads an `ExportLogsServiceResponse`, protobuf or (`json`) the OTLP JSON
+/// form. `Ok(None)`: full success (an empty body is one). Errors say why the
+/// body could not be read.
+pub fn partial_success(body: &[u8], json: bool) -> Result<Option<PartialSuccess>, String> {
+    let found = if json {
+        partial_success_json(body)?
+    } else {
+        ExportLogsServiceResponse::decode(body)
+            .map_err(|e| format!("not an OTLP ExportLogsServiceResponse: {e}"))?
+            .partial_success
+            .map(|p| PartialSuccess {
+                // A negative count is nonsense: treat it as none refused.
+                rejected: u64::try_from(p.rejected_log_records).unwrap_or(0),
+                message: p.error_message,
+            })
+    };
+    Ok(found.filter(|p| p.rejected > 0 || !p.message.is_empty()))
+}
+
+/// The JSON mapping: lowerCamelCase (or the proto field names), and the
+/// int64 count as a string or a number.
+fn partial_success_json(body: &[u8]) -> Result<Option<PartialSuccess>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("not an OTLP ExportLogsServiceResponse (JSON): {e}"))?;
+    let field = |v: &'_ serde_json::Value, camel: &str, snake: &str| {
+        v.get(camel).or_else(|| v.get(snake)).cloned()
+    };
+    let Some(p) = field(&v, "partialSuccess", "partial_success") else {
+        return Ok(None);
+    };
+    let rejected = match field(&p, "rejectedLogRecords", "rejected_log_records") {
+        Some(serde_json::Value::String(s)) => s.parse::<i64>().ok(),
+        Some(n) => n.as_i64(),
+        None => Some(0),
+    }
+    .ok_or("partialSuccess.rejectedLogRecords is not an integer")?;
+    let message = field(&p, "errorMessage", "error_message")
+        .and_then(|m| m.as_str().map(str::to_string))
+        .unwrap_or_default();
+    Ok(Some(PartialSuccess {
+        rejected: u64::try_from(rejected).unwrap_or(0),
+        message,
+    }))
 }

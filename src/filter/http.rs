@@ -101,13 +101,16 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
         None => (None, None),
     };
 
-    let needs_identity = active.rules_use_principal || !active.config.access_policy.is_empty();
+    let needs_identity = active.rules_use_principal
+        || active.rules_use_destination
+        || !active.config.access_policy.is_empty();
     let conn = needs_identity.then(|| {
         active
             .conns
             .get_or_read(int(host, &["connection", "id"]), host)
     });
     let principal = conn.as_ref().and_then(|c| c.source.principal.clone());
+    let destination = conn.as_ref().and_then(|c| c.destination.principal.clone());
     let violation = path
         .as_deref()
         .and_then(|p| policy::violation(&active.config.access_policy, p, principal.as_deref()))
@@ -137,6 +140,7 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
         path: path.as_deref(),
         method: method.as_deref(),
         principal: principal.as_deref(),
+        destination: destination.as_deref(),
         route: route.as_ref().and_then(|r| r.name.as_deref()),
         always_keep: denied || violation.is_some(),
     };

@@ -11,14 +11,18 @@ use super::stats::{Counter, Stats};
 use crate::audit::record::{LossReason, Record};
 use crate::audit::time::format_rfc3339;
 use crate::audit::{hex, redact::Redactor, sample::Sampler};
-use crate::config::{error_line, Config, Format, Overflow};
-use crate::deliver::buffer::{classify, Buffer, Entry, Limits, Settled};
+use crate::config::{error_line, Compression, Config, Format, Overflow};
+use crate::deliver::buffer::{Buffer, Entry, Limits, Settled};
 use crate::deliver::chain::Sequencer;
-use crate::deliver::{encode_json, encode_otlp};
+use crate::deliver::{encode_json, encode_otlp, gzip, reply};
 use crate::host::{Host, Level, Map};
 
 /// Longest pause between two ticks: size-triggered flushes wait at most this.
 const MAX_TICK_MS: u64 = 100;
+
+/// The most of a sink reply body read: an OTLP export response is a few
+/// dozen bytes, its error message included.
+const MAX_REPLY_BODY: usize = 64 * 1024;
 
 /// Records that could not be admitted, waiting to be reported by a `loss` record.
 #[derive(Default, Debug)]
@@ -48,6 +52,7 @@ pub struct Active {
     /// Whether any sampling rule looks at the principal / the route: decides
     /// what must be read before a request can be sampled out.
     pub(super) rules_use_principal: bool,
+    pub(super) rules_use_destination: bool,
     pub(super) rules_use_route: bool,
     seq: Sequencer,
     buffer: Buffer,
@@ -63,6 +68,8 @@ struct Warned {
     dispatch_refused: bool,
     sink_failing: bool,
     sink_rejected: bool,
+    partial_success: bool,
+    reply_unreadable: bool,
     buffer_full: bool,
 }
 
@@ -132,8 +139,8 @@ impl Auditor {
         host.set_tick_period_ms(tick);
         let limits = Limits::from_config(&config);
         // A reconfigured worker keeps what it already admitted, and its chain.
-        let (seq, buffer) = match self.active.take() {
-            Some(old) => (old.seq, old.buffer),
+        let (seq, buffer, node_id) = match self.active.take() {
+            Some(old) => (old.seq, old.buffer, old.node_id),
             None => (
                 Sequencer::new(
                     self.emitter.clone(),
@@ -141,14 +148,11 @@ impl Auditor {
                     config.integrity.key.clone(),
                 ),
                 Buffer::new(limits.clone()),
+                node_id(host),
             ),
         };
         let mut buffer = buffer;
         buffer.set_limits(limits);
-        let node_id = host
-            .property(&["node", "id"])
-            .and_then(|b| String::from_utf8(b).ok())
-            .filter(|s| !s.is_empty());
         host.log(
             Level::Info,
             &format!(
@@ -164,6 +168,7 @@ impl Auditor {
         let rules = &config.sampling.rules;
         self.active = Some(Active {
             rules_use_principal: rules.iter().any(|r| r.when.principal.is_some()),
+            rules_use_destination: rules.iter().any(|r| r.when.destination.is_some()),
             rules_use_route: rules.iter().any(|r| r.when.route.is_some()),
             redactor: Redactor::new(&config.redact),
             sampler: Sampler::new(&config.sampling),
@@ -248,16 +253,27 @@ impl Auditor {
     pub fn call_response(&mut self, host: &dyn Host, token: u32) {
         let now_nanos = host.now_nanos();
         let now_ms = now_nanos / 1_000_000;
-        let status = host
-            .headers(Map::CallResponseHeaders)
-            .into_iter()
+        let headers = host.headers(Map::CallResponseHeaders);
+        let status = headers
+            .iter()
             .find(|(k, _)| k == ":status")
-            .and_then(|(_, v)| std::str::from_utf8(&v).ok()?.trim().parse::<u32>().ok());
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u32>().ok());
         let jitter = self.draw();
         let Some(a) = self.active.as_mut() else {
             return;
         };
-        match a.buffer.settle(token, classify(status), now_ms, jitter) {
+        let verdict = reply::interpret(
+            status,
+            &headers,
+            a.config.sink.format == Format::Otlp,
+            || host.call_response_body(MAX_REPLY_BODY),
+            now_nanos,
+        );
+        self.warn_about_reply(host, &verdict);
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        match a.buffer.settle(token, verdict.outcome, now_ms, jitter) {
             Settled::Delivered { records } => {
                 self.stats.add(Counter::RecordsDelivered, records as u64);
                 if self.warned.sink_failing {
@@ -304,18 +320,19 @@ impl Auditor {
                         ),
                     );
                 }
-                let ts = format_rfc3339(now_nanos);
-                let mut loss = Record::loss(
-                    LossReason::Rejected,
-                    records as u64,
-                    ts.clone(),
-                    ts.clone(),
-                    ts,
-                );
-                loss.from_seq = Some(from_seq);
-                loss.to_seq = Some(to_seq);
-                // A rejection loss record is always kept: it may exceed the cap by one.
-                push(a, &mut self.stats, loss);
+                push_rejected(a, &mut self.stats, records, (from_seq, to_seq), now_nanos);
+            }
+            Settled::PartlyRejected {
+                delivered,
+                rejected,
+                from_seq,
+                to_seq,
+            } => {
+                self.stats.add(Counter::RecordsDelivered, delivered as u64);
+                self.stats.add(Counter::RecordsRejected, rejected as u64);
+                // Which records the collector refused it does not say: the
+                // loss names the batch they were among.
+                push_rejected(a, &mut self.stats, rejected, (from_seq, to_seq), now_nanos);
             }
             Settled::Unknown => return,
         }
@@ -325,6 +342,44 @@ impl Auditor {
             let drained = self.active.as_ref().is_none_or(|a| a.buffer.is_empty());
             if drained {
                 self.finish(host, "all records delivered");
+            }
+        }
+    }
+
+    /// Logs (once per cause) what a reply said beyond its status: an OTLP
+    /// partial success and its message, or a body that could not be read.
+    fn warn_about_reply(&mut self, host: &dyn Host, verdict: &reply::Verdict) {
+        let cluster = self
+            .active
+            .as_ref()
+            .map_or("", |a| a.config.sink.cluster.as_str());
+        if let Some(p) = &verdict.partial {
+            if !self.warned.partial_success {
+                self.warned.partial_success = true;
+                let what = if p.rejected > 0 {
+                    format!(
+                        "rejected {} records of a batch; they are reported by a loss record",
+                        p.rejected
+                    )
+                } else {
+                    "accepted a batch with a warning".to_string()
+                };
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "mesh-audit: sink {cluster} {what} (OTLP partial success: {:?})",
+                        p.message
+                    ),
+                );
+            }
+        }
+        if let Some(why) = &verdict.unreadable {
+            if !self.warned.reply_unreadable {
+                self.warned.reply_unreadable = true;
+                host.log(
+                    Level::Warn,
+                    &format!("mesh-audit: sink {cluster} acknowledged a batch with a reply body that is not an OTLP response ({why}); counted as delivered"),
+                );
             }
         }
     }
@@ -414,6 +469,16 @@ impl Auditor {
                 ("x-mesh-audit-emitter", &self.emitter),
                 ("x-mesh-audit-seq", &range),
             ];
+            let body = match sink.compression {
+                Compression::Gzip => match gzip::compress(&body) {
+                    Some(packed) => {
+                        headers.push(("content-encoding", gzip::CONTENT_ENCODING));
+                        packed
+                    }
+                    None => body,
+                },
+                Compression::None => body,
+            };
             headers.extend(sink.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             match host.dispatch(&sink.cluster, &headers, &body, sink.timeout_ms) {
                 Ok(token) => {
@@ -469,6 +534,19 @@ impl Auditor {
     }
 }
 
+/// The Envoy node id (`service.instance.id`), read once per VM. Envoy 1.40
+/// exposes the bootstrap's `Node` only as the `xds.node` attribute (a bare
+/// `node` is not found); `node` is what older Envoys answered.
+fn node_id(host: &dyn Host) -> Option<String> {
+    [&["xds", "node", "id"][..], &["node", "id"][..]]
+        .iter()
+        .find_map(|path| {
+            host.property(path)
+                .and_then(|b| String::from_utf8(b).ok())
+                .filter(|s| !s.is_empty())
+        })
+}
+
 /// Admits a `loss` record for each kind of loss still unreported, when the
 /// buffer has room for `room` more records (the loss record and what follows).
 fn report_losses(a: &mut Active, stats: &mut Stats, room: usize, at_nanos: u64) {
@@ -490,6 +568,29 @@ fn report_losses(a: &mut Active, stats: &mut Stats, room: usize, at_nanos: u64) 
         *lost = Lost::default();
         push(a, stats, loss);
     }
+}
+
+/// Admits the `rejected` loss record for `count` records of the batch
+/// `range`. Like every loss record it is always kept: it may exceed the cap
+/// by one.
+fn push_rejected(
+    a: &mut Active,
+    stats: &mut Stats,
+    count: usize,
+    range: (u64, u64),
+    at_nanos: u64,
+) {
+    let ts = format_rfc3339(at_nanos);
+    let mut loss = Record::loss(
+        LossReason::Rejected,
+        count as u64,
+        ts.clone(),
+        ts.clone(),
+        ts,
+    );
+    loss.from_seq = Some(range.0);
+    loss.to_seq = Some(range.1);
+    push(a, stats, loss);
 }
 
 /// Admits a record the filter itself produced (a `loss` record): it bypasses

@@ -81,6 +81,12 @@ pub trait Attributes {
 pub trait Proxy {
     /// The plugin configuration bytes (`on_configure`).
     fn plugin_config(&self) -> Option<Vec<u8>>;
+    /// The body of the sink reply being handled (in `on_http_call_response`),
+    /// at most `max` bytes. A host that cannot give it says `None`.
+    fn call_response_body(&self, max: usize) -> Option<Vec<u8>> {
+        let _ = max;
+        None
+    }
     /// An environment variable given to the VM (`vm_config.environment_variables`).
     fn env_var(&self, name: &str) -> Option<String>;
     /// Fill `buf` with random bytes; false when unavailable.

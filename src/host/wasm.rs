@@ -136,26 +136,29 @@ impl Attributes for ProxyHost {
     }
 }
 
+/// Up to `max` bytes of a host buffer.
+fn buffer(kind: BufferType, max: usize) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: pointers to locals; the host writes an allocation it made with our allocator.
+    unsafe {
+        let status = proxy_get_buffer_bytes(kind, 0, max, &mut data, &mut size);
+        let value = owned(data, size);
+        if status == OK {
+            value
+        } else {
+            None
+        }
+    }
+}
+
 impl Proxy for ProxyHost {
     fn plugin_config(&self) -> Option<Vec<u8>> {
-        let mut data = null_mut();
-        let mut size = 0;
-        // SAFETY: as above.
-        unsafe {
-            let status = proxy_get_buffer_bytes(
-                BufferType::PluginConfiguration,
-                0,
-                usize::MAX,
-                &mut data,
-                &mut size,
-            );
-            let value = owned(data, size);
-            if status == OK {
-                value
-            } else {
-                None
-            }
-        }
+        buffer(BufferType::PluginConfiguration, usize::MAX)
+    }
+
+    fn call_response_body(&self, max: usize) -> Option<Vec<u8>> {
+        buffer(BufferType::HttpCallResponseBody, max)
     }
 
     fn env_var(&self, name: &str) -> Option<String> {

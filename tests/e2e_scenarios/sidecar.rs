@@ -39,6 +39,20 @@ impl Sidecar {
         workers: u32,
         given: &[(&'static str, u16)],
     ) -> Sidecar {
+        Sidecar::start_with_args(name, template, plugin, sink_port, workers, given, &[])
+    }
+
+    /// Like [`Sidecar::start`], with more Envoy command-line arguments
+    /// (e.g. `--service-node`).
+    pub fn start_with_args(
+        name: &'static str,
+        template: &str,
+        plugin: &serde_json::Value,
+        sink_port: u16,
+        workers: u32,
+        given: &[(&'static str, u16)],
+        args: &[&str],
+    ) -> Sidecar {
         let dir = run_dir();
         let ports: BTreeMap<&'static str, u16> = PORTS
             .iter()
@@ -67,7 +81,7 @@ impl Sidecar {
         let config = dir.join("envoy.yaml");
         std::fs::write(&config, render(&text, &values))
             .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
-        let child = launch(&config, &dir, workers, &[]);
+        let child = launch(&config, &dir, workers, args);
         let mut sidecar = Sidecar {
             name,
             child,

@@ -30,7 +30,7 @@ fn oci(scratch: &Scratch, module: &[u8], out: &str) -> std::process::Output {
 }
 
 /// (name, type flag, content) of every entry of a tar (ustar or pax).
-fn tar_entries(bytes: &[u8]) -> Vec<(String, u8, Vec<u8>)> {
+pub(super) fn tar_entries(bytes: &[u8]) -> Vec<(String, u8, Vec<u8>)> {
     let (mut entries, mut at, mut pax_path) = (Vec::new(), 0, None);
     while at + 512 <= bytes.len() && bytes[at..at + 512].iter().any(|b| *b != 0) {
         let header = &bytes[at..at + 512];

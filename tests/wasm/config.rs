@@ -143,7 +143,7 @@ fn bad_configs_are_refused_with_exactly_one_line_naming_path_and_problem() {
             (
                 r#"{"sink":{"cluster":"s","bogus":1}}"#,
                 "sink.bogus: unknown field `bogus`, expected one of `cluster`, `authority`, `path`, \
-                 `format`, `timeout_ms`, `headers`",
+                 `format`, `timeout_ms`, `headers`, `compression`",
             ),
             (r#"{"sink":{"cluster":""}}"#, "sink.cluster: must not be empty"),
             (

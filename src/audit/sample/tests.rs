@@ -60,6 +60,7 @@ fn sampler(default_rate: f64, cap: u64, rules: Vec<Rule>) -> Sampler {
 }
 
 const FRONTEND: &str = "spiffe://cluster.local/ns/shop/sa/frontend";
+const BACKEND: &str = "spiffe://cluster.local/ns/shop/sa/backend";
 
 fn facts<'a>() -> Facts<'a> {
     Facts {
@@ -67,6 +68,7 @@ fn facts<'a>() -> Facts<'a> {
         path: Some("/orders/42?page=2"),
         method: Some("get"),
         principal: Some(FRONTEND),
+        destination: Some(BACKEND),
         route: Some("orders"),
         always_keep: false,
     }
@@ -340,4 +342,65 @@ fn reports_what_the_filter_can_skip() {
     assert!(s(1.0, &[&health, &partial]).needs_key());
     assert!(s(0.3, &[]).needs_key());
     assert!(!s(0.0, &[]).needs_key());
+}
+
+#[test]
+fn a_destination_rule_tells_workloads_apart_where_route_names_do_not() {
+    // Istio names every inbound route `default`: only the workload differs.
+    let mut when = w().route("default");
+    when.destination = Some(PrincipalMatch::Prefix(
+        "spiffe://cluster.local/ns/batch/".into(),
+    ));
+    let mut s = sampler(1.0, 0, vec![rule("batch-workloads", when, 0.0)]);
+    let istio = |destination| Facts {
+        route: Some("default"),
+        destination,
+        ..facts()
+    };
+    let batch = "spiffe://cluster.local/ns/batch/sa/reindex";
+    assert!(!s.decide(&istio(Some(batch)), Some(b"k"), 0.5, 0).keep);
+    assert!(s.decide(&istio(Some(BACKEND)), Some(b"k"), 0.5, 0).keep);
+    assert!(
+        s.decide(&istio(None), Some(b"k"), 0.5, 0).keep,
+        "unknown destination never matches"
+    );
+}
+
+#[test]
+fn path_prefix_rules_see_the_path_the_upstream_will_read() {
+    let mut s = sampler(1.0, 0, vec![rule("health", w().path("/healthz"), 0.0)]);
+    for dropped in ["/healthz", "/healthz/live", "/%68ealthz", "/x/../healthz"] {
+        assert!(
+            !s.decide(&with_path(dropped), Some(b"k"), 0.5, 0).keep,
+            "{dropped}"
+        );
+    }
+    for kept in [
+        "/healthz/../admin",
+        "/healthz/%2e%2e/admin",
+        "//admin",
+        "/admin/healthz",
+    ] {
+        assert!(
+            s.decide(&with_path(kept), Some(b"k"), 0.5, 0).keep,
+            "{kept}"
+        );
+    }
+}
+
+#[test]
+fn paths_normalize_like_rfc_3986_dot_segment_removal() {
+    for (raw, normal) in [
+        ("/orders/42", "/orders/42"),
+        ("/a//b", "/a/b"),
+        ("/a/./b/", "/a/b/"),
+        ("/a/b/..", "/a/"),
+        ("/../../etc", "/etc"),
+        ("/%7Euser/%41", "/~user/A"),
+        ("/a%2Fb", "/a%2Fb"),
+        ("/%zz", "/%zz"),
+        ("/.", "/"),
+    ] {
+        assert_eq!(normalize_path(raw), normal, "{raw}");
+    }
 }

@@ -1,9 +1,9 @@
 //! The service-to-service access graph of the HTML report, as inline SVG:
-//! source identities on the left, destination clusters on the right, one
+//! source identities on the left, destination workloads (and services) on the right, one
 //! edge per pair labelled with its counts. Edges with denials are red and
 //! dashed, edges with errors orange, the rest green.
 
-use crate::html::escape;
+use crate::escape::html as escape;
 use crate::report::Counts;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -17,15 +17,24 @@ const CHAR_W: f64 = 7.4;
 const LABEL_CHAR_W: f64 = 6.8;
 const MAX_LABEL: usize = 44;
 
-/// A short, readable name for a node: `ns/sa` for a SPIFFE workload identity.
+/// A short, readable name for a node: `ns/sa` for a SPIFFE workload
+/// identity, keeping a destination's `(service)`.
 pub fn short_label(name: &str) -> String {
-    let parts: Vec<&str> = name
+    let (identity, service) = match name.split_once(" (") {
+        Some((id, svc)) if id.starts_with("spiffe://") => (id, Some(svc)),
+        _ => (name, None),
+    };
+    let parts: Vec<&str> = identity
         .strip_prefix("spiffe://")
         .map(|r| r.split('/').collect())
         .unwrap_or_default();
-    let label = match parts.as_slice() {
+    let short = match parts.as_slice() {
         [_, "ns", ns, "sa", sa] => format!("{ns}/{sa}"),
-        _ => name.to_string(),
+        _ => identity.to_string(),
+    };
+    let label = match service {
+        Some(svc) => format!("{short} ({svc}"),
+        None => short,
     };
     if label.chars().count() > MAX_LABEL {
         let cut: String = label.chars().take(MAX_LABEL - 1).collect();
@@ -183,7 +192,7 @@ pub fn render(edges: &BTreeMap<(String, String), Counts>) -> String {
         "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>"
     );
     let _ = writeln!(svg, "<text x=\"{xl}\" y=\"36\" font-size=\"15\" font-weight=\"bold\" fill=\"#0d47a1\">Sources (workload identity)</text>");
-    let _ = writeln!(svg, "<text x=\"{xr}\" y=\"36\" font-size=\"15\" font-weight=\"bold\" fill=\"#4a148c\">Destinations (cluster)</text>");
+    let _ = writeln!(svg, "<text x=\"{xr}\" y=\"36\" font-size=\"15\" font-weight=\"bold\" fill=\"#4a148c\">Destinations (workload, service)</text>");
 
     let mut placed: Vec<(f64, f64, f64, f64)> = Vec::new();
     let mut labels = String::new();
@@ -281,6 +290,10 @@ mod tests {
             "shop/frontend"
         );
         assert_eq!(short_label("orders"), "orders");
+        assert_eq!(
+            short_label("spiffe://cluster.local/ns/shop/sa/backend (backend.shop)"),
+            "shop/backend (backend.shop)"
+        );
         assert_eq!(short_label(&"x".repeat(60)).chars().count(), MAX_LABEL);
     }
 

@@ -2,24 +2,10 @@
 //! no external assets) a reviewer can open in any browser. Every value from
 //! a record is escaped: principals and paths come from the network.
 
+use crate::escape::html as escape;
 use crate::graph;
 use crate::report::{access_rows, Summary, ACCESS_HEADER};
 use std::fmt::Write;
-
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const CSS: &str = "
 body { font-family: Helvetica, Arial, sans-serif; margin: 24px 32px; color: #212121; background: #fafafa; }
@@ -67,7 +53,7 @@ pub fn render(s: &Summary, file: &str) -> String {
     let _ = writeln!(out, "<h2>Service-to-service access</h2>");
     out.push_str(&graph::render(&s.edges));
 
-    let _ = writeln!(out, "<h2>Access by source and route</h2>");
+    let _ = writeln!(out, "<h2>Access by source, destination and route</h2>");
     let rows = access_rows(s);
     out.push_str("<table class=\"access\">\n<tr>");
     for h in ACCESS_HEADER {
@@ -75,8 +61,8 @@ pub fn render(s: &Summary, file: &str) -> String {
     }
     out.push_str("</tr>\n");
     for row in &rows {
-        let denied = row[4] != "0";
-        let violation = row[6] != "0";
+        let denied = row[5] != "0";
+        let violation = row[7] != "0";
         let class = match (denied, violation) {
             (true, true) => " class=\"denied violation\"",
             (true, false) => " class=\"denied\"",
@@ -86,9 +72,9 @@ pub fn render(s: &Summary, file: &str) -> String {
         let _ = write!(out, "<tr{class}>");
         for (i, cell) in row.iter().enumerate() {
             let cls = match i {
-                0 | 1 => "",
-                4 => " class=\"n d\"",
-                6 => " class=\"n v\"",
+                0..=2 => "",
+                5 => " class=\"n d\"",
+                7 => " class=\"n v\"",
                 _ => " class=\"n\"",
             };
             let _ = write!(out, "<td{cls}>{}</td>", escape(cell));

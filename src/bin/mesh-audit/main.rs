@@ -7,6 +7,7 @@
 //! 2 usage or I/O error.
 
 mod check_config;
+mod escape;
 mod graph;
 mod html;
 mod lines;

@@ -1,10 +1,19 @@
 //! `mesh-audit report`: who accessed what. Aggregates request records per
-//! source principal × route (counts by decision, violations, duration
-//! percentiles), source → destination edges for the access graph, and loss
-//! records per emitter and reason. It does not verify: run `verify` for that.
+//! source principal × destination workload × route (counts by decision,
+//! violations, duration percentiles), source → destination edges for the
+//! access graph, and loss records per emitter and reason. It does not
+//! verify: run `verify` for that.
+//!
+//! Names follow what tells workloads apart under Istio too, where every
+//! inbound route is `default` and every inbound cluster `inbound|PORT||`:
+//! the destination is the workload's principal (plus its service when the
+//! record names one), and a route without a telling name is its method and
+//! path template, numeric and UUID segments folded into `{id}`.
 
+use crate::escape;
+use mesh_audit::audit::identity::parse_spiffe;
 use mesh_audit::audit::record::{Decision, Kind, LossReason, Record};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// The source label of a request without a peer identity (no mTLS).
@@ -52,14 +61,17 @@ pub struct Summary {
     pub unreadable: u64,
     pub first_ts: Option<String>,
     pub last_ts: Option<String>,
-    /// (source, route) → counts and durations.
-    pub access: BTreeMap<(String, String), Access>,
+    /// (source, destination, route) → counts and durations.
+    pub access: BTreeMap<(String, String, String), Access>,
     /// (source, destination) → counts, for the access graph.
     pub edges: BTreeMap<(String, String), Counts>,
     /// (rule, source, route) → requests.
     pub violations: BTreeMap<(String, String, String), u64>,
     /// (emitter, reason) → records lost.
     pub losses: BTreeMap<(String, &'static str), LossTotal>,
+    /// Destination principal → the services it was reached as; folded into
+    /// the destination's label by [`Summary::finish`].
+    pub services: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Summary {
@@ -92,16 +104,23 @@ impl Summary {
                 self.requests += 1;
                 let source = source_of(r);
                 let route = route_of(r);
+                let (destination, service) = destination_of(r);
+                if let Some(service) = service {
+                    self.services
+                        .entry(destination.clone())
+                        .or_default()
+                        .insert(service);
+                }
                 let access = self
                     .access
-                    .entry((source.clone(), route.clone()))
+                    .entry((source.clone(), destination.clone(), route.clone()))
                     .or_default();
                 access.counts.add(r);
                 access
                     .durations
                     .extend(r.duration_ms.filter(|d| d.is_finite()));
                 self.edges
-                    .entry((source.clone(), destination_of(r)))
+                    .entry((source.clone(), destination))
                     .or_default()
                     .add(r);
                 if let Some(rule) = &r.violation {
@@ -114,11 +133,26 @@ impl Summary {
         }
     }
 
-    /// Sorts durations so percentiles can be read.
+    /// Sorts durations so percentiles can be read, and names each
+    /// destination workload with the services it was reached as:
+    /// `spiffe://…/sa/backend (backend.shop)`.
     pub fn finish(&mut self) {
         for a in self.access.values_mut() {
             a.durations.sort_by(f64::total_cmp);
         }
+        let services = std::mem::take(&mut self.services);
+        let label = |d: String| match services.get(&d) {
+            Some(s) => format!("{d} ({})", s.iter().cloned().collect::<Vec<_>>().join(", ")),
+            None => d,
+        };
+        self.access = std::mem::take(&mut self.access)
+            .into_iter()
+            .map(|((src, d, route), a)| ((src, label(d), route), a))
+            .collect();
+        self.edges = std::mem::take(&mut self.edges)
+            .into_iter()
+            .map(|((src, d), c)| ((src, label(d)), c))
+            .collect();
     }
 }
 
@@ -138,30 +172,110 @@ pub fn source_of(r: &Record) -> String {
         .unwrap_or_else(|| NO_IDENTITY.to_string())
 }
 
-/// `route.name`, else method and path.
+/// The route's name when it tells routes apart, else method and path
+/// template (`GET /orders/{id}`). Istio names every inbound route
+/// `default`, which tells nothing.
 pub fn route_of(r: &Record) -> String {
     if let Some(name) = r
         .route
         .as_ref()
         .and_then(|x| x.name.clone())
-        .filter(|n| !n.is_empty())
+        .filter(|n| !n.is_empty() && n != "default")
     {
         return name;
     }
     let req = r.request.as_ref();
     let method = req.and_then(|q| q.method.as_deref()).unwrap_or("-");
-    let path = req.and_then(|q| q.path.as_deref()).unwrap_or("-");
+    let path = req
+        .and_then(|q| q.path.as_deref())
+        .map_or_else(|| "-".to_string(), path_template);
     format!("{method} {path}")
 }
 
-/// The destination service: route cluster, else destination principal, else authority.
-pub fn destination_of(r: &Record) -> String {
-    r.route
+/// `path` with each numeric or UUID segment replaced by `{id}`, so
+/// `/orders/42` and `/orders/7` are one route.
+pub fn path_template(path: &str) -> String {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    path.split('/')
+        .map(|segment| {
+            let numeric = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
+            if numeric || is_uuid(segment) {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// 8-4-4-4-12 hex digits, either case.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The destination workload, and the service it was reached as: its
+/// principal (the local certificate's SPIFFE ID) when known, else the
+/// service alone, else `(unknown)`. A bare service name is qualified with
+/// the principal's namespace, so `backend` and `backend.shop.svc…` agree.
+pub fn destination_of(r: &Record) -> (String, Option<String>) {
+    let principal = r
+        .destination
         .as_ref()
-        .and_then(|x| x.cluster.clone())
-        .or_else(|| r.destination.as_ref().and_then(|d| d.principal.clone()))
-        .or_else(|| r.request.as_ref().and_then(|q| q.authority.clone()))
-        .unwrap_or_else(|| "(unknown)".to_string())
+        .and_then(|d| d.principal.clone())
+        .filter(|p| !p.is_empty());
+    match (principal, service_of(r)) {
+        (Some(p), Some(s)) => {
+            let s = match parse_spiffe(&p).namespace {
+                Some(ns) if !s.contains('.') => format!("{s}.{ns}"),
+                _ => s,
+            };
+            (p, Some(s))
+        }
+        (Some(p), None) => (p, None),
+        (None, Some(s)) => (s, None),
+        (None, None) => ("(unknown)".to_string(), None),
+    }
+}
+
+/// The service a request was for. Istio's outbound cluster
+/// `outbound|PORT|SUBSET|HOST` names it; its inbound cluster
+/// `inbound|PORT||` does not, and then the authority the caller used does;
+/// any other cluster name is the operator's own name for the service.
+/// Kubernetes names are shortened to `name.namespace`.
+pub fn service_of(r: &Record) -> Option<String> {
+    let cluster = r
+        .route
+        .as_ref()
+        .and_then(|x| x.cluster.as_deref())
+        .filter(|c| !c.is_empty());
+    let from_cluster = match cluster.map(|c| c.split('|').collect::<Vec<_>>()) {
+        Some(parts) if parts.len() == 4 && matches!(parts[0], "inbound" | "outbound") => {
+            Some(parts[3]).filter(|h| !h.is_empty())
+        }
+        Some(_) => cluster,
+        None => None,
+    };
+    let authority = || {
+        let a = r.request.as_ref()?.authority.as_deref()?;
+        let host = match a.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => a,
+        };
+        // An address says where, not what.
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[');
+        (!host.is_empty() && !is_ip).then_some(host)
+    };
+    let host = from_cluster.or_else(authority)?;
+    Some(match host.split_once(".svc.") {
+        Some((name_ns, _)) => name_ns.to_string(),
+        None => host.strip_suffix(".svc").unwrap_or(host).to_string(),
+    })
 }
 
 /// Nearest-rank percentile of sorted `values`: the smallest value with at
@@ -185,14 +299,16 @@ pub fn fmt_ms(v: Option<f64>) -> String {
     }
 }
 
-/// Formatted rows of the access table, shared by the text and HTML reports.
-pub fn access_rows(s: &Summary) -> Vec<[String; 9]> {
+/// Formatted rows of the access table, shared by the text and HTML reports
+/// (each escapes the values for its own output).
+pub fn access_rows(s: &Summary) -> Vec<[String; 10]> {
     s.access
         .iter()
-        .map(|((source, route), a)| {
+        .map(|((source, destination, route), a)| {
             let c = &a.counts;
             [
                 source.clone(),
+                destination.clone(),
                 route.clone(),
                 c.total.to_string(),
                 c.allowed.to_string(),
@@ -206,8 +322,9 @@ pub fn access_rows(s: &Summary) -> Vec<[String; 9]> {
         .collect()
 }
 
-pub const ACCESS_HEADER: [&str; 9] = [
+pub const ACCESS_HEADER: [&str; 10] = [
     "SOURCE",
+    "DESTINATION",
     "ROUTE",
     "REQUESTS",
     "ALLOWED",
@@ -234,7 +351,7 @@ pub fn render_text(s: &Summary) -> String {
     }
     let _ = writeln!(out, "\nACCESS");
     let rows = access_rows(s);
-    table(&mut out, &ACCESS_HEADER, &rows, 2);
+    table(&mut out, &ACCESS_HEADER, &rows, 3);
 
     if !s.violations.is_empty() {
         let _ = writeln!(out, "\nVIOLATIONS");
@@ -281,8 +398,12 @@ fn table<const N: usize>(
     rows: &[[String; N]],
     first_numeric: usize,
 ) {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|row| row.clone().map(|cell| escape::text(&cell).into_owned()))
+        .collect();
     let mut widths = header.map(|h| h.chars().count());
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -305,7 +426,7 @@ fn table<const N: usize>(
         let _ = writeln!(out, "{}", l.trim_end());
     };
     line(header.to_vec());
-    for row in rows {
+    for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
 }
@@ -322,6 +443,82 @@ mod tests {
         assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
         assert_eq!(percentile(&[1.0, 2.0, 3.0], 50.0), Some(2.0));
         assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn numeric_and_uuid_segments_fold_into_a_template() {
+        for (path, template) in [
+            ("/orders/42", "/orders/{id}"),
+            ("/orders/42/items/7?x=1", "/orders/{id}/items/{id}"),
+            (
+                "/u/3F2504E0-4F89-11D3-9A0C-0305E82C3301/photo",
+                "/u/{id}/photo",
+            ),
+            ("/v2/orders", "/v2/orders"),
+            ("/orders/42a", "/orders/42a"),
+            ("/", "/"),
+            ("/a//b", "/a//b"),
+        ] {
+            assert_eq!(path_template(path), template, "{path}");
+        }
+    }
+
+    fn istio(cluster: &str, authority: &str, principal: Option<&str>) -> Record {
+        let json = serde_json::json!({
+            "kind": "request", "ts": "2026-11-21T14:03:05.000000Z",
+            "destination": principal.map(|p| serde_json::json!({"principal": p})),
+            "request": {"method": "GET", "authority": authority, "path": "/orders/42"},
+            "route": {"name": "default", "cluster": cluster}
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn destinations_are_workloads_and_their_services_under_istio_naming() {
+        let backend = "spiffe://cluster.local/ns/shop/sa/backend";
+        let cases = [
+            // Inbound at the server's sidecar: the cluster says nothing.
+            (
+                istio(
+                    "inbound|8080||",
+                    "backend.shop.svc.cluster.local:8080",
+                    Some(backend),
+                ),
+                (backend, Some("backend.shop")),
+            ),
+            (
+                istio("inbound|8080||", "backend:8080", Some(backend)),
+                (backend, Some("backend.shop")),
+            ),
+            (
+                istio("inbound|8080||", "10.0.0.9:8080", Some(backend)),
+                (backend, None),
+            ),
+            // Outbound at the client's sidecar: the cluster names the service.
+            (
+                istio(
+                    "outbound|8080||orders.shop.svc.cluster.local",
+                    "orders:8080",
+                    None,
+                ),
+                ("orders.shop", None),
+            ),
+            (istio("backend", "backend", None), ("backend", None)),
+            (
+                istio("inbound|8080||", "[::1]:8080", None),
+                ("(unknown)", None),
+            ),
+        ];
+        for (record, (key, service)) in cases {
+            assert_eq!(
+                destination_of(&record),
+                (key.to_string(), service.map(str::to_string))
+            );
+        }
+        assert_eq!(
+            route_of(&istio("inbound|8080||", "b", None)),
+            "GET /orders/{id}"
+        );
     }
 
     #[test]

@@ -131,20 +131,27 @@ async fn handle(req: Request<Body>, state: Arc<State>) -> Reply {
     if req.method() != Method::POST {
         return not_allowed("POST");
     }
-    if let Some(encoding) =
-        header(&req, CONTENT_ENCODING).filter(|e| !e.eq_ignore_ascii_case("identity"))
-    {
-        return reject(
-            &state,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &format!("content-encoding {encoding} is not supported"),
-        );
-    }
+    let gzipped = match header(&req, CONTENT_ENCODING).map(str::trim) {
+        None => false,
+        Some(e) if e.eq_ignore_ascii_case("identity") => false,
+        Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+        Some(encoding) => {
+            return reject(
+                &state,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("content-encoding {encoding} is not supported (gzip is)"),
+            )
+        }
+    };
     if otlp && !header(&req, CONTENT_TYPE).is_some_and(|t| t.starts_with(OTLP_CONTENT_TYPE)) {
         let why = format!("/v1/logs takes content-type {OTLP_CONTENT_TYPE} (OTLP/HTTP protobuf)");
         return reject(&state, StatusCode::UNSUPPORTED_MEDIA_TYPE, &why);
     }
     let body = match read_body(req, state.max_body_bytes).await {
+        Ok(body) if gzipped => match gunzip(&body, state.max_body_bytes) {
+            Ok(plain) => plain,
+            Err((status, why)) => return reject(&state, status, &why),
+        },
         Ok(body) => body,
         Err((status, why)) => return reject(&state, status, &why),
     };
@@ -249,6 +256,24 @@ async fn read_body(req: Request<Body>, max: usize) -> Result<Bytes, (StatusCode,
             format!("could not read the body: {e}"),
         )),
     }
+}
+
+/// A gzip body, decompressed; the size limit applies to what it expands
+/// to, so a small bomb cannot fill memory.
+fn gunzip(body: &[u8], max: usize) -> Result<Bytes, (StatusCode, String)> {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(max as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("not a gzip body: {e}")))?;
+    if plain.len() > max {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("batch larger than {max} bytes once decompressed"),
+        ));
+    }
+    Ok(Bytes::from(plain))
 }
 
 fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> Option<&str> {

@@ -190,11 +190,76 @@ fn event() -> impl Strategy<Value = Event> {
             .prop_map(|(flush, drain)| Event::Send { flush, drain }),
         (
             any::<u8>(),
-            prop::sample::select(vec![200u16, 204, 400, 408, 429, 500, 503, 0])
+            // 1001..: an OTLP partial success refusing that many; 2000..: a retry
+            // asked to wait (status - 2000) * 100 ms.
+            prop::sample::select(vec![
+                200u16, 204, 400, 408, 429, 500, 503, 0, 1001, 1002, 1009, 2000, 2003, 2050
+            ])
         )
             .prop_map(|(pick, status)| Event::Reply { pick, status }),
         (0u16..2000).prop_map(Event::Advance),
     ]
+}
+
+/// One batch of `n` records in flight with token 7.
+fn one_in_flight(n: u64) -> Buffer {
+    let mut b = Buffer::new(limits());
+    push_n(&mut b, 1, n);
+    let id = b.next_send(0, true, false).unwrap().id;
+    b.sent(id, 7);
+    b
+}
+
+#[test]
+fn a_partial_success_delivers_the_rest_and_rejects_the_refused() {
+    let mut b = one_in_flight(3);
+    assert_eq!(
+        b.settle(7, Outcome::PartialReject(2), 0, 0.5),
+        Settled::PartlyRejected {
+            delivered: 1,
+            rejected: 2,
+            from_seq: 1,
+            to_seq: 3
+        }
+    );
+    assert!(b.is_empty());
+    // Refusing as many as the batch holds, or more, rejects all of it.
+    for n in [3, 4, u64::MAX] {
+        let mut b = one_in_flight(3);
+        assert_eq!(
+            b.settle(7, Outcome::PartialReject(n), 0, 0.5),
+            Settled::Rejected {
+                records: 3,
+                from_seq: 1,
+                to_seq: 3
+            }
+        );
+    }
+    let mut b = one_in_flight(3);
+    assert_eq!(
+        b.settle(7, Outcome::PartialReject(0), 0, 0.5),
+        Settled::Delivered { records: 3 }
+    );
+}
+
+#[test]
+fn retry_after_sets_the_least_delay_up_to_the_backoff_cap() {
+    // limits(): base 100 ms, cap 1000 ms; the first retry alone waits 50..100 ms.
+    let delay = |outcome| match one_in_flight(1).settle(7, outcome, 0, 0.0) {
+        Settled::WillRetry { delay_ms, .. } => delay_ms,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(delay(Outcome::Retry), 50);
+    assert_eq!(delay(Outcome::RetryAfter(0)), 50);
+    assert_eq!(delay(Outcome::RetryAfter(700)), 700);
+    assert_eq!(delay(Outcome::RetryAfter(60_000)), 1000);
+    let mut b = one_in_flight(1);
+    b.settle(7, Outcome::RetryAfter(700), 0, 0.0);
+    assert!(
+        b.next_send(699, true, false).is_none(),
+        "sent before Retry-After"
+    );
+    assert!(b.next_send(700, true, false).is_some());
 }
 
 proptest! {
@@ -232,7 +297,11 @@ proptest! {
                 Event::Reply { pick, status } => {
                     if in_flight.is_empty() { continue; }
                     let (token, first, last) = in_flight.remove(pick as usize % in_flight.len());
-                    let outcome = classify((status != 0).then_some(status as u32));
+                    let outcome = match status {
+                        1001.. if status < 2000 => Outcome::PartialReject(u64::from(status - 1000)),
+                        2000.. => Outcome::RetryAfter(u64::from(status - 2000) * 100),
+                        s => classify((s != 0).then_some(u32::from(s))),
+                    };
                     match b.settle(token, outcome, now, 0.5) {
                         Settled::Delivered { records } => {
                             delivered += records;
@@ -243,7 +312,15 @@ proptest! {
                             rejected += records;
                             for s in first..=last { prop_assert!(settled.insert(s)); }
                         }
-                        Settled::WillRetry { .. } => {}
+                        Settled::PartlyRejected { delivered: d, rejected: r, from_seq, to_seq } => {
+                            prop_assert_eq!((from_seq, to_seq), (first, last));
+                            prop_assert!(d > 0 && r > 0);
+                            prop_assert_eq!((d + r) as u64, last - first + 1);
+                            delivered += d;
+                            rejected += r;
+                            for s in first..=last { prop_assert!(settled.insert(s)); }
+                        }
+                        Settled::WillRetry { delay_ms, .. } => prop_assert!(delay_ms <= 1000),
                         Settled::Unknown => prop_assert!(false, "own token unknown"),
                     }
                 }

@@ -208,6 +208,18 @@ pub fn attributes(r: &Line) -> Vec<KeyValue> {
         a.str("tls.protocol.name", Some(name));
         a.str("tls.protocol.version", Some(version));
     }
+    a.str("tls.client.subject", r.str(&["source", "subject"]));
+    // Semconv asks for the fingerprint in upper case; Envoy reports lower.
+    a.str(
+        "tls.client.hash.sha256",
+        r.str(&["source", "cert_sha256"])
+            .map(str::to_ascii_uppercase)
+            .as_deref(),
+    );
+    a.str(
+        "user_agent.original",
+        r.str(&["request", "headers", "user-agent"]),
+    );
     a.str("user.id", r.str(&["user", "sub"]));
     a.str("mesh_audit.route.name", r.str(&["route", "name"]));
     a.str("mesh_audit.route.cluster", r.str(&["route", "cluster"]));

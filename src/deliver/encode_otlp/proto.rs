@@ -11,6 +11,23 @@ pub struct ExportLogsServiceRequest {
     pub resource_logs: Vec<ResourceLogs>,
 }
 
+/// `opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse`: what a
+/// collector answers, with `partial_success` set when it refused records.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportLogsServiceResponse {
+    #[prost(message, optional, tag = "1")]
+    pub partial_success: Option<ExportLogsPartialSuccess>,
+}
+
+/// `opentelemetry.proto.collector.logs.v1.ExportLogsPartialSuccess`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportLogsPartialSuccess {
+    #[prost(int64, tag = "1")]
+    pub rejected_log_records: i64,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
 /// `opentelemetry.proto.logs.v1.ResourceLogs`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ResourceLogs {

@@ -73,6 +73,8 @@ pub trait Host {
     ) -> Result<u32, DispatchError>;
     fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32>;
     fn increment_metric(&self, id: u32, delta: i64);
+    /// Sets a gauge: the same value from every worker VM is one value.
+    fn record_metric(&self, id: u32, value: u64);
     /// Answer the current request locally.
     fn send_local_reply(&self, status: u32, body: &[u8], headers: &[(&str, &str)]);
     /// Tell the proxy a deferred `on_done` has finished.
@@ -131,6 +133,7 @@ mod proxy {
             return_id: *mut u32,
         ) -> u32;
         fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+        fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
         fn proxy_send_local_response(
             status_code: u32,
             status_code_details_data: *const u8,
@@ -303,6 +306,13 @@ mod proxy {
             // SAFETY: plain values.
             unsafe {
                 proxy_increment_metric(id, delta);
+            }
+        }
+
+        fn record_metric(&self, id: u32, value: u64) {
+            // SAFETY: plain values.
+            unsafe {
+                proxy_record_metric(id, value);
             }
         }
 

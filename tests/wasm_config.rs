@@ -1,6 +1,8 @@
 //! Configuration through the compiled filter: `proxy_on_configure` accepts
-//! good configurations and refuses bad ones with exactly one log line
-//! `mesh-audit: invalid configuration: <path>: <what>` (SPEC §3).
+//! good configurations and, in strict mode (`MESH_AUDIT_STRICT_CONFIG=1`),
+//! refuses bad ones with exactly one log line
+//! `mesh-audit: invalid configuration: <path>: <what>` (SPEC §3, §2.7; the
+//! default inert and degraded modes are in tests/config_modes.rs).
 
 #[cfg(test)]
 #[path = "host/mod.rs"]
@@ -8,6 +10,8 @@ mod host;
 
 use host::fixtures::config_digest;
 use host::{level, Host};
+
+const STRICT: &str = "MESH_AUDIT_STRICT_CONFIG";
 
 const METRICS: [&str; 11] = [
     "mesh_audit.records_admitted",
@@ -29,10 +33,11 @@ fn is_hex(s: &str, len: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Configures a fresh host; returns the result and the lines logged by
-/// `proxy_on_configure` itself.
+/// Configures a fresh host in strict mode; returns the result and the lines
+/// logged by `proxy_on_configure` itself.
 fn configure(config: &str, env: &[(&str, &str)]) -> (bool, Vec<(u32, String)>) {
     let mut h = Host::new();
+    h.env(STRICT, "1");
     for (k, v) in env {
         h.env(k, v);
     }
@@ -181,6 +186,7 @@ fn bad_configs_are_refused_with_exactly_one_line_naming_path_and_problem() {
 #[test]
 fn non_utf8_configuration_bytes_are_refused_not_trapped() {
     let mut h = Host::new();
+    h.env(STRICT, "1");
     assert!(!h.configure_bytes(&[0xff, 0xfe, b'{']));
     let errors = h.logs_at_least(level::WARN);
     assert_eq!(errors.len(), 1, "{}", h.log_dump());
@@ -193,6 +199,7 @@ fn non_utf8_configuration_bytes_are_refused_not_trapped() {
 #[test]
 fn a_refused_configuration_audits_nothing() {
     let mut h = Host::new();
+    h.env(STRICT, "1");
     assert!(!h.configure("{}"));
     let out = h.run(host::fixtures::orders_request(1));
     assert_eq!(out.request_action, 0, "the request continues");

@@ -127,14 +127,14 @@ fn bad_configs_name_the_path_and_the_problem() {
         (r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["ok","bad header"]}}"#, "capture.request_headers[1]: \"bad header\" is not a valid header name"),
         (r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"shred"}}}"#, "redact.headers.x: unknown action \"shred\", expected one of mask, drop, hash"),
         (r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"hash"}}}"#, "redact.headers.x: action \"hash\" needs redact.hash_key_env"),
-        (r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"hash"},"hash_key_env":"NOPE"}}"#, "redact.hash_key_env: environment variable NOPE is not set (pass it in vm_config.environment_variables)"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"hash"},"hash_key_env":""}}"#, "redact.hash_key_env: must not be empty"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"default_rate":1.5}}"#, "sampling.default_rate: must be between 0 and 1, got 1.5"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","rate":-0.1}]}}"#, "sampling.rules[0].rate: must be between 0 and 1, got -0.1"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"","rate":1}]}}"#, "sampling.rules[0].name: must not be empty"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"status":["6xx"]},"rate":1}]}}"#, "sampling.rules[0].when.status[0]: \"6xx\" is not a status code (100-599) or class (1xx-5xx)"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"status":["20"]},"rate":1}]}}"#, "sampling.rules[0].when.status[0]: \"20\" is not a status code (100-599) or class (1xx-5xx)"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"colour":"red"},"rate":1}]}}"#, "sampling.rules[0].when.colour: unknown field `colour`, expected one of `status`, `path_prefix`, `method`, `principal`, `route`"),
-        (r#"{"sink":{"cluster":"s"},"integrity":{"key_env":"MISSING"}}"#, "integrity.key_env: environment variable MISSING is not set (pass it in vm_config.environment_variables)"),
+        (r#"{"sink":{"cluster":"s"},"integrity":{"key_env":" "}}"#, "integrity.key_env: must not be empty"),
         (r#"{"sink":{"cluster":"s"},"access_policy":[{"name":"a","path_prefix":"admin","allow_principals":[]}]}"#, "access_policy[0].path_prefix: must start with /"),
     ];
     for (json, want) in table {
@@ -163,4 +163,45 @@ fn keys_from_the_environment() {
     .unwrap();
     assert_eq!(c.integrity.key.as_deref(), Some(&b"chainkey"[..]));
     assert_eq!(c.redact.hash_key.as_deref(), Some(&b"secret"[..]));
+}
+
+#[test]
+fn a_missing_key_variable_degrades_instead_of_failing() {
+    let c = parse(
+        r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"hash"},"hash_key_env":"NOPE"},"integrity":{"key_env":"MISSING"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (c.redact.hash_key.as_ref(), c.integrity.key.as_ref()),
+        (None, None)
+    );
+    let lines: Vec<(String, String, Scope)> = c
+        .degraded
+        .iter()
+        .map(|d| (d.code.to_string(), degraded_line(d), d.scope))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (
+                "hash_key_missing".to_string(),
+                "mesh-audit: degraded configuration: redact.hash_key_env: environment variable NOPE is not set (pass it in vm_config.environment_variables); hash becomes mask (hash_key_missing)".to_string(),
+                Scope::Requests
+            ),
+            (
+                "chain_key_missing".to_string(),
+                "mesh-audit: degraded configuration: integrity.key_env: environment variable MISSING is not set (pass it in vm_config.environment_variables); the chain is unkeyed (plain SHA-256) (chain_key_missing)".to_string(),
+                Scope::Records
+            ),
+        ]
+    );
+    // Strict mode refuses with the problem as a configuration error.
+    assert_eq!(
+        error_line(&c.degraded[1].problem),
+        "mesh-audit: invalid configuration: integrity.key_env: environment variable MISSING is not set (pass it in vm_config.environment_variables)"
+    );
+    assert!(parse(r#"{"sink":{"cluster":"s"}}"#)
+        .unwrap()
+        .degraded
+        .is_empty());
 }

@@ -14,10 +14,18 @@ pub fn install() {
         ProxyHost.log(Level::Critical, &format!("mesh-audit: panic: {info}"));
     }));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        let mut auditor = Auditor::new(&ProxyHost);
+        auditor.inherit_last_valid(LAST_VALID.with(|v| v.borrow().clone()));
         Box::new(Root {
-            auditor: Rc::new(RefCell::new(Auditor::new(&ProxyHost))),
+            auditor: Rc::new(RefCell::new(auditor)),
         })
     });
+}
+
+thread_local! {
+    /// The last valid configuration this VM saw. Envoy starts a new root
+    /// context for each ECDS update; an invalid update then falls back to it.
+    static LAST_VALID: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
 }
 
 struct Root {
@@ -49,7 +57,14 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
-        with(&self.auditor, false, |a| a.configure(&ProxyHost))
+        with(&self.auditor, false, |a| {
+            let ok = a.configure(&ProxyHost);
+            let valid = a.last_valid().map(<[u8]>::to_vec);
+            if valid.is_some() {
+                LAST_VALID.with(|v| *v.borrow_mut() = valid);
+            }
+            ok
+        })
     }
 
     fn on_tick(&mut self) {

@@ -34,6 +34,9 @@ fn reply(host: &FakeHost, a: &mut Auditor, token: u32, status: &str) {
 #[test]
 fn a_bad_config_logs_one_line_and_refuses() {
     let host = FakeHost::new(r#"{"sink":{"cluster":"s"},"batch":{"max_records":0}}"#);
+    host.env
+        .borrow_mut()
+        .insert("MESH_AUDIT_STRICT_CONFIG".into(), "1".into());
     let mut a = Auditor::new(&host);
     assert!(!a.configure(&host));
     let logs = host.logs.borrow();

@@ -136,6 +136,8 @@ impl Host for ArbitraryHost {
 
     fn increment_metric(&self, _: u32, _: i64) {}
 
+    fn record_metric(&self, _: u32, _: u64) {}
+
     fn send_local_reply(&self, _: u32, _: &[u8], _: &[(&str, &str)]) {}
 
     fn done(&self) {}

@@ -188,6 +188,10 @@ impl Host for FakeHost {
         let name = self.metric_names.borrow()[id as usize].clone();
         *self.metrics.borrow_mut().entry(name).or_default() += delta;
     }
+    fn record_metric(&self, id: u32, value: u64) {
+        let name = self.metric_names.borrow()[id as usize].clone();
+        self.metrics.borrow_mut().insert(name, value as i64);
+    }
     fn send_local_reply(&self, status: u32, body: &[u8], _: &[(&str, &str)]) {
         self.local_replies
             .borrow_mut()

@@ -40,7 +40,12 @@ fn an_invalid_configuration_leaves_the_filter_inert_and_says_so_every_minute() {
     let mut h = Host::new();
     assert!(h.configure(INVALID), "{}", h.log_dump());
     assert_eq!(errors(&h), [INVALID_LINE], "{}", h.log_dump());
-    assert_eq!(h.logs().len(), 1, "one line, nothing else: {}", h.log_dump());
+    assert_eq!(
+        h.logs().len(),
+        1,
+        "one line, nothing else: {}",
+        h.log_dump()
+    );
     assert_eq!(h.metric("mesh_audit.config_invalid"), 1);
     assert_eq!(h.metric("mesh_audit.degraded"), 0);
     for conn in 1..=3 {
@@ -72,7 +77,10 @@ fn fail_closed_makes_an_inert_filter_answer_503() {
     );
     let out = h.run(orders_request(1));
     let reply = out.local_reply.expect("a local reply");
-    assert_eq!((reply.status, reply.body.as_slice()), (503, &b"audit unavailable"[..]));
+    assert_eq!(
+        (reply.status, reply.body.as_slice()),
+        (503, &b"audit unavailable"[..])
+    );
     h.elapse_ms(1_000);
     assert_eq!(h.metric("mesh_audit.requests_rejected"), 1);
     assert_eq!(h.metric("mesh_audit.requests_unaudited"), 0);
@@ -84,7 +92,10 @@ fn strict_mode_refuses_invalid_and_degraded_configurations_with_the_v1_line() {
     assert!(!h.configure(INVALID));
     assert_eq!(errors(&h), [INVALID_LINE]);
 
-    let mut h = host_with(&[("MESH_AUDIT_STRICT_CONFIG", "1"), ("MESH_AUDIT_CHAIN_KEY", "c")]);
+    let mut h = host_with(&[
+        ("MESH_AUDIT_STRICT_CONFIG", "1"),
+        ("MESH_AUDIT_CHAIN_KEY", "c"),
+    ]);
     assert!(!h.configure(HASHING));
     assert_eq!(
         errors(&h),
@@ -115,7 +126,10 @@ fn a_missing_hash_key_masks_instead_and_every_record_says_so() {
     );
     // `degraded` sits right after `redacted` (field order is fixed).
     let text = h.dispatched()[0].body_text();
-    assert!(text.contains(r#""request.query.token"],"degraded":["hash_key_missing"],"plugin""#), "{text}");
+    assert!(
+        text.contains(r#""request.query.token"],"degraded":["hash_key_missing"],"plugin""#),
+        "{text}"
+    );
     h.elapse_ms(59_000);
     assert_eq!(errors(&h), [line, line]);
 }
@@ -141,7 +155,10 @@ fn a_missing_chain_key_leaves_a_plain_chain_and_marks_loss_records_too() {
     assert_eq!(r[0]["degraded"], serde_json::json!(["chain_key_missing"]));
     let loss = records(&h.dispatched()[1]);
     assert_eq!(loss[0]["kind"], "loss");
-    assert_eq!(loss[0]["degraded"], serde_json::json!(["chain_key_missing"]));
+    assert_eq!(
+        loss[0]["degraded"],
+        serde_json::json!(["chain_key_missing"])
+    );
 }
 
 #[test]
@@ -156,7 +173,10 @@ fn a_hash_key_missing_affects_request_records_only() {
     let first = h.dispatched()[0].clone();
     h.reply(first.token.unwrap(), 200, b"");
     h.tick();
-    assert_eq!(records(&first)[0]["degraded"], serde_json::json!(["hash_key_missing"]));
+    assert_eq!(
+        records(&first)[0]["degraded"],
+        serde_json::json!(["hash_key_missing"])
+    );
     let loss = records(&h.dispatched()[1]);
     assert_eq!(loss[0]["kind"], "loss");
     assert!(loss[0].get("degraded").is_none(), "{}", loss[0]);

@@ -14,18 +14,35 @@ pub fn install() {
         ProxyHost.log(Level::Critical, &format!("mesh-audit: panic: {info}"));
     }));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        let mut auditor = Auditor::new(&ProxyHost);
-        auditor.inherit_last_valid(LAST_VALID.with(|v| v.borrow().clone()));
         Box::new(Root {
-            auditor: Rc::new(RefCell::new(auditor)),
+            auditor: Rc::new(RefCell::new(Auditor::new(&ProxyHost))),
         })
     });
 }
 
-thread_local! {
-    /// The last valid configuration this VM saw. Envoy starts a new root
-    /// context for each ECDS update; an invalid update then falls back to it.
-    static LAST_VALID: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+/// Where the last valid configuration of a plugin is kept: Envoy's shared
+/// data, which outlives a VM. Under Istio every ECDS update of a WasmPlugin
+/// starts new VMs (its resource version is in their environment), so an
+/// invalid update can fall back only to what an earlier VM left here.
+fn last_valid_key(plugin: &[u8]) -> String {
+    format!(
+        "mesh-audit.last_valid_config.{}",
+        String::from_utf8_lossy(plugin)
+    )
+}
+
+fn remembered(plugin: &[u8]) -> Option<Vec<u8>> {
+    proxy_wasm::hostcalls::get_shared_data(&last_valid_key(plugin))
+        .ok()
+        .and_then(|(bytes, _)| bytes)
+        .filter(|b| !b.is_empty())
+}
+
+fn remember(plugin: &[u8], config: &[u8]) {
+    if remembered(plugin).as_deref() != Some(config) {
+        // Best effort: without it, a later invalid update leaves the filter inert.
+        let _ = proxy_wasm::hostcalls::set_shared_data(&last_valid_key(plugin), Some(config), None);
+    }
 }
 
 struct Root {
@@ -57,11 +74,14 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
+        let plugin = ProxyHost.property(&["plugin_name"]).unwrap_or_default();
         with(&self.auditor, false, |a| {
+            if a.last_valid().is_none() {
+                a.inherit_last_valid(remembered(&plugin));
+            }
             let ok = a.configure(&ProxyHost);
-            let valid = a.last_valid().map(<[u8]>::to_vec);
-            if valid.is_some() {
-                LAST_VALID.with(|v| *v.borrow_mut() = valid);
+            if let Some(valid) = a.last_valid() {
+                remember(&plugin, valid);
             }
             ok
         })

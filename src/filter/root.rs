@@ -101,8 +101,8 @@ pub struct Auditor {
     problems: Problems,
     /// Inert requests are answered 503 (`MESH_AUDIT_FAIL_CLOSED`).
     fail_closed: bool,
-    /// The last configuration that was valid in this VM: an invalid update
-    /// leaves it in force.
+    /// The last configuration of this plugin that was valid: an invalid
+    /// update leaves it in force.
     last_valid: Option<Vec<u8>>,
 }
 
@@ -133,8 +133,9 @@ impl Auditor {
         }
     }
 
-    /// The last valid configuration of this VM (kept across root contexts
-    /// by the host glue, since Envoy gives each ECDS update a new one).
+    /// The last valid configuration of this plugin (kept beyond this root
+    /// context and its VM by the host glue: under Istio each ECDS update
+    /// brings new VMs).
     pub fn last_valid(&self) -> Option<&[u8]> {
         self.last_valid.as_deref()
     }
@@ -166,7 +167,7 @@ impl Auditor {
     /// `on_configure` (SPEC §2.7). A valid configuration takes over, with
     /// its degradations logged and listed in records. An invalid one logs
     /// its one error line and leaves the last valid configuration of this
-    /// VM in force, or the filter inert; false only in strict mode, where
+    /// plugin in force, or the filter inert; false only in strict mode, where
     /// a degradation refuses too.
     pub fn configure(&mut self, host: &dyn Host) -> bool {
         let bytes = host.plugin_config().unwrap_or_default();
@@ -205,7 +206,7 @@ impl Auditor {
     }
 
     /// After an invalid configuration: the one running stays, else the last
-    /// valid one of this VM starts, else the filter is inert.
+    /// valid one of this plugin starts, else the filter is inert.
     fn keep_last_valid(&mut self, host: &dyn Host, line: String, now_ms: u64) -> bool {
         self.stats.define(host);
         self.stats.set_flag(Flag::ConfigInvalid, true);

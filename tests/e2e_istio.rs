@@ -111,6 +111,18 @@ fn a_broken_plugin_config_passes_traffic_unaudited_and_counted() {
     assert_eq!(wait_stat(&proxy, "requests_unaudited", 3), 3);
     assert_eq!(proxy.stats().get("config_invalid"), Some(&1));
     assert!(proxy.log_lines_ending(BROKEN_LINE) >= 1, "{}", proxy.log());
+    // Prometheus (what Istio's merged metrics on :15020 re-export) names
+    // them mesh_audit_*, without Envoy's wasmcustom namespace.
+    let prometheus = proxy.prometheus();
+    for line in [
+        "mesh_audit_requests_unaudited{} 3",
+        "mesh_audit_config_invalid{} 1",
+    ] {
+        assert!(
+            prometheus.lines().any(|l| l == line),
+            "no `{line}` in:\n{prometheus}"
+        );
+    }
     assert!(
         sink.records()
             .iter()

@@ -260,6 +260,16 @@ impl IstioProxy {
             .unwrap_or(0)
     }
 
+    /// The admin's Prometheus text, the mesh-audit samples only.
+    pub fn prometheus(&self) -> String {
+        let (_, body) = admin_request(self.admin_port, "GET", "/stats/prometheus")
+            .unwrap_or_else(|| panic!("admin port {} unreachable", self.admin_port));
+        body.lines()
+            .filter(|l| l.starts_with("mesh_audit_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn log(&self) -> String {
         run_log(&self.dir)
     }

@@ -228,3 +228,41 @@ fn an_invalid_update_keeps_the_valid_configuration_running() {
     h.elapse_ms(60_000);
     assert_eq!(errors(&h), [INVALID_LINE, INVALID_LINE]);
 }
+
+#[test]
+fn a_new_vm_falls_back_to_the_last_valid_configuration_an_earlier_vm_left() {
+    // Under Istio every ECDS update brings new VMs; Envoy's shared data
+    // outlives them.
+    let mut first = Host::new();
+    assert!(first.configure(VALID));
+    let shared = first.state().shared_data.clone();
+    assert_eq!(shared.len(), 1, "{shared:?}");
+
+    let mut next = Host::new();
+    next.shared_data(&shared);
+    assert!(next.configure(INVALID));
+    let kept = format!(
+        "mesh-audit: the last valid configuration (config {}) stays in force",
+        config_digest(VALID)
+    );
+    assert!(
+        next.logs().iter().any(|l| l.message == kept),
+        "{}",
+        next.log_dump()
+    );
+    next.run(orders_request(1));
+    next.elapse_ms(1_000);
+    assert_eq!(next.metric("mesh_audit.config_invalid"), 1);
+    assert_eq!(next.metric("mesh_audit.records_admitted"), 1);
+    assert_eq!(
+        records(&next.dispatched()[0])[0]["plugin"]["config"],
+        config_digest(VALID)
+    );
+
+    // Without it, the same update leaves the filter inert.
+    let mut fresh = Host::new();
+    assert!(fresh.configure(INVALID));
+    fresh.run(orders_request(1));
+    fresh.elapse_ms(1_000);
+    assert_eq!(fresh.metric("mesh_audit.requests_unaudited"), 1);
+}

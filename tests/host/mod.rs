@@ -39,6 +39,7 @@ pub use props::{
 };
 pub use state::{status, Answer, Dispatch, LocalReply, LogLine, Metric, MetricKind, State};
 
+use std::collections::HashMap;
 use wasmtime::{Engine, ExternType, Instance, Linker, Module, Store, WasmParams, WasmResults};
 
 /// Log levels as proxy-wasm numbers them.
@@ -131,6 +132,12 @@ impl Host {
             .data_mut()
             .env
             .push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Envoy's shared data as an earlier VM left it (it outlives VMs).
+    pub fn shared_data(&mut self, data: &HashMap<String, Vec<u8>>) -> &mut Self {
+        self.store.data_mut().shared_data.clone_from(data);
         self
     }
 

@@ -134,6 +134,9 @@ pub struct State {
     pub unknown_clusters: HashSet<String>,
     /// Contexts the module may switch to with `proxy_set_effective_context`.
     pub live_contexts: HashSet<u32>,
+    /// Envoy's shared data (`proxy_{get,set}_shared_data`), which outlives
+    /// a VM: copy it into a new host to stand for the next VM.
+    pub shared_data: HashMap<String, Vec<u8>>,
 
     // --- records
     pub logs: Vec<LogLine>,
@@ -177,6 +180,7 @@ impl State {
             properties: HashMap::new(),
             unknown_clusters: HashSet::new(),
             live_contexts: HashSet::new(),
+            shared_data: HashMap::new(),
             logs: Vec::new(),
             stdout: Vec::new(),
             stderr: Vec::new(),

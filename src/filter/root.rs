@@ -7,6 +7,7 @@
 
 use super::conn::ConnCache;
 use super::http;
+use super::problems::{switch, Problems, INERT_TICK_MS};
 use super::stats::{Counter, Flag, Stats};
 use crate::audit::record::{Kind, LossReason, Record};
 use crate::audit::time::format_rfc3339;
@@ -20,28 +21,7 @@ use crate::host::{Host, Level, Map};
 /// Longest pause between two ticks: size-triggered flushes wait at most this.
 const MAX_TICK_MS: u64 = 100;
 
-/// In the VM's environment, `1` (or `true`) makes a configuration problem
-/// fail `on_configure`, as in v1 (SPEC §2.7).
-pub const STRICT_ENV: &str = "MESH_AUDIT_STRICT_CONFIG";
-/// In the VM's environment, `1` (or `true`) makes an inert filter answer
-/// `503 audit unavailable` instead of passing requests unaudited.
-pub const FAIL_CLOSED_ENV: &str = "MESH_AUDIT_FAIL_CLOSED";
-/// How often a configuration problem still in force is logged again.
-const REMIND_MS: u64 = 60_000;
-/// The tick of an inert filter: publishes its counters and the reminder.
-const INERT_TICK_MS: u64 = 1_000;
-
-fn switch(host: &dyn Host, name: &str) -> bool {
-    host.env_var(name)
-        .is_some_and(|v| matches!(v.trim(), "1" | "true"))
-}
-
-/// Configuration problems still in force, logged at once and every minute.
-#[derive(Default)]
-struct Problems {
-    lines: Vec<String>,
-    last_logged_ms: u64,
-}
+pub use super::problems::{FAIL_CLOSED_ENV, STRICT_ENV};
 
 /// Records that could not be admitted, waiting to be reported by a `loss` record.
 #[derive(Default, Debug)]
@@ -194,10 +174,7 @@ impl Auditor {
         for line in &lines {
             host.log(Level::Error, line);
         }
-        self.problems = Problems {
-            lines,
-            last_logged_ms: now_ms,
-        };
+        self.problems = Problems::new(lines, now_ms);
         self.stats.set_flag(Flag::ConfigInvalid, false);
         self.activate(host, config);
         self.last_valid = Some(bytes);
@@ -234,10 +211,7 @@ impl Auditor {
             }
             None => host.set_tick_period_ms(INERT_TICK_MS),
         }
-        self.problems = Problems {
-            lines,
-            last_logged_ms: now_ms,
-        };
+        self.problems = Problems::new(lines, now_ms);
         self.publish(host);
         true
     }
@@ -362,12 +336,7 @@ impl Auditor {
         if let Some(a) = self.active.as_mut() {
             report_losses(a, &mut self.stats, 1, now_nanos);
         }
-        if now_ms.saturating_sub(self.problems.last_logged_ms) >= REMIND_MS {
-            for line in &self.problems.lines {
-                host.log(Level::Error, line);
-            }
-            self.problems.last_logged_ms = now_ms;
-        }
+        self.problems.remind(host, now_ms);
         self.pump(host, now_ms, false);
         self.publish(host);
         if self.draining && !self.done_called && now_ms >= self.drain_deadline_ms {

@@ -10,6 +10,8 @@ use cli_support::{fixture, run, stdout, Scratch};
 use mesh_audit::config::{error_line, Config};
 
 const KEY_NOT_SET: &str = "is not set (pass it in vm_config.environment_variables)";
+/// What a missing chain key becomes outside strict mode (SPEC §2.7).
+const UNKEYED: &str = "the chain is unkeyed (plain SHA-256) (chain_key_missing)";
 
 struct Case {
     name: &'static str,
@@ -36,9 +38,9 @@ const JSON_CASES: &[Case] = &[
         error: Some("sampling.rules[0].rate: must be between 0 and 1, got 1.5"),
     },
     Case {
-        name: "chain key missing",
+        name: "chain key missing, strict",
         config: r#"{"sink": {"cluster": "a"}, "integrity": {"key_env": "CHECK_CONFIG_TEST_KEY"}}"#,
-        env: &[],
+        env: &[("MESH_AUDIT_STRICT_CONFIG", "1")],
         error: Some("integrity.key_env: environment variable CHECK_CONFIG_TEST_KEY is not set (pass it in vm_config.environment_variables)"),
     },
     Case {
@@ -102,7 +104,7 @@ fn the_spec_example_needs_both_keys_in_the_environment() {
     let file = fixture("plugin-full.json");
     let path = file.to_str().unwrap();
     let out = run(&["check-config", path], &[("MESH_AUDIT_HASH_KEY", "h")]);
-    assert_eq!(stdout(&out), format!("mesh-audit: invalid configuration: integrity.key_env: environment variable MESH_AUDIT_CHAIN_KEY {KEY_NOT_SET}\n"));
+    assert_eq!(stdout(&out), format!("mesh-audit: degraded configuration: integrity.key_env: environment variable MESH_AUDIT_CHAIN_KEY {KEY_NOT_SET}; {UNKEYED}\n"));
     assert_eq!(out.status.code(), Some(1));
     let out = run(
         &["check-config", path],
@@ -157,7 +159,7 @@ fn a_key_only_in_this_process_does_not_satisfy_a_filter_whose_vm_config_lacks_it
     assert_ne!(without, yaml);
     let path = s.path("envoy.yaml");
     std::fs::write(&path, &without).unwrap();
-    let missing = format!("{INGRESS}: mesh-audit: invalid configuration: integrity.key_env: environment variable MESH_AUDIT_CHAIN_KEY {KEY_NOT_SET}\n");
+    let missing = format!("{INGRESS}: mesh-audit: degraded configuration: integrity.key_env: environment variable MESH_AUDIT_CHAIN_KEY {KEY_NOT_SET}; {UNKEYED}\n");
     let out = run(&["check-config", path.to_str().unwrap()], &[]);
     assert!(stdout(&out).starts_with(&missing), "{}", stdout(&out));
     // host_env_keys passes the variable through from Envoy's environment (here, ours).
@@ -189,7 +191,7 @@ fn istio_wasm_plugins_are_checked_with_their_vm_env() {
     let out = run(&["check-config", path.to_str().unwrap()], &[]);
     assert_eq!(
         stdout(&out),
-        format!("WasmPlugin istio-system/mesh-audit: mesh-audit: invalid configuration: integrity.key_env: environment variable MESH_AUDIT_CHAIN_KEY {KEY_NOT_SET}\n{gateway}")
+        format!("WasmPlugin istio-system/mesh-audit: mesh-audit: degraded configuration: integrity.key_env: environment variable MESH_AUDIT_CHAIN_KEY {KEY_NOT_SET}; {UNKEYED}\n{gateway}")
     );
     assert_eq!(out.status.code(), Some(1));
     // valueFrom: HOST reads the proxy's environment; the hash key is inline.

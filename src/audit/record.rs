@@ -209,6 +209,9 @@ pub struct Record {
     pub sample: Option<Sample>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub redacted: Vec<String>,
+    /// Safety degradations in force (SPEC §2.7), e.g. `hash_key_missing`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub degraded: Vec<String>,
     // --- loss records
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<LossReason>,
@@ -251,6 +254,7 @@ impl Record {
             violation: None,
             sample: None,
             redacted: Vec::new(),
+            degraded: Vec::new(),
             reason: None,
             count: None,
             from_seq: None,

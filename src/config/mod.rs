@@ -37,6 +37,37 @@ pub fn error_line(err: &ConfigError) -> String {
     format!("mesh-audit: invalid configuration: {err}")
 }
 
+/// Which records a degradation affects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Request records only (what redaction produces).
+    Requests,
+    /// Every record of the emitter (what the chain and seals vouch for).
+    Records,
+}
+
+/// A safety degradation (SPEC §2.7): the configuration is valid but a key
+/// variable it names is absent, so the filter runs with a safe substitute.
+/// Computed at configure time; records list `code` in `degraded`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Degradation {
+    /// The name records carry in `degraded`, e.g. `hash_key_missing`.
+    pub code: &'static str,
+    /// What is missing, as a configuration error (strict mode refuses with it).
+    pub problem: ConfigError,
+    /// What the filter does instead, for the log line.
+    pub instead: &'static str,
+    pub scope: Scope,
+}
+
+/// The log line for a degradation, repeated while it lasts.
+pub fn degraded_line(d: &Degradation) -> String {
+    format!(
+        "mesh-audit: degraded configuration: {}; {} ({})",
+        d.problem, d.instead, d.code
+    )
+}
+
 // ---------------------------------------------------------------- shape ---
 #[derive(Default)]
 struct RawConfig {
@@ -503,6 +534,8 @@ pub struct Config {
     pub access_policy: Vec<Policy>,
     /// First 4 bytes (hex) of SHA-256 of the configuration bytes: `plugin.config`.
     pub digest: String,
+    /// Key variables found missing, in configuration order.
+    pub degraded: Vec<Degradation>,
 }
 
 /// Where configuration reads environment variables from.
@@ -649,7 +682,45 @@ fn env_key(path: &str, env: &dyn Env, name: &str) -> Result<Vec<u8>, ConfigError
     }
 }
 
+/// A key named by `path` (an environment variable name, if configured):
+/// `Ok(None)` when not configured; when the variable is absent, the
+/// degradation `code` is noted and the filter runs without the key.
+fn key_or_degrade(
+    degraded: &mut Vec<Degradation>,
+    path: &str,
+    env: &dyn Env,
+    name: Option<&str>,
+    (code, instead, scope): (&'static str, &'static str, Scope),
+) -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    match env_key(path, env, name) {
+        Ok(key) => Ok(Some(key)),
+        Err(problem) if !name.trim().is_empty() => {
+            degraded.push(Degradation {
+                code,
+                problem,
+                instead,
+                scope,
+            });
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The degradations a missing key causes: (code, what happens instead, scope).
+const HASH_KEY_MISSING: (&str, &str, Scope) =
+    ("hash_key_missing", "hash becomes mask", Scope::Requests);
+const CHAIN_KEY_MISSING: (&str, &str, Scope) = (
+    "chain_key_missing",
+    "the chain is unkeyed (plain SHA-256)",
+    Scope::Records,
+);
+
 fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, ConfigError> {
+    let mut degraded = Vec::new();
     // sink
     let s = raw.sink;
     non_empty("sink.cluster", &s.cluster)?;
@@ -849,10 +920,13 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
     let redact_query = rules(r.query_params, "query_params", false)?;
     let redact_claims = rules(r.claims, "claims", false)?;
     let hash_key = match (&r.hash_key_env, uses_hash) {
-        (Some(name), _) => match env_key("redact.hash_key_env", env, name) {
-            Ok(k) => Some(k),
-            Err(e) => return Err(e),
-        },
+        (Some(name), _) => key_or_degrade(
+            &mut degraded,
+            "redact.hash_key_env",
+            env,
+            Some(name),
+            HASH_KEY_MISSING,
+        )?,
         (None, Some(p)) => {
             return Err(ConfigError::at(
                 p,
@@ -945,10 +1019,13 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
     // integrity
     let integrity = Integrity {
         chain: raw.integrity.chain.unwrap_or(true),
-        key: match raw.integrity.key_env {
-            Some(name) => Some(env_key("integrity.key_env", env, &name)?),
-            None => None,
-        },
+        key: key_or_degrade(
+            &mut degraded,
+            "integrity.key_env",
+            env,
+            raw.integrity.key_env.as_deref(),
+            CHAIN_KEY_MISSING,
+        )?,
     };
 
     // access policy
@@ -987,6 +1064,7 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
         integrity,
         access_policy,
         digest,
+        degraded,
     })
 }
 

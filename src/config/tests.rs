@@ -147,7 +147,7 @@ fn bad_configs_name_the_path_and_the_problem() {
         (r#"{"sink":{"cluster":"s"},"capture":{"request_headers":["ok","bad header"]}}"#, "capture.request_headers[1]: \"bad header\" is not a valid header name"),
         (r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"shred"}}}"#, "redact.headers.x: unknown action \"shred\", expected one of mask, drop, hash, keep"),
         (r#"{"sink":{"cluster":"s"},"redact":{"headers":{"x":"hash"}}}"#, "redact.headers.x: action \"hash\" needs redact.hash_key_env"),
-        (r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"hash"},"hash_key_env":"NOPE"}}"#, "redact.hash_key_env: environment variable NOPE is not set (pass it in vm_config.environment_variables)"),
+        (r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"hash"},"hash_key_env":""}}"#, "redact.hash_key_env: must not be empty"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"default_rate":1.5}}"#, "sampling.default_rate: must be between 0 and 1, got 1.5"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","rate":-0.1}]}}"#, "sampling.rules[0].rate: must be between 0 and 1, got -0.1"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"","rate":1}]}}"#, "sampling.rules[0].name: must not be empty"),
@@ -156,7 +156,7 @@ fn bad_configs_name_the_path_and_the_problem() {
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"colour":"red"},"rate":1}]}}"#, "sampling.rules[0].when.colour: unknown field `colour`, expected one of `status`, `path_prefix`, `method`, `principal`, `destination`, `route`"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"path_prefix":"healthz"},"rate":0}]}}"#, "sampling.rules[0].when.path_prefix: must start with /"),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a","when":{"destination":""},"rate":0}]}}"#, "sampling.rules[0].when.destination: must not be empty"),
-        (r#"{"sink":{"cluster":"s"},"integrity":{"key_env":"MISSING"}}"#, "integrity.key_env: environment variable MISSING is not set (pass it in vm_config.environment_variables)"),
+        (r#"{"sink":{"cluster":"s"},"integrity":{"key_env":" "}}"#, "integrity.key_env: must not be empty"),
         (r#"{"sink":{"cluster":"s"},"access_policy":[{"name":"a","path_prefix":"admin","allow_principals":[]}]}"#, "access_policy[0].path_prefix: must start with /"),
     ];
     for (json, want) in table {
@@ -246,4 +246,45 @@ fn keep_and_path_segments_are_accepted() {
     );
     let globs: Vec<&str> = c.redact.path_segments.iter().map(|g| g.as_str()).collect();
     assert_eq!(globs, ["/reset/*", "/**/invites/*"]);
+}
+
+#[test]
+fn a_missing_key_variable_degrades_instead_of_failing() {
+    let c = parse(
+        r#"{"sink":{"cluster":"s"},"redact":{"claims":{"email":"hash"},"hash_key_env":"NOPE"},"integrity":{"key_env":"MISSING"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (c.redact.hash_key.as_ref(), c.integrity.key.as_ref()),
+        (None, None)
+    );
+    let lines: Vec<(String, String, Scope)> = c
+        .degraded
+        .iter()
+        .map(|d| (d.code.to_string(), degraded_line(d), d.scope))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (
+                "hash_key_missing".to_string(),
+                "mesh-audit: degraded configuration: redact.hash_key_env: environment variable NOPE is not set (pass it in vm_config.environment_variables); hash becomes mask (hash_key_missing)".to_string(),
+                Scope::Requests
+            ),
+            (
+                "chain_key_missing".to_string(),
+                "mesh-audit: degraded configuration: integrity.key_env: environment variable MISSING is not set (pass it in vm_config.environment_variables); the chain is unkeyed (plain SHA-256) (chain_key_missing)".to_string(),
+                Scope::Records
+            ),
+        ]
+    );
+    // Strict mode refuses with the problem as a configuration error.
+    assert_eq!(
+        error_line(&c.degraded[1].problem),
+        "mesh-audit: invalid configuration: integrity.key_env: environment variable MISSING is not set (pass it in vm_config.environment_variables)"
+    );
+    assert!(parse(r#"{"sink":{"cluster":"s"}}"#)
+        .unwrap()
+        .degraded
+        .is_empty());
 }

@@ -80,6 +80,10 @@ fn route_facts(host: &dyn Host, naming: &mut Naming) -> Route {
 
 /// `on_log`: audit the request that just finished.
 pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
+    if auditor.is_inert() {
+        auditor.unaudited();
+        return;
+    }
     let draw = auditor.draw();
     let Some(active) = auditor.active.as_mut() else {
         return;

@@ -3,6 +3,7 @@
 
 mod conn;
 pub mod http;
+mod problems;
 pub mod root;
 mod stats;
 

@@ -7,11 +7,12 @@
 
 use super::conn::ConnCache;
 use super::http;
-use super::stats::{Counter, Stats};
-use crate::audit::record::{LossReason, Record};
+use super::problems::{switch, Problems, INERT_TICK_MS};
+use super::stats::{Counter, Flag, Stats};
+use crate::audit::record::{Kind, LossReason, Record};
 use crate::audit::time::format_rfc3339;
 use crate::audit::{hex, redact::Redactor, sample::Sampler};
-use crate::config::{error_line, Compression, Config, Format, Overflow};
+use crate::config::{degraded_line, error_line, Compression, Config, Format, Overflow, Scope};
 use crate::deliver::buffer::{Buffer, Entry, Limits, Settled};
 use crate::deliver::chain::Sequencer;
 use crate::deliver::{encode_json, encode_otlp, gzip, reply};
@@ -23,6 +24,7 @@ const MAX_TICK_MS: u64 = 100;
 /// The most of a sink reply body read: an OTLP export response is a few
 /// dozen bytes, its error message included.
 const MAX_REPLY_BODY: usize = 64 * 1024;
+pub use super::problems::{FAIL_CLOSED_ENV, STRICT_ENV};
 
 /// Records that could not be admitted, waiting to be reported by a `loss` record.
 #[derive(Default, Debug)]
@@ -82,6 +84,12 @@ pub struct Auditor {
     drain_deadline_ms: u64,
     done_called: bool,
     warned: Warned,
+    problems: Problems,
+    /// Inert requests are answered 503 (`MESH_AUDIT_FAIL_CLOSED`).
+    fail_closed: bool,
+    /// The last configuration of this plugin that was valid: an invalid
+    /// update leaves it in force.
+    last_valid: Option<Vec<u8>>,
 }
 
 impl Auditor {
@@ -105,7 +113,18 @@ impl Auditor {
             drain_deadline_ms: 0,
             done_called: false,
             warned: Warned::default(),
+            problems: Problems::default(),
+            fail_closed: false,
+            last_valid: None,
         }
+    }
+
+    /// The last valid configuration of this plugin (kept beyond this root
+    /// context and its VM by the host glue: under Istio each ECDS update
+    /// brings new VMs).
+    /// No valid configuration: requests pass unaudited (or get 503).
+    pub fn is_inert(&self) -> bool {
+        self.active.is_none()
     }
 
     pub fn emitter(&self) -> &str {
@@ -123,18 +142,108 @@ impl Auditor {
         (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// `on_configure`: false (and exactly one error line) for a bad configuration.
+    /// `on_configure` (SPEC §2.7). A valid configuration takes over, with
+    /// its degradations logged and listed in records. An invalid one logs
+    /// its one error line and leaves the last valid configuration of this
+    /// plugin in force, or the filter inert; false only in strict mode, where
+    /// a degradation refuses too.
+    /// `on_configure`: applies the plugin configuration, falling back to the
+    /// last valid one when it is invalid. That one is kept in Envoy's shared
+    /// data, which outlives a VM: under Istio every ECDS update of a
+    /// WasmPlugin starts new VMs (its resource version is in their
+    /// environment), so an invalid update can only fall back to what an
+    /// earlier VM left there, per plugin name.
     pub fn configure(&mut self, host: &dyn Host) -> bool {
+        let plugin = host.property(&["plugin_name"]).unwrap_or_default();
+        let key = format!(
+            "mesh-audit.last_valid_config.{}",
+            String::from_utf8_lossy(&plugin)
+        );
+        let remembered = || host.shared_data(&key).filter(|b| !b.is_empty());
+        if self.last_valid.is_none() {
+            self.last_valid = remembered();
+        }
+        let ok = self.apply_config(host);
+        if let Some(valid) = self.last_valid.as_deref() {
+            if remembered().as_deref() != Some(valid) {
+                // Best effort: without it, a later invalid update leaves the filter inert.
+                let _ = host.set_shared_data(&key, valid);
+            }
+        }
+        ok
+    }
+
+    fn apply_config(&mut self, host: &dyn Host) -> bool {
         let bytes = host.plugin_config().unwrap_or_default();
+        let strict = switch(host, STRICT_ENV);
+        self.fail_closed = switch(host, FAIL_CLOSED_ENV);
+        let now_ms = host.now_nanos() / 1_000_000;
         let env = |name: &str| host.env_var(name);
         let config = match Config::from_json(&bytes, &env) {
             Ok(c) => c,
             Err(e) => {
-                host.log(Level::Error, &error_line(&e));
-                return false;
+                let line = error_line(&e);
+                host.log(Level::Error, &line);
+                return !strict && self.keep_last_valid(host, line, now_ms);
             }
         };
+        if strict {
+            if let Some(d) = config.degraded.first() {
+                host.log(Level::Error, &error_line(&d.problem));
+                return false;
+            }
+        }
         self.stats.define(host);
+        let lines: Vec<String> = config.degraded.iter().map(degraded_line).collect();
+        for line in &lines {
+            host.log(Level::Error, line);
+        }
+        self.problems = Problems::new(lines, now_ms);
+        self.stats.set_flag(Flag::ConfigInvalid, false);
+        self.activate(host, config);
+        self.last_valid = Some(bytes);
+        self.publish(host);
+        true
+    }
+
+    /// After an invalid configuration: the one running stays, else the last
+    /// valid one of this plugin starts, else the filter is inert.
+    fn keep_last_valid(&mut self, host: &dyn Host, line: String, now_ms: u64) -> bool {
+        self.stats.define(host);
+        self.stats.set_flag(Flag::ConfigInvalid, true);
+        if self.active.is_none() {
+            let env = |name: &str| host.env_var(name);
+            let previous = self
+                .last_valid
+                .as_deref()
+                .map(|b| Config::from_json(b, &env));
+            if let Some(Ok(config)) = previous {
+                self.activate(host, config);
+            }
+        }
+        let mut lines = vec![line];
+        match &self.active {
+            Some(a) => {
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "mesh-audit: the last valid configuration (config {}) stays in force",
+                        a.config.digest
+                    ),
+                );
+                lines.extend(a.config.degraded.iter().map(degraded_line));
+            }
+            None => host.set_tick_period_ms(INERT_TICK_MS),
+        }
+        self.problems = Problems::new(lines, now_ms);
+        self.publish(host);
+        true
+    }
+
+    /// Starts auditing with `config`.
+    fn activate(&mut self, host: &dyn Host, config: Config) {
+        self.stats
+            .set_flag(Flag::Degraded, !config.degraded.is_empty());
         let tick = config.batch.flush_interval_ms.min(MAX_TICK_MS);
         host.set_tick_period_ms(tick);
         let limits = Limits::from_config(&config);
@@ -182,19 +291,25 @@ impl Auditor {
             last_flush_ms: host.now_nanos() / 1_000_000,
             node_id,
         });
-        true
     }
 
     /// Fail-closed check at request headers: true when the request must be
-    /// answered 503 because the buffer is full.
+    /// answered 503 because the buffer is full, or because the filter is
+    /// inert with `MESH_AUDIT_FAIL_CLOSED`.
     pub fn must_reject(&mut self) -> bool {
-        match &self.active {
-            Some(a) if a.config.on_overflow == Overflow::Reject && a.buffer.is_full() => {
-                self.stats.add(Counter::RequestsRejected, 1);
-                true
-            }
-            _ => false,
+        let reject = match &self.active {
+            Some(a) => a.config.on_overflow == Overflow::Reject && a.buffer.is_full(),
+            None => self.fail_closed,
+        };
+        if reject {
+            self.stats.add(Counter::RequestsRejected, 1);
         }
+        reject
+    }
+
+    /// Counts a request that passed an inert filter.
+    pub fn unaudited(&mut self) {
+        self.stats.add(Counter::RequestsUnaudited, 1);
     }
 
     /// Counts a request the sampler let go.
@@ -214,6 +329,7 @@ impl Auditor {
         // Report earlier losses first, so the loss record precedes what follows it.
         report_losses(a, &mut self.stats, 2, at_nanos);
         let mut record = record;
+        mark_degraded(a, &mut record);
         let line = a.seq.stamp(&mut record);
         if a.buffer.fits(1, line.len()) {
             a.seq.commit(&line);
@@ -242,6 +358,7 @@ impl Auditor {
         if let Some(a) = self.active.as_mut() {
             report_losses(a, &mut self.stats, 1, now_nanos);
         }
+        self.problems.remind(host, now_ms);
         self.pump(host, now_ms, false);
         self.publish(host);
         if self.draining && !self.done_called && now_ms >= self.drain_deadline_ms {
@@ -596,9 +713,22 @@ fn push_rejected(
 /// Admits a record the filter itself produced (a `loss` record): it bypasses
 /// the byte cap by design, so a loss is never itself lost.
 fn push(a: &mut Active, stats: &mut Stats, mut record: Record) {
+    mark_degraded(a, &mut record);
     let line = a.seq.stamp(&mut record);
     a.seq.commit(&line);
     let seq = a.seq.next_seq() - 1;
     a.buffer.push(Entry { seq, line });
     stats.add(Counter::RecordsAdmitted, 1);
+}
+
+/// Lists the degradations in force that affect `record` (SPEC §4.1).
+fn mark_degraded(a: &Active, record: &mut Record) {
+    let request = record.kind == Kind::Request;
+    record.degraded = a
+        .config
+        .degraded
+        .iter()
+        .filter(|d| request || d.scope == Scope::Records)
+        .map(|d| d.code.to_string())
+        .collect();
 }

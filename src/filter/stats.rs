@@ -16,9 +16,10 @@ pub enum Counter {
     BatchRetries,
     RequestsRejected,
     PolicyViolations,
+    RequestsUnaudited,
 }
 
-const COUNTERS: [(Counter, &str); 10] = [
+const COUNTERS: [(Counter, &str); 11] = [
     (Counter::RecordsAdmitted, "mesh_audit.records_admitted"),
     (Counter::RecordsSampledOut, "mesh_audit.records_sampled_out"),
     (
@@ -32,18 +33,37 @@ const COUNTERS: [(Counter, &str); 10] = [
     (Counter::BatchRetries, "mesh_audit.batch_retries"),
     (Counter::RequestsRejected, "mesh_audit.requests_rejected"),
     (Counter::PolicyViolations, "mesh_audit.policy_violations"),
+    (Counter::RequestsUnaudited, "mesh_audit.requests_unaudited"),
 ];
 
 pub const BUFFERED_GAUGE: &str = "mesh_audit.records_buffered";
 
+/// Gauges that say "this is so" (0 or 1), SPEC §2.7.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// The configuration last given is invalid.
+    ConfigInvalid,
+    /// A safety degradation is in force.
+    Degraded,
+}
+
+const FLAGS: [(Flag, &str); 2] = [
+    (Flag::ConfigInvalid, "mesh_audit.config_invalid"),
+    (Flag::Degraded, "mesh_audit.degraded"),
+];
+
 #[derive(Default, Debug)]
 pub struct Stats {
-    values: [u64; 10],
-    published: [u64; 10],
-    ids: [Option<u32>; 10],
+    values: [u64; 11],
+    published: [u64; 11],
+    ids: [Option<u32>; 11],
     gauge: Option<u32>,
     /// What this worker has added to the shared gauge so far.
     gauge_published: u64,
+    flags: [bool; 2],
+    flag_ids: [Option<u32>; 2],
+    /// What was last recorded for each flag (none yet: record it).
+    flags_published: [Option<bool>; 2],
 }
 
 impl Stats {
@@ -57,6 +77,15 @@ impl Stats {
         if self.gauge.is_none() {
             self.gauge = host.define_metric(MetricKind::Gauge, BUFFERED_GAUGE);
         }
+        for (i, (_, name)) in FLAGS.iter().enumerate() {
+            if self.flag_ids[i].is_none() {
+                self.flag_ids[i] = host.define_metric(MetricKind::Gauge, name);
+            }
+        }
+    }
+
+    pub fn set_flag(&mut self, f: Flag, on: bool) {
+        self.flags[f as usize] = on;
     }
 
     pub fn add(&mut self, c: Counter, n: u64) {
@@ -67,9 +96,10 @@ impl Stats {
         self.values[c as usize]
     }
 
-    /// Pushes what changed since the last publish, and the buffered gauge.
-    /// Envoy shares a metric between all VMs of the plugin (one per worker),
-    /// so the gauge moves by this worker's change rather than being set.
+    /// Pushes what changed since the last publish, the buffered gauge and
+    /// the flags. Envoy shares a metric between all VMs of the plugin (one
+    /// per worker), so the buffered gauge moves by this worker's change
+    /// rather than being set; a flag is set, so every worker saying 1 is 1.
     pub fn publish(&mut self, host: &dyn Host, buffered: u64) {
         for i in 0..COUNTERS.len() {
             let delta = self.values[i] - self.published[i];
@@ -85,6 +115,14 @@ impl Stats {
             if delta != 0 {
                 host.increment_metric(id, delta);
                 self.gauge_published = buffered;
+            }
+        }
+        for i in 0..FLAGS.len() {
+            if let (Some(id), value) = (self.flag_ids[i], self.flags[i]) {
+                if self.flags_published[i] != Some(value) {
+                    host.record_metric(id, u64::from(value));
+                    self.flags_published[i] = Some(value);
+                }
             }
         }
     }

@@ -105,6 +105,12 @@ pub trait Proxy {
     ) -> Result<u32, HostError>;
     fn define_metric(&self, kind: MetricKind, name: &str) -> Option<u32>;
     fn increment_metric(&self, id: u32, delta: i64);
+    /// Sets a gauge: the same value from every worker VM is one value.
+    fn record_metric(&self, id: u32, value: u64);
+    /// Envoy's shared data, which outlives a VM: the value under `key`.
+    fn shared_data(&self, key: &str) -> Option<Vec<u8>>;
+    /// Stores `value` under `key` in the shared data; false when refused.
+    fn set_shared_data(&self, key: &str, value: &[u8]) -> bool;
     fn log(&self, level: Level, message: &str);
     /// Answer the current request locally.
     fn send_local_reply(&self, status: u32, body: &[u8], headers: &[(&str, &str)]);

@@ -40,6 +40,21 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -222,6 +237,34 @@ impl Proxy for ProxyHost {
         unsafe {
             proxy_increment_metric(id, delta);
         }
+    }
+
+    fn record_metric(&self, id: u32, value: u64) {
+        // SAFETY: plain values.
+        unsafe {
+            proxy_record_metric(id, value);
+        }
+    }
+
+    fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
+        let mut data = null_mut();
+        let mut size = 0;
+        let mut cas = 0;
+        // SAFETY: pointers to locals; the host writes an allocation it made with our allocator.
+        unsafe {
+            let status = proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas);
+            let value = owned(data, size);
+            if status == OK {
+                value
+            } else {
+                None
+            }
+        }
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8]) -> bool {
+        // SAFETY: pointers and lengths of live slices; cas 0 = unconditional.
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), 0) == OK }
     }
 
     fn log(&self, level: Level, message: &str) {

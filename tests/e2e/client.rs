@@ -117,7 +117,7 @@ impl Envoy {
     }
 }
 
-fn curl(args: &[String], url: &str, headers: &[(&str, &str)]) -> Reply {
+pub fn curl(args: &[String], url: &str, headers: &[(&str, &str)]) -> Reply {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-v", "--http1.1", "--max-time", "10"])
         .args(args);

@@ -64,12 +64,49 @@ fn istio_sink_cluster_and_authority_name_the_sink_service() {
     );
     assert_eq!(sink["authority"], json!(host));
 
-    // The sink stays out of the mesh, so it never audits its own batches.
+    // The sink is in the mesh: mTLS only, and only mesh identities may write.
     let namespace = doc_of_kind(&docs, "Namespace");
     assert_eq!(namespace["metadata"]["name"], json!(ns));
     assert_eq!(
         namespace["metadata"]["labels"]["istio-injection"],
-        "disabled"
+        "enabled"
+    );
+    let peer = doc_of_kind(&docs, "PeerAuthentication");
+    assert_eq!(peer["spec"]["mtls"]["mode"], "STRICT");
+    let authz = doc_of_kind(&docs, "AuthorizationPolicy");
+    assert_eq!(authz["spec"]["action"], "ALLOW");
+    let rule = &authz["spec"]["rules"][0];
+    assert_eq!(
+        rule["from"][0]["source"]["principals"],
+        json!(["cluster.local/ns/*/sa/*"])
+    );
+    assert_eq!(
+        rule["to"][0]["operation"]["paths"],
+        json!([sink["path"].as_str().unwrap_or("/v1/audit")])
+    );
+    let app = json!({"app": "audit-sink"});
+    for kind in ["PeerAuthentication", "AuthorizationPolicy"] {
+        assert_eq!(
+            doc_of_kind(&docs, kind)["spec"]["selector"]["matchLabels"],
+            app,
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        doc_of_kind(&docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+        app
+    );
+    // Its own sidecar lets the batches it receives go unaudited.
+    let rules = &yaml_doc(&istio("wasmplugin.yaml"))["spec"]["pluginConfig"]["sampling"]["rules"];
+    let batches = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "audit-batches")
+        .unwrap();
+    assert_eq!(
+        (&batches["when"]["path_prefix"], &batches["rate"]),
+        (&rule["to"][0]["operation"]["paths"][0], &json!(0.0))
     );
 
     // It listens on the Service's target port and writes onto the claim.
@@ -104,26 +141,27 @@ fn istio_sink_cluster_and_authority_name_the_sink_service() {
 }
 
 #[test]
-fn istio_proxy_patch_puts_every_host_key_into_the_sidecar_from_the_secret() {
-    let plugin = yaml_doc(&istio("wasmplugin.yaml"));
-    let mut from_host: Vec<&str> = plugin["spec"]["vmConfig"]["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["valueFrom"] == "HOST")
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
-    from_host.sort();
-    assert_eq!(from_host, ["MESH_AUDIT_CHAIN_KEY", "MESH_AUDIT_HASH_KEY"]);
-
-    let patch = yaml_doc(&istio("proxy-env-patch.yaml"));
-    let proxy = &patch["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(proxy["name"], "istio-proxy");
+fn istio_injection_template_puts_every_host_key_into_every_proxy_from_the_secret() {
     let secret = doc_of_kind(&yaml_docs(&istio("proxy-keys.yaml")), "Secret").clone();
+    let values = yaml_doc(&istio("injection-template.yaml"));
+    let injector = &values["sidecarInjectorWebhook"];
+    assert_eq!(
+        injector["defaultTemplates"],
+        json!(["sidecar", "mesh-audit-keys"])
+    );
+    let template: Value = {
+        let text = injector["templates"]["mesh-audit-keys"].as_str().unwrap();
+        let doc = yaml_serde::Value::deserialize(yaml_serde::Deserializer::from_str(text)).unwrap();
+        serde_json::to_value(doc).unwrap()
+    };
+    let proxy = &template["spec"]["containers"][0];
+    assert_eq!(proxy["name"], "istio-proxy");
     let mut supplied = Vec::new();
     for env in proxy["env"].as_array().unwrap() {
         let reference = &env["valueFrom"]["secretKeyRef"];
         assert_eq!(reference["name"], secret["metadata"]["name"], "{env}");
+        // A namespace without the Secret still starts its pods (degraded).
+        assert_eq!(reference["optional"], json!(true), "{env}");
         let key = reference["key"].as_str().unwrap();
         assert!(
             secret["stringData"].get(key).is_some(),
@@ -132,5 +170,55 @@ fn istio_proxy_patch_puts_every_host_key_into_the_sidecar_from_the_secret() {
         supplied.push(env["name"].as_str().unwrap());
     }
     supplied.sort();
-    assert_eq!(supplied, from_host);
+    for file in ["wasmplugin.yaml", "wasmplugin-gateway.yaml"] {
+        let plugin = yaml_doc(&istio(file));
+        let mut from_host: Vec<&str> = plugin["spec"]["vmConfig"]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["valueFrom"] == "HOST")
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        from_host.sort();
+        assert_eq!(supplied, from_host, "{file}");
+    }
+}
+
+#[test]
+fn istio_gateway_plugin_reaches_gateways_and_both_read_the_jwt_payload_istio_stores() {
+    let sidecar = yaml_doc(&istio("wasmplugin.yaml"));
+    let gateway = yaml_doc(&istio("wasmplugin-gateway.yaml"));
+    assert_eq!(sidecar["spec"]["match"], json!([{"mode": "SERVER"}]));
+    // `mode: SERVER` never matches a gateway: the gateway plugin selects
+    // gateway pods and matches every one of their listeners.
+    assert!(
+        gateway["spec"].get("match").is_none(),
+        "{}",
+        gateway["spec"]
+    );
+    assert_eq!(
+        gateway["spec"]["selector"]["matchLabels"],
+        json!({"istio": "ingressgateway"})
+    );
+    for plugin in [&sidecar, &gateway] {
+        let spec = &plugin["spec"];
+        assert_eq!(
+            spec["pluginConfig"]["capture"]["jwt"]["payload_key"],
+            "payload"
+        );
+        assert_eq!(
+            spec["pluginConfig"]["sink"],
+            sidecar["spec"]["pluginConfig"]["sink"]
+        );
+        assert_eq!(
+            (&spec["phase"], &spec["failStrategy"]),
+            (&json!("STATS"), &json!("FAIL_OPEN"))
+        );
+    }
+    let path = istio("wasmplugin-gateway.yaml");
+    let out = run(&["check-config", path.to_str().unwrap()], &KEYS);
+    assert_eq!(
+        (stdout(&out).as_str(), out.status.code()),
+        ("WasmPlugin istio-system/mesh-audit-gateway: ok\n", Some(0))
+    );
 }

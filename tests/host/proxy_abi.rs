@@ -2,7 +2,7 @@
 //! Envoy where the module can tell the difference: NotFound for absent
 //! properties and headers, BadArgument for unknown clusters or a dispatch
 //! without `:method`/`:path`/`:authority`, empty values returned as (0, 0).
-//! Logs, properties, time, ticks, metrics and done live here; header maps,
+//! Logs, properties, time, ticks, metrics, shared data and done live here; header maps,
 //! buffers, calls and local replies in [`proxy_maps`]. Any other `proxy_*`
 //! import gets a stub that records the call and returns Ok. What the proxy
 //! does is the state model's (model/ops.rs); this only moves bytes.
@@ -118,6 +118,36 @@ pub fn define(linker: &mut Linker<State>, name: &str, ty: &FuncType) -> Result<b
                 }
             })?
         }
+        "proxy_get_shared_data" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C<'_>, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32| -> Result<i32> {
+                enter(&mut c, "proxy_get_shared_data");
+                let Some(key) = read_string(&mut c, kp, kl) else {
+                    return Ok(status::INVALID_MEMORY_ACCESS);
+                };
+                let Some(value) = c.data().shared_data.get(&key).cloned() else {
+                    return Ok(status::NOT_FOUND);
+                };
+                if !write_u32(&mut c, cas, 1) {
+                    return Ok(status::INVALID_MEMORY_ACCESS);
+                }
+                return_bytes(&mut c, &value, vp, vl)
+            },
+        )?,
+        "proxy_set_shared_data" => linker.func_wrap(
+            M,
+            name,
+            |mut c: C<'_>, kp: i32, kl: i32, vp: i32, vl: i32, _cas: i32| -> i32 {
+                enter(&mut c, "proxy_set_shared_data");
+                let (Some(key), Some(value)) = (read_string(&mut c, kp, kl), read(&mut c, vp, vl))
+                else {
+                    return status::INVALID_MEMORY_ACCESS;
+                };
+                c.data_mut().shared_data.insert(key, value);
+                status::OK
+            },
+        )?,
         "proxy_record_metric" => {
             linker.func_wrap(M, name, |mut c: C<'_>, id: i32, value: i64| {
                 enter(&mut c, "proxy_record_metric");

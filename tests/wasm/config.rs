@@ -1,9 +1,13 @@
-//! Configuration on both guests: `proxy_on_configure` accepts
-//! good configurations and refuses bad ones with exactly one log line
-//! `mesh-audit: invalid configuration: <path>: <what>` (SPEC §3).
+//! Configuration on both guests: `proxy_on_configure` accepts good
+//! configurations and, in strict mode (`MESH_AUDIT_STRICT_CONFIG=1`), refuses
+//! bad ones with exactly one log line
+//! `mesh-audit: invalid configuration: <path>: <what>` (SPEC §3, §2.7; the
+//! default inert and degraded modes are in tests/config_modes.rs).
 
 use crate::host::fixtures::config_digest;
 use crate::host::{each_guest, level, Guest, Host};
+
+const STRICT: &str = "MESH_AUDIT_STRICT_CONFIG";
 
 const METRICS: [&str; 11] = [
     "mesh_audit.records_admitted",
@@ -25,10 +29,11 @@ fn is_hex(s: &str, len: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Configures a fresh host; returns the result and the lines logged by
+/// Configures a fresh host in strict mode; returns the result and the lines logged by
 /// `proxy_on_configure` itself.
 fn configure(guest: Guest, config: &str, env: &[(&str, &str)]) -> (bool, Vec<(u32, String)>) {
     let mut h = Host::on(guest);
+    h.env(STRICT, "1");
     for (k, v) in env {
         h.env(k, v);
     }
@@ -189,6 +194,7 @@ fn bad_configs_are_refused_with_exactly_one_line_naming_path_and_problem() {
 fn non_utf8_configuration_bytes_are_refused_not_trapped() {
     each_guest(|guest| {
         let mut h = Host::on(guest);
+        h.env(STRICT, "1");
         assert!(!h.configure_bytes(&[0xff, 0xfe, b'{']));
         let errors = h.logs_at_least(level::WARN);
         assert_eq!(errors.len(), 1, "{}", h.log_dump());
@@ -203,6 +209,7 @@ fn non_utf8_configuration_bytes_are_refused_not_trapped() {
 fn a_refused_configuration_audits_nothing() {
     each_guest(|guest| {
         let mut h = Host::on(guest);
+        h.env(STRICT, "1");
         assert!(!h.configure("{}"));
         let out = h.run(crate::host::fixtures::orders_request(1));
         assert_eq!(out.request_action, 0, "the request continues");

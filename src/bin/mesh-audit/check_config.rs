@@ -3,7 +3,9 @@
 //! filter of an Envoy bootstrap, or Istio WasmPlugin resources, with the
 //! environment the filter would see.
 
-use mesh_audit::config::{error_line, Config};
+use crate::wasmplugin;
+use mesh_audit::config::{degraded_line, error_line, Config};
+use mesh_audit::filter::root::STRICT_ENV;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -61,10 +63,10 @@ pub fn check(bytes: &[u8], host: HostEnv) -> Result<Vec<Finding>, String> {
     if text.trim_start().starts_with('{') {
         return Ok(match serde_json::from_slice::<Value>(bytes) {
             // A broken JSON configuration gets the filter's own syntax error.
-            Err(_) => vec![plain(bytes, host)],
+            Err(_) => plain(bytes, host),
             Ok(doc) => match classify(&doc, None, host) {
                 Some(found) => return non_empty(found),
-                None => vec![plain(bytes, host)],
+                None => plain(bytes, host),
             },
         });
     }
@@ -97,26 +99,49 @@ fn non_empty(found: Vec<Finding>) -> Result<Vec<Finding>, String> {
     }
 }
 
-fn plain(bytes: &[u8], host: HostEnv) -> Finding {
+fn plain(bytes: &[u8], host: HostEnv) -> Vec<Finding> {
     validate(None, bytes, &|name| host(name))
 }
 
+/// What the filter would say about `config` in a VM with `env`: its error
+/// line, or one line per degradation (the error line in strict mode, where
+/// the proxy refuses it). A degradation fails the check: the proxy would
+/// run, but without a key the configuration asks for.
 fn validate(
     location: Option<String>,
     config: &[u8],
     env: &dyn Fn(&str) -> Option<String>,
-) -> Finding {
-    let error = Config::from_json(config, &|name: &str| env(name))
-        .err()
-        .map(|e| error_line(&e));
-    Finding { location, error }
+) -> Vec<Finding> {
+    let finding = |error| Finding {
+        location: location.clone(),
+        error,
+    };
+    let config = match Config::from_json(config, &|name: &str| env(name)) {
+        Err(e) => return vec![finding(Some(error_line(&e)))],
+        Ok(c) => c,
+    };
+    let strict = env(STRICT_ENV).is_some_and(|v| matches!(v.trim(), "1" | "true"));
+    if config.degraded.is_empty() {
+        return vec![finding(None)];
+    }
+    config
+        .degraded
+        .iter()
+        .map(|d| {
+            finding(Some(if strict {
+                error_line(&d.problem)
+            } else {
+                degraded_line(d)
+            }))
+        })
+        .collect()
 }
 
 /// What a document is: a WasmPlugin, an Envoy bootstrap (or any document
 /// holding Wasm HTTP filters), or neither (`None`).
 fn classify(doc: &Value, index: Option<usize>, host: HostEnv) -> Option<Vec<Finding>> {
     if doc.get("kind").and_then(Value::as_str) == Some("WasmPlugin") {
-        return Some(vec![istio(doc, index, host)]);
+        return Some(istio(doc, index, host));
     }
     let mut filters = Vec::new();
     walk(doc, &mut String::new(), &mut filters);
@@ -130,6 +155,7 @@ fn classify(doc: &Value, index: Option<usize>, host: HostEnv) -> Option<Vec<Find
         filters
             .into_iter()
             .filter_map(|(at, wasm)| envoy_filter(at, wasm, host))
+            .flatten()
             .collect(),
     )
 }
@@ -181,7 +207,7 @@ fn wasm_config(m: &Map<String, Value>) -> Option<&Map<String, Value>> {
     None
 }
 
-fn envoy_filter(at: String, config: &Map<String, Value>, host: HostEnv) -> Option<Finding> {
+fn envoy_filter(at: String, config: &Map<String, Value>, host: HostEnv) -> Option<Vec<Finding>> {
     let vm = config.get("vm_config");
     let code = vm.and_then(|v| v.get("code"));
     let code_names = [
@@ -230,20 +256,20 @@ fn envoy_filter(at: String, config: &Map<String, Value>, host: HostEnv) -> Optio
                 (t, _) => {
                     let what = t.unwrap_or("an object without a string value");
                     let error = format!("configuration must be a {STRING_VALUE} holding the JSON configuration, found {what}");
-                    return Some(Finding {
+                    return Some(vec![Finding {
                         location: Some(at),
                         error: Some(error),
-                    });
+                    }]);
                 }
             }
         }
         Some(_) => {
             let error =
                 format!("configuration must be a {STRING_VALUE} holding the JSON configuration");
-            return Some(Finding {
+            return Some(vec![Finding {
                 location: Some(at),
                 error: Some(error),
-            });
+            }]);
         }
     };
     Some(validate(Some(at), &bytes, &env))
@@ -266,7 +292,8 @@ fn proxy_env(
     })
 }
 
-fn istio(doc: &Value, index: Option<usize>, host: HostEnv) -> Finding {
+/// A WasmPlugin: the resource's own fields first, then the plugin config.
+fn istio(doc: &Value, index: Option<usize>, host: HostEnv) -> Vec<Finding> {
     let name = doc.pointer("/metadata/name").and_then(Value::as_str);
     let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str);
     let at = match (namespace, name, index) {
@@ -298,5 +325,16 @@ fn istio(doc: &Value, index: Option<usize>, host: HostEnv) -> Finding {
         None | Some(Value::Null) => Vec::new(),
         Some(v) => serde_json::to_vec(v).unwrap_or_default(),
     };
-    validate(Some(at), &bytes, &env)
+    let mut found: Vec<Finding> = wasmplugin::problems(doc)
+        .into_iter()
+        .map(|p| Finding {
+            location: Some(at.clone()),
+            error: Some(format!("{}{p}", wasmplugin::PREFIX)),
+        })
+        .collect();
+    let config = validate(Some(at), &bytes, &env);
+    if found.is_empty() || config.iter().any(|f| f.error.is_some()) {
+        found.extend(config);
+    }
+    found
 }

@@ -16,6 +16,7 @@ mod sink;
 mod store;
 mod verify;
 mod verify_text;
+mod wasmplugin;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

@@ -27,6 +27,7 @@ pub use state::{
 };
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 
 pub const ROOT_ID: u32 = 1;
@@ -167,6 +168,12 @@ impl Host {
         self.state_mut()
             .env
             .push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Envoy's shared data as an earlier VM left it (it outlives VMs).
+    pub fn shared_data(&mut self, data: &HashMap<String, Vec<u8>>) -> &mut Self {
+        self.state_mut().shared_data.clone_from(data);
         self
     }
 

@@ -127,6 +127,24 @@ impl Proxy for Seam<'_> {
         let _ = s.increment_metric(id as i32, delta);
     }
 
+    fn record_metric(&self, id: u32, value: u64) {
+        let mut s = self.enter("proxy_record_metric");
+        if let Some(m) = s.metric_mut(id as i32) {
+            m.value = value as i64;
+        }
+    }
+
+    fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
+        let s = self.enter("proxy_get_shared_data");
+        s.shared_data.get(key).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8]) -> bool {
+        let mut s = self.enter("proxy_set_shared_data");
+        s.shared_data.insert(key.to_string(), value.to_vec());
+        true
+    }
+
     fn log(&self, level: Level, message: &str) {
         let mut s = self.enter("proxy_log");
         s.log(level as u32, message.to_string());

@@ -167,6 +167,9 @@ pub struct State {
     /// When set, every property the test did not set is answered with
     /// arbitrary data (see [`Arbitrary`]).
     pub arbitrary: Option<Arbitrary>,
+    /// Envoy's shared data (`proxy_{get,set}_shared_data`), which outlives
+    /// a VM: copy it into a new host to stand for the next VM.
+    pub shared_data: HashMap<String, Vec<u8>>,
 
     // --- records
     pub logs: Vec<LogLine>,
@@ -212,6 +215,7 @@ impl State {
             live_contexts: HashSet::new(),
             unserializable: HashSet::new(),
             arbitrary: None,
+            shared_data: HashMap::new(),
             logs: Vec::new(),
             stdout: Vec::new(),
             stderr: Vec::new(),

@@ -3,7 +3,10 @@ SHELL := /bin/bash
 WASM := target/wasm32-wasip1/release/mesh_audit.wasm
 CARGO ?= cargo
 
-.PHONY: all build cli test unit lint fmt clean toolchain
+NATIVE := target/release/libmesh_audit.so
+NATIVE_BUILT := target/native/libmesh_audit.so
+
+.PHONY: all build native cli test unit lint fmt clean toolchain
 
 all: build
 
@@ -17,6 +20,15 @@ toolchain:
 build: toolchain
 	@start=$$(date +%s.%N); $(CARGO) build --target wasm32-wasip1 --release && touch -d "@$$start" $(WASM)
 	@ls -l $(WASM) | awk '{printf "mesh_audit.wasm: %d bytes\n", $$5}'
+
+# The Envoy dynamic module (Envoy 1.40, ABI v0.2.0), from the same crate.
+# Built with the `native` profile (release, but a panic unwinds to the entry
+# point's catch instead of aborting Envoy), then installed where Envoy's
+# search rule finds it: $${ENVOY_DYNAMIC_MODULES_SEARCH_PATH}/lib<name>.so.
+# Stamped like the .wasm so tests can refuse a stale module.
+native:
+	@start=$$(date +%s.%N); $(CARGO) build --profile native --features native --lib && touch -d "@$$start" $(NATIVE_BUILT) && mkdir -p $(dir $(NATIVE)) && cp -p $(NATIVE_BUILT) $(NATIVE)
+	@ls -l $(NATIVE) | awk '{printf "libmesh_audit.so: %d bytes\n", $$5}'
 
 cli:
 	$(CARGO) build --release --features cli

@@ -33,10 +33,12 @@ native:
 cli:
 	$(CARGO) build --release --features cli
 
-# Builds the .wasm the tests load (they refuse a stale one), installs the
-# pinned Envoy, then runs every test: unit, wasm-level, CLI, real Envoy.
-test: build envoy
+# Builds the .wasm and the native module the tests load (they refuse stale
+# ones), installs the pinned Envoy, then runs every test: unit, wasm-level,
+# CLI, real Envoy (both builds), and the native module's ABI-level test.
+test: build native envoy
 	$(CARGO) test --features cli --all-targets
+	$(CARGO) test --features native --test native_abi
 
 unit:
 	$(CARGO) test --lib
@@ -44,6 +46,7 @@ unit:
 lint: toolchain
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --features cli -- -D warnings
+	$(CARGO) clippy --features native --lib --tests -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 --release -- -D warnings
 
 fmt:

@@ -17,8 +17,9 @@ mod e2e;
 mod cli;
 
 use cli::{stored, verify, CliSink, Scratch};
-use e2e::{Envoy, Reply, Sink, Workload};
+use e2e::{envoy_bin, native_module, pki, repo_root, Envoy, Reply, Sink, Workload};
 use serde_json::{json, Value};
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -241,4 +242,56 @@ fn sigterm_with_records_buffered_loses_nothing_and_the_trail_verifies() {
             assert_eq!(e[list], json!([]), "{list}: {e:#}");
         }
     }
+}
+
+/// `envoy --mode validate` on examples/native/envoy.yaml with the test
+/// certificates, the module found by Envoy's search rule, and `keys` in
+/// Envoy's environment; (success, output).
+fn validate_native_example(keys: &[(&str, &str)]) -> (bool, String) {
+    let scratch = Scratch::new();
+    let example = std::fs::read_to_string(repo_root().join("examples/native/envoy.yaml")).unwrap();
+    let local = example.replace("/etc/envoy/certs/", &format!("{}/", pki().display()));
+    let config = scratch.path("envoy.yaml");
+    std::fs::write(&config, local).unwrap();
+    let mut cmd = Command::new(envoy_bin());
+    cmd.args(["--mode", "validate", "-l", "info", "-c"])
+        .arg(&config)
+        .env(
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+            native_module().parent().unwrap(),
+        )
+        .env_remove("MESH_AUDIT_HASH_KEY")
+        .env_remove("MESH_AUDIT_CHAIN_KEY");
+    for (k, v) in keys {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.contains("OK"), text)
+}
+
+#[test]
+fn the_native_example_config_validates_and_needs_its_keys_from_envoys_environment() {
+    let keys = [
+        ("MESH_AUDIT_HASH_KEY", "example-hash-key"),
+        ("MESH_AUDIT_CHAIN_KEY", "example-chain-key"),
+    ];
+    let (ok, text) = validate_native_example(&keys);
+    assert!(
+        ok,
+        "examples/native/envoy.yaml failed `envoy --mode validate`:\n{text}"
+    );
+    assert!(
+        text.contains("Dynamic module ABI version v0.2.0 matched"),
+        "{text}"
+    );
+
+    let (ok, text) = validate_native_example(&keys[1..]);
+    assert!(!ok, "validated without MESH_AUDIT_HASH_KEY:\n{text}");
+    let expected = "mesh-audit: invalid configuration: redact.hash_key_env: environment variable MESH_AUDIT_HASH_KEY is not set";
+    assert!(text.contains(expected), "no `{expected}` in:\n{text}");
 }

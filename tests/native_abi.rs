@@ -563,6 +563,26 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
         );
     });
 
+    // Fail-closed needs an HTTP filter: refused rather than silently open.
+    let reject = br#"{"sink": {"cluster": "audit_sink"}, "on_overflow": "reject"}"#;
+    assert!(unsafe {
+        envoy_dynamic_module_on_access_logger_config_new(
+            std::ptr::null_mut(),
+            buf(b""),
+            buf(reject),
+        )
+    }
+    .is_null());
+    with(|r| {
+        assert!(
+            r.logs.iter().any(
+                |l| l.starts_with("mesh-audit: invalid configuration: on_overflow: \"reject\"")
+            ),
+            "{:?}",
+            r.logs
+        );
+    });
+
     let json = br#"{"sink": {"cluster": "audit_sink"}, "batch": {"flush_interval_ms": 100}, "capture": {"request_headers": ["user-agent", "x-api-key"]}}"#;
     let config = unsafe {
         envoy_dynamic_module_on_access_logger_config_new(std::ptr::null_mut(), buf(b""), buf(json))

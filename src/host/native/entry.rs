@@ -6,7 +6,7 @@
 use super::abi::{self, EnvoyBuffer, EnvoyHeader};
 use super::worker::Logger;
 use super::{guard, log, main_thread, Handoff, PENDING, QUEUE_CAPACITY};
-use crate::config::{error_line, Config};
+use crate::config::{error_line, Config, Overflow};
 use crate::host::Level;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
@@ -16,6 +16,9 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 struct LoggerConfig {
     json: Vec<u8>,
 }
+
+/// Why the native module refuses `"on_overflow": "reject"`.
+pub const REJECT_UNSUPPORTED: &str = "mesh-audit: invalid configuration: on_overflow: \"reject\" needs an HTTP filter to answer 503, and the native module audits from the access log: use the wasm filter for fail-closed auditing";
 
 /// A pointer for hooks whose module-side object carries no state.
 static MARKER: u8 = 0;
@@ -70,6 +73,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
         };
         let env = |name: &str| std::env::var(name).ok();
         match Config::from_json(&json, &env) {
+            // An access logger cannot answer a request: fail-closed would
+            // silently be fail-open, so the configuration is refused.
+            Ok(c) if c.on_overflow == Overflow::Reject => {
+                log(Level::Error, REJECT_UNSUPPORTED);
+                std::ptr::null()
+            }
             Ok(_) => Box::into_raw(Box::new(LoggerConfig { json }))
                 .cast_const()
                 .cast(),

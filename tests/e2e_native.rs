@@ -24,9 +24,8 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Captures headers and the query, hashes one header: everything the record
-/// builder does that does not need JWT metadata (see the README's native
-/// deviations).
+/// Captures headers, the query and the verified JWT's claims; hashes a
+/// header and a claim.
 fn config() -> Value {
     json!({
         "sink": {"cluster": "audit_sink"},
@@ -34,16 +33,24 @@ fn config() -> Value {
         "capture": {
             "request_headers": ["user-agent", "x-api-key", "x-user-email"],
             "response_headers": ["content-type"],
-            "query": true
+            "query": true,
+            "jwt": {"claims": ["sub", "iss", "email"]}
         },
-        "redact": {"headers": {"x-user-email": "hash"}, "hash_key_env": "MESH_AUDIT_HASH_KEY"}
+        "redact": {
+            "headers": {"x-user-email": "hash"},
+            "claims": {"email": "hash"},
+            "hash_key_env": "MESH_AUDIT_HASH_KEY"
+        }
     })
 }
 
-/// The same traffic for either build: identities, a denial, an upstream
-/// failure, no route, plaintext, redaction.
+/// The same traffic for either build: identities, an end user, a denial, an
+/// upstream failure, no route, plaintext, redaction.
 fn traffic(envoy: &Envoy) -> Vec<Reply> {
+    let token = std::fs::read_to_string(pki().join("alice.jwt")).unwrap();
+    let bearer = format!("Bearer {}", token.trim());
     let secret = [
+        ("authorization", bearer.as_str()),
         ("x-api-key", "s3cret"),
         ("x-user-email", "alice@example.com"),
         ("user-agent", "e2e-native/1"),
@@ -150,6 +157,10 @@ fn native_records_equal_the_wasm_filters_for_the_same_requests() {
     assert_eq!(first.str("/request/headers/x-api-key"), Some("[REDACTED]"));
     assert!(first
         .str("/request/headers/x-user-email")
+        .is_some_and(|v| v.starts_with("hmac-sha256:")));
+    assert_eq!(first.str("/user/sub"), Some("alice"));
+    assert!(first
+        .str("/user/email")
         .is_some_and(|v| v.starts_with("hmac-sha256:")));
     assert_eq!(
         from_native[1].str("/source/principal"),

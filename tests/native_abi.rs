@@ -211,6 +211,33 @@ pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_attribute_stri
     false
 }
 #[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata(
+    _: *mut c_void,
+    _ns: ModuleBuffer,
+    _path: ModuleBuffer,
+    _out: *mut EnvoyBuffer,
+) -> bool {
+    false
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_number(
+    _: *mut c_void,
+    _ns: ModuleBuffer,
+    _path: ModuleBuffer,
+    _out: *mut f64,
+) -> bool {
+    false
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_bool(
+    _: *mut c_void,
+    _ns: ModuleBuffer,
+    _path: ModuleBuffer,
+    _out: *mut bool,
+) -> bool {
+    false
+}
+#[no_mangle]
 pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_remote_address(
     _: *mut c_void,
     out: *mut EnvoyBuffer,

@@ -174,6 +174,24 @@ extern "C" {
         attribute_id: u32,
         result: *mut EnvoyBuffer,
     ) -> bool;
+    pub fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata(
+        ctx: *mut c_void,
+        filter_name: ModuleBuffer,
+        path: ModuleBuffer,
+        result: *mut EnvoyBuffer,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_number(
+        ctx: *mut c_void,
+        filter_name: ModuleBuffer,
+        path: ModuleBuffer,
+        result: *mut f64,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_bool(
+        ctx: *mut c_void,
+        filter_name: ModuleBuffer,
+        path: ModuleBuffer,
+        result: *mut bool,
+    ) -> bool;
     pub fn envoy_dynamic_module_callback_access_logger_get_downstream_remote_address(
         ctx: *mut c_void,
         address_out: *mut EnvoyBuffer,

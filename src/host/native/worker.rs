@@ -160,6 +160,47 @@ impl LogHost<'_> {
         unsafe { abi::copy_bytes(first.ptr, first.length) }
     }
 
+    /// One dynamic-metadata value, encoded as proxy-wasm gives a property:
+    /// a string's bytes, a number as a little-endian double, a bool as one byte.
+    fn metadata_value(&self, namespace: &str, path: &str) -> Option<Vec<u8>> {
+        use abi::*;
+        let (ns, key) = (
+            ModuleBuffer::of(namespace.as_bytes()),
+            ModuleBuffer::of(path.as_bytes()),
+        );
+        let mut text = EnvoyBuffer::EMPTY;
+        // Safety (each call): the context is Envoy's, valid for this hook;
+        // the names outlive the call; the outputs are ours.
+        if unsafe {
+            envoy_dynamic_module_callback_access_logger_get_dynamic_metadata(
+                self.ctx, ns, key, &mut text,
+            )
+        } {
+            // Safety: as in `buffer`.
+            return unsafe { copy_bytes(text.ptr, text.length) };
+        }
+        let mut number = 0f64;
+        if unsafe {
+            envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_number(
+                self.ctx,
+                ns,
+                key,
+                &mut number,
+            )
+        } {
+            return Some(number.to_le_bytes().to_vec());
+        }
+        let mut flag = false;
+        if unsafe {
+            envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_bool(
+                self.ctx, ns, key, &mut flag,
+            )
+        } {
+            return Some(vec![u8::from(flag)]);
+        }
+        None
+    }
+
     fn timing(&self) -> abi::TimingInfo {
         let mut t = abi::TimingInfo::default();
         // Safety: as in `buffer`; Envoy fills the whole struct.
@@ -257,8 +298,8 @@ impl LogHost<'_> {
                 // Safety: as in `buffer`.
                 found.then(|| unsafe { copy_bytes(out.ptr, out.length) })?
             }
-            // Not offered to access loggers in this ABI (JWT metadata as a
-            // Struct, the node id): absent, as a proxy that cannot tell.
+            // Not offered to access loggers in this ABI (the node id):
+            // absent, as a proxy that cannot tell.
             _ => None,
         }
     }
@@ -269,7 +310,15 @@ impl Attributes for LogHost<'_> {
         if self.ctx.is_null() {
             return Ok(None);
         }
-        Ok(self.property_of(path))
+        match path {
+            // The access logger gives metadata values one by one, never a
+            // whole Struct: the core then reads the payload claim by claim.
+            ["metadata", "filter_metadata", _, _] => Err(HostError::Unserializable),
+            ["metadata", "filter_metadata", ns, key, claim] => {
+                Ok(self.metadata_value(ns, &format!("{key}.{claim}")))
+            }
+            _ => Ok(self.property_of(path)),
+        }
     }
 
     fn headers(&self, map: Map) -> Headers {

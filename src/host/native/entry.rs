@@ -47,7 +47,12 @@ fn queue_for(json: &[u8]) -> Option<SyncSender<Handoff>> {
             return Some(tx.clone());
         }
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
-        PENDING.lock().ok()?.push((rx, json.to_vec()));
+        // A panic elsewhere cannot leave the list half-written (a push is
+        // all anyone does under the lock), so a poisoned lock is still good.
+        PENDING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((rx, json.to_vec()));
         q.push((json.to_vec(), tx.clone()));
         Some(tx)
     })

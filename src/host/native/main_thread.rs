@@ -16,6 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::TryLockError;
 
 /// How often the main thread takes what workers handed over and runs the
 /// auditors' tick (the wasm filter's tick is capped at the same 100 ms).
@@ -278,8 +279,9 @@ impl Main {
     fn take(&mut self) {
         let fresh: Vec<_> = match PENDING.try_lock() {
             Ok(mut p) => p.drain(..).collect(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().drain(..).collect(),
             // A worker is registering: its queue is taken on the next tick.
-            Err(_) => Vec::new(),
+            Err(TryLockError::WouldBlock) => Vec::new(),
         };
         for (queue, config) in fresh {
             self.emitters.push(Emitter {

@@ -3,7 +3,10 @@ SHELL := /bin/bash
 WASM := target/wasm32-wasip1/release/mesh_audit.wasm
 CARGO ?= cargo
 
-.PHONY: all build cli test check unit lint fmt clean toolchain
+NATIVE := target/release/libmesh_audit.so
+NATIVE_BUILT := target/native/libmesh_audit.so
+
+.PHONY: all build native cli test check unit lint fmt clean toolchain
 
 all: build
 
@@ -19,13 +22,24 @@ build: toolchain
 	@start=$$(date +%s.%N); $(CARGO) build --target wasm32-wasip1 --release && touch -d "@$$start" $(WASM)
 	@ls -l $(WASM) | awk '{printf "mesh_audit.wasm: %d bytes\n", $$5}'
 
+# The Envoy dynamic module (Envoy 1.40, ABI v0.2.0), from the same crate.
+# Built with the `native` profile (release, but a panic unwinds to the entry
+# point's catch instead of aborting Envoy), then installed where Envoy's
+# search rule finds it: $${ENVOY_DYNAMIC_MODULES_SEARCH_PATH}/lib<name>.so.
+# Stamped like the .wasm so tests can refuse a stale module.
+native:
+	@start=$$(date +%s.%N); $(CARGO) build --profile native --features native --lib && touch -d "@$$start" $(NATIVE_BUILT) && mkdir -p $(dir $(NATIVE)) && cp -p $(NATIVE_BUILT) $(NATIVE)
+	@ls -l $(NATIVE) | awk '{printf "libmesh_audit.so: %d bytes\n", $$5}'
+
 cli:
 	$(CARGO) build --release --features cli
 
-# Builds the .wasm the tests load (they refuse a stale one), installs the
-# pinned Envoy, then runs every test: unit, wasm-level, CLI, real Envoy.
-test: build envoy
+# Builds the .wasm and the native module the tests load (they refuse stale
+# ones), installs the pinned Envoy, then runs every test: unit, wasm-level,
+# CLI, real Envoy (both builds), and the native module's ABI-level test.
+test: build native envoy
 	$(CARGO) test --features cli --all-targets
+	$(CARGO) test --features native --test native_abi
 
 # The inner loop, no Envoy: formatting, lints, unit tests, and the wasm-level
 # suite (every lifecycle test on the native core and on the built .wasm).
@@ -38,6 +52,7 @@ unit:
 lint: toolchain
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --features cli -- -D warnings
+	$(CARGO) clippy --features native --lib --tests -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 --release -- -D warnings
 
 fmt:

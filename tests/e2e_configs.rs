@@ -1,6 +1,7 @@
 //! Every Envoy configuration the project ships must be accepted by the pinned
-//! Envoy (`envoy --mode validate`, which also loads the `.wasm` and runs the
-//! plugin's configure step), once its placeholders are filled.
+//! Envoy (`envoy --mode validate`, which also loads the `.wasm` or the native
+//! module and runs the plugin's configure step), once its placeholders are
+//! filled.
 
 // Test code: helpers fail the test by panicking.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -55,11 +56,21 @@ fn validate(template: &Path, plugin_config: &serde_json::Value) -> Output {
         render(&text, &placeholder_values(plugin_config, &out_dir)),
     )
     .unwrap();
-    let output = Command::new(envoy_bin())
+    let mut envoy = Command::new(envoy_bin());
+    envoy
         .args(["--mode", "validate", "-l", "info", "-c"])
-        .arg(&rendered)
-        .output()
-        .unwrap();
+        .arg(&rendered);
+    // A template loading the native module: Envoy finds it by its search
+    // rule, and the module reads its keys from Envoy's environment.
+    if text.contains("envoy.bootstrap.dynamic_modules") {
+        envoy
+            .env(
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                e2e::native_module().parent().unwrap(),
+            )
+            .env("MESH_AUDIT_HASH_KEY", "e2e-hash-key");
+    }
+    let output = envoy.output().unwrap();
     std::fs::remove_dir_all(&out_dir).unwrap();
     output
 }

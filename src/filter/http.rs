@@ -78,15 +78,36 @@ fn route_facts(host: &dyn Host, naming: &mut Naming) -> Route {
     }
 }
 
+/// What auditing a finished request came to, before admission.
+pub enum Outcome {
+    /// Kept: the record, and the time it is admitted at (the request's end).
+    Keep(Box<Record>, u64),
+    /// Let go by the sampler; `rate_limited_at` when the rate cap did it.
+    SampledOut { rate_limited_at: Option<u64> },
+    /// The auditor is not configured.
+    Inactive,
+}
+
 /// `on_log`: audit the request that just finished.
 pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
     if auditor.is_inert() {
         auditor.unaudited();
         return;
     }
+    match build(auditor, host) {
+        Outcome::Keep(record, at) => auditor.admit(host, *record, at),
+        Outcome::SampledOut { rate_limited_at } => auditor.sampled_out(rate_limited_at),
+        Outcome::Inactive => {}
+    }
+}
+
+/// A finished request's facts → its record or the sampler's verdict, with
+/// policy violations counted; admission is the caller's (the native module
+/// builds on a worker and admits on the thread that delivers).
+pub fn build(auditor: &mut Auditor, host: &dyn Host) -> Outcome {
     let draw = auditor.draw();
     let Some(active) = auditor.active.as_mut() else {
-        return;
+        return Outcome::Inactive;
     };
     let req_headers = host.headers(Map::RequestHeaders);
     let resp_headers = host.headers(Map::ResponseHeaders);
@@ -154,8 +175,9 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
         auditor.stats.add(Counter::PolicyViolations, 1);
     }
     if !verdict.keep {
-        auditor.sampled_out(verdict.rate_limited.then_some(now_ms * 1_000_000));
-        return;
+        return Outcome::SampledOut {
+            rate_limited_at: verdict.rate_limited.then_some(now_ms * 1_000_000),
+        };
     }
 
     let conn = match conn {
@@ -269,5 +291,5 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host) {
         config: cfg.digest.clone(),
     });
     let end = start.saturating_add(duration.unwrap_or(0));
-    auditor.admit(host, r, end);
+    Outcome::Keep(Box::new(r), end)
 }

@@ -337,15 +337,24 @@ impl Auditor {
             a.buffer.push(Entry { seq, line });
             self.stats.add(Counter::RecordsAdmitted, 1);
         } else {
-            a.not_admitted.note(at_nanos);
-            self.stats.add(Counter::RecordsNotAdmitted, 1);
-            if !self.warned.buffer_full {
-                self.warned.buffer_full = true;
-                host.log(
-                    Level::Warn,
-                    "mesh-audit: buffer full, records are not admitted (counted, reported by a loss record)",
-                );
-            }
+            self.not_admitted(host, at_nanos);
+        }
+    }
+
+    /// Counts a record that found no room (SPEC §2.2), to be reported by a
+    /// `loss` record; also used by a host whose hand-off queue was full.
+    pub fn not_admitted(&mut self, host: &dyn Host, at_nanos: u64) {
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        a.not_admitted.note(at_nanos);
+        self.stats.add(Counter::RecordsNotAdmitted, 1);
+        if !self.warned.buffer_full {
+            self.warned.buffer_full = true;
+            host.log(
+                Level::Warn,
+                "mesh-audit: buffer full, records are not admitted (counted, reported by a loss record)",
+            );
         }
     }
 

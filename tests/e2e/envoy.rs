@@ -136,6 +136,53 @@ impl Envoy {
         Envoy::spawn_with(plugin_config, sink, as_access_logger).ready()
     }
 
+    /// Starts Envoy from envoy/e2e-native.yaml: the same listeners, with
+    /// mesh-audit as the native module (`make native`) instead of the
+    /// `.wasm`, found through `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`. The
+    /// module reads the variables the wasm VM is given from Envoy's
+    /// environment.
+    pub fn start_native(plugin_config: &serde_json::Value, sink_port: u16, workers: u32) -> Envoy {
+        let dir = run_dir();
+        let (admin_port, mtls_port, plain_port) = (free_port(), free_port(), free_port());
+        let module = super::native_module();
+        let config = render(
+            &read_template("envoy/e2e-native.yaml"),
+            &[
+                ("ADMIN_PORT", admin_port.to_string()),
+                ("MTLS_PORT", mtls_port.to_string()),
+                ("PLAIN_PORT", plain_port.to_string()),
+                ("BACKEND_PORT", free_port().to_string()),
+                ("SINK_PORT", sink_port.to_string()),
+                ("CLOSED_PORT", free_port().to_string()),
+                ("CERT_DIR", pki().display().to_string()),
+                ("PLUGIN_CONFIG", plugin_config_scalar(plugin_config)),
+                ("ACCESS_LOG", dir.join("access.log").display().to_string()),
+            ],
+        );
+        let config_path = dir.join("envoy.yaml");
+        write(&config_path, &config);
+        let search_path = module.parent().unwrap_or(Path::new("."));
+        let child = launch_with_env(
+            &config_path,
+            &dir,
+            workers,
+            &[],
+            &[
+                ("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", search_path.as_os_str()),
+                ("MESH_AUDIT_HASH_KEY", "e2e-hash-key".as_ref()),
+            ],
+        );
+        Envoy {
+            child,
+            admin_port,
+            mtls_port,
+            plain_port,
+            dir,
+            listeners: None,
+        }
+        .ready()
+    }
+
     fn spawn(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
         Envoy::spawn_with(plugin_config, sink, |config| config)
     }
@@ -363,7 +410,8 @@ pub fn wait_ready(child: &mut Child, admin_port: u16, name: &str) {
 }
 
 /// The filter's metrics (summed over all VMs), by their name after
-/// `mesh_audit.`: Envoy 1.40 lists proxy-wasm metrics as `wasmcustom.<name>`.
+/// `mesh_audit.`: Envoy 1.40 lists proxy-wasm metrics as `wasmcustom.<name>`
+/// and a dynamic module's as `dynamicmodulescustom.<name>`.
 pub fn mesh_audit_stats(admin_port: u16) -> BTreeMap<String, u64> {
     let (status, body) = admin_request(admin_port, "GET", "/stats?filter=mesh_audit")
         .unwrap_or_else(|| panic!("admin port {admin_port} unreachable"));
@@ -371,7 +419,10 @@ pub fn mesh_audit_stats(admin_port: u16) -> BTreeMap<String, u64> {
     body.lines()
         .filter_map(|line| {
             let (name, value) = line.split_once(": ")?;
-            let name = name.strip_prefix("wasmcustom.mesh_audit.")?;
+            // The native module's metrics carry Envoy's dynamic-module prefix.
+            let name = name
+                .strip_prefix("wasmcustom.mesh_audit.")
+                .or_else(|| name.strip_prefix("dynamicmodulescustom.mesh_audit."))?;
             Some((name.to_string(), value.trim().parse().ok()?))
         })
         .collect()
@@ -414,7 +465,19 @@ fn read_template(path: &str) -> String {
 /// Starts the pinned Envoy on `config` with `workers` worker threads,
 /// logging into `dir`.
 pub fn launch(config: &Path, dir: &Path, workers: u32, extra_args: &[&str]) -> Child {
+    launch_with_env(config, dir, workers, extra_args, &[])
+}
+
+/// [`launch`], with these variables added to Envoy's environment.
+pub fn launch_with_env(
+    config: &Path,
+    dir: &Path,
+    workers: u32,
+    extra_args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Child {
     Command::new(envoy_bin())
+        .envs(env.iter().copied())
         .arg("-c")
         .arg(config)
         .args([
@@ -424,7 +487,7 @@ pub fn launch(config: &Path, dir: &Path, workers: u32, extra_args: &[&str]) -> C
             "-l",
             "info",
         ])
-        .args(["--component-log-level", "wasm:debug"])
+        .args(["--component-log-level", "wasm:debug,dynamic_modules:debug"])
         // Log and access-log lines reach their files promptly.
         .args(["--file-flush-interval-msec", "50"])
         .args(extra_args)

@@ -105,6 +105,41 @@ pub fn wasm() -> &'static Path {
     })
 }
 
+/// The native module (`make native`), refused when missing or older than
+/// any source file it was built from, like [`wasm`]. The harness loads it
+/// from the `native` profile's own directory, which no other build writes.
+pub fn native_module() -> &'static Path {
+    static SO: OnceLock<PathBuf> = OnceLock::new();
+    SO.get_or_init(|| {
+        let dir = target_dir().join("native");
+        let so = dir.join("libmesh_audit.so");
+        let built =
+            modified(&so).unwrap_or_else(|e| panic!("{}: {e}: run `make native`", so.display()));
+        let dep_info = dir.join("libmesh_audit.d");
+        let deps = std::fs::read_to_string(&dep_info)
+            .unwrap_or_else(|e| panic!("{}: {e}: run `make native`", dep_info.display()));
+        let sources = dep_info_sources(&deps);
+        assert!(
+            sources
+                .iter()
+                .any(|s| s.ends_with("src/host/native/entry.rs")),
+            "{} was not built with the native host: run `make native`",
+            so.display()
+        );
+        for source in sources {
+            if let Ok(changed) = modified(&source) {
+                assert!(
+                    changed <= built,
+                    "{} is older than {}: run `make native` (tests never run a stale module)",
+                    so.display(),
+                    source.display()
+                );
+            }
+        }
+        so
+    })
+}
+
 fn modified(path: &Path) -> std::io::Result<SystemTime> {
     std::fs::metadata(path)?.modified()
 }

@@ -1,0 +1,342 @@
+//! The event hooks Envoy calls (`envoy_dynamic_module_on_*`). Each one only
+//! checks its pointers and delegates, inside [`guard`]: no panic crosses
+//! into Envoy, and a hook that cannot do its work returns what tells Envoy
+//! "nothing" (a null pointer, or no action).
+
+use super::abi::{self, EnvoyBuffer, EnvoyHeader};
+use super::worker::Logger;
+use super::{guard, log, main_thread, Handoff, PENDING, QUEUE_CAPACITY};
+use crate::config::{error_line, Config, Overflow};
+use crate::host::Level;
+use std::cell::RefCell;
+use std::ffi::{c_char, c_void};
+use std::sync::mpsc::{sync_channel, SyncSender};
+
+/// What `access_log` hands every logger of one configuration.
+struct LoggerConfig {
+    json: Vec<u8>,
+}
+
+/// Why the native module refuses `"on_overflow": "reject"`.
+pub const REJECT_UNSUPPORTED: &str = "mesh-audit: invalid configuration: on_overflow: \"reject\" needs an HTTP filter to answer 503, and the native module audits from the access log: use the wasm filter for fail-closed auditing";
+
+/// A pointer for hooks whose module-side object carries no state.
+static MARKER: u8 = 0;
+
+fn marker() -> *const c_void {
+    std::ptr::addr_of!(MARKER).cast()
+}
+
+/// `access_log` types that end an HTTP request (`DownstreamEnd`, or
+/// `NotSet` from Envoys that do not say).
+const LOG_TYPE_NOT_SET: u32 = 0;
+const LOG_TYPE_DOWNSTREAM_END: u32 = 6;
+
+thread_local! {
+    /// This thread's queue to the main thread, per configuration: loggers
+    /// of one configuration on one worker (e.g. two listeners sharing an
+    /// HTTP connection manager) feed one emitter, as they share one VM in
+    /// the wasm build.
+    static QUEUES: RefCell<Vec<(Vec<u8>, SyncSender<Handoff>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn queue_for(json: &[u8]) -> Option<SyncSender<Handoff>> {
+    QUEUES.with(|q| {
+        let mut q = q.try_borrow_mut().ok()?;
+        if let Some((_, tx)) = q.iter().find(|(j, _)| j == json) {
+            return Some(tx.clone());
+        }
+        let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        // A panic elsewhere cannot leave the list half-written (a push is
+        // all anyone does under the lock), so a poisoned lock is still good.
+        PENDING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((rx, json.to_vec()));
+        q.push((json.to_vec(), tx.clone()));
+        Some(tx)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
+    abi::ABI_VERSION.as_ptr().cast()
+}
+
+/// # Safety
+/// Envoy's buffers, valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
+    _config_envoy: *mut c_void,
+    _name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> *const c_void {
+    guard("access_logger_config_new", std::ptr::null(), || {
+        // Safety: Envoy's buffer for this call.
+        let Some(json) = (unsafe { abi::copy_bytes(config.ptr, config.length) }) else {
+            return std::ptr::null();
+        };
+        let env = |name: &str| std::env::var(name).ok();
+        match Config::from_json(&json, &env) {
+            // An access logger cannot answer a request: fail-closed would
+            // silently be fail-open, so the configuration is refused.
+            Ok(c) if c.on_overflow == Overflow::Reject => {
+                log(Level::Error, REJECT_UNSUPPORTED);
+                std::ptr::null()
+            }
+            Ok(_) => Box::into_raw(Box::new(LoggerConfig { json }))
+                .cast_const()
+                .cast(),
+            Err(e) => {
+                // Envoy refuses the access log: a standalone Envoy fails fast.
+                log(Level::Error, &error_line(&e));
+                std::ptr::null()
+            }
+        }
+    })
+}
+
+/// # Safety
+/// A pointer this module returned from `access_logger_config_new`.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_destroy(
+    config: *const c_void,
+) {
+    guard("access_logger_config_destroy", (), || {
+        if !config.is_null() {
+            // Safety: made by Box::into_raw in config_new, destroyed once.
+            drop(unsafe { Box::from_raw(config.cast_mut().cast::<LoggerConfig>()) });
+        }
+    })
+}
+
+/// # Safety
+/// A pointer this module returned from `access_logger_config_new`.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_new(
+    config: *const c_void,
+    _logger_envoy: *mut c_void,
+) -> *const c_void {
+    guard("access_logger_new", std::ptr::null(), || {
+        if config.is_null() {
+            return std::ptr::null();
+        }
+        // Safety: made in config_new and alive until config_destroy.
+        let config = unsafe { &*config.cast::<LoggerConfig>() };
+        let Some(tx) = queue_for(&config.json) else {
+            return std::ptr::null();
+        };
+        Box::into_raw(Box::new(Logger::new(config.json.clone(), tx)))
+            .cast_const()
+            .cast()
+    })
+}
+
+/// # Safety
+/// `logger` is a pointer this module returned from `access_logger_new`;
+/// `ctx` is Envoy's, valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_log(
+    ctx: *mut c_void,
+    logger: *const c_void,
+    log_type: u32,
+) {
+    guard("access_logger_log", (), || {
+        if logger.is_null() || ctx.is_null() {
+            return;
+        }
+        if log_type != LOG_TYPE_DOWNSTREAM_END && log_type != LOG_TYPE_NOT_SET {
+            return;
+        }
+        // Safety: made in access_logger_new; Envoy calls a logger from its
+        // own worker only, never two hooks at once.
+        let logger = unsafe { &mut *logger.cast_mut().cast::<Logger>() };
+        logger.log(ctx);
+    })
+}
+
+/// # Safety
+/// A pointer this module returned from `access_logger_new`.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_destroy(logger: *const c_void) {
+    guard("access_logger_destroy", (), || {
+        if !logger.is_null() {
+            // Safety: made by Box::into_raw in access_logger_new, destroyed once.
+            // Dropping it closes its queue; the main thread drains what is left.
+            drop(unsafe { Box::from_raw(logger.cast_mut().cast::<Logger>()) });
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_config_new(
+    config_envoy: *mut c_void,
+    _name: EnvoyBuffer,
+    _config: EnvoyBuffer,
+) -> *const c_void {
+    guard("bootstrap_extension_config_new", std::ptr::null(), || {
+        if config_envoy.is_null() {
+            return std::ptr::null();
+        }
+        main_thread::config_new(config_envoy);
+        marker()
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_config_destroy(_: *const c_void) {}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_new(
+    _config: *const c_void,
+    _extension_envoy: *mut c_void,
+) -> *const c_void {
+    marker()
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_server_initialized(
+    _extension_envoy: *mut c_void,
+    _extension: *const c_void,
+) {
+    guard(
+        "bootstrap_extension_server_initialized",
+        (),
+        main_thread::server_initialized,
+    )
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_worker_thread_initialized(
+    _extension_envoy: *mut c_void,
+    _extension: *const c_void,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_drain_started(
+    _extension_envoy: *mut c_void,
+    _extension: *const c_void,
+) {
+    guard(
+        "bootstrap_extension_drain_started",
+        (),
+        main_thread::drain_started,
+    )
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_shutdown(
+    _extension_envoy: *mut c_void,
+    _extension: *const c_void,
+    completion: abi::EventCallback,
+    context: *mut c_void,
+) {
+    let finished = guard("bootstrap_extension_shutdown", false, || {
+        main_thread::shutdown(completion, context);
+        true
+    });
+    if !finished {
+        // Envoy waits for this callback: a failed drain must still release it.
+        if let Some(cb) = completion {
+            // Safety: Envoy's completion callback with the context it gave.
+            unsafe { cb(context) };
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_destroy(_: *const c_void) {}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_config_scheduled(
+    _config_envoy: *mut c_void,
+    _config: *const c_void,
+    _event_id: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_timer_fired(
+    _config_envoy: *mut c_void,
+    _config: *const c_void,
+    timer: *mut c_void,
+) {
+    guard("bootstrap_extension_timer_fired", (), || {
+        main_thread::timer_fired(timer)
+    })
+}
+
+/// # Safety
+/// `headers` addresses `headers_size` headers Envoy owns for the call.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
+    _config_envoy: *mut c_void,
+    _config: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHeader,
+    headers_size: usize,
+    _body: *const EnvoyBuffer,
+    _body_size: usize,
+) {
+    guard("bootstrap_extension_http_callout_done", (), || {
+        // Safety: per this hook's contract.
+        unsafe { main_thread::callout_done(callout_id, result, headers, headers_size) }
+    })
+}
+
+// Hooks Envoy requires of every bootstrap extension; mesh-audit watches no
+// file, serves no admin path and follows no cluster or listener changes.
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_file_changed(
+    _config_envoy: *mut c_void,
+    _config: *const c_void,
+    _path: EnvoyBuffer,
+    _events: u32,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_admin_request(
+    _config_envoy: *mut c_void,
+    _config: *const c_void,
+    _method: EnvoyBuffer,
+    _path: EnvoyBuffer,
+    _body: EnvoyBuffer,
+) -> u32 {
+    404
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_cluster_add_or_update(
+    _config_envoy: *mut c_void,
+    _config: *const c_void,
+    _cluster: EnvoyBuffer,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_cluster_removal(
+    _config_envoy: *mut c_void,
+    _config: *const c_void,
+    _cluster: EnvoyBuffer,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_listener_add_or_update(
+    _config_envoy: *mut c_void,
+    _config: *const c_void,
+    _listener: EnvoyBuffer,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_listener_removal(
+    _config_envoy: *mut c_void,
+    _config: *const c_void,
+    _listener: EnvoyBuffer,
+) {
+}

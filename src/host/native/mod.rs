@@ -1,0 +1,93 @@
+//! The native host seam: mesh-audit as an Envoy dynamic module (ABI v0.2.0,
+//! Envoy 1.40), implementing the same [`Attributes`](crate::host::Attributes)
+//! and [`Proxy`](crate::host::Proxy) traits as the proxy-wasm host so the
+//! core runs unchanged.
+//!
+//! The module attaches twice. An **access logger** (one instance per worker)
+//! reads each finished request through the access logger's getters and
+//! builds its record; it cannot call out or set timers, so it hands the
+//! record to a **bootstrap extension** on the main thread through a bounded
+//! queue. There, one auditor per worker (one emitter per worker) admits,
+//! chains and batches, and delivers with the extension's HTTP callouts; the
+//! extension's shutdown hook drains what is buffered before Envoy exits.
+
+pub mod abi;
+mod entry;
+mod main_thread;
+mod worker;
+
+use crate::filter::http::Outcome;
+use crate::host::Level;
+use std::sync::mpsc::Receiver;
+use std::sync::Mutex;
+
+/// What a worker hands the main thread.
+pub enum Handoff {
+    /// One finished request: its record or the sampler's verdict, and
+    /// whether it violated an access policy.
+    Outcome { outcome: Outcome, violation: bool },
+    /// Records the queue had no room for, since..until (nanoseconds).
+    NotAdmitted { count: u64, since: u64, until: u64 },
+}
+
+/// Hand-offs one worker may have in flight to the main thread (a few KiB
+/// each at most, so tens of MiB per worker at worst). The main thread takes
+/// them every 100 ms; past this the record is counted as not admitted and
+/// reported by a `loss` record, never waited for.
+pub const QUEUE_CAPACITY: usize = 16_384;
+
+/// Queues of loggers created since the main thread last looked, with the
+/// configuration each was made with. Locked when a logger is created and
+/// on the main thread's tick, never per request.
+static PENDING: Mutex<Vec<(Receiver<crate::host::native::Handoff>, Vec<u8>)>> =
+    Mutex::new(Vec::new());
+
+/// The module runs inside Envoy's process: its environment is the VM's.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn fill_random(buf: &mut [u8]) -> bool {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .is_ok()
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn log(level: Level, message: &str) {
+    let level = match level {
+        Level::Trace => abi::LogLevel::Trace,
+        Level::Debug => abi::LogLevel::Debug,
+        Level::Info => abi::LogLevel::Info,
+        Level::Warn => abi::LogLevel::Warn,
+        Level::Error => abi::LogLevel::Error,
+        Level::Critical => abi::LogLevel::Critical,
+    };
+    // Safety: the message outlives the call; Envoy copies it.
+    unsafe {
+        abi::envoy_dynamic_module_callback_log(level, abi::ModuleBuffer::of(message.as_bytes()))
+    };
+}
+
+/// Runs an entry point's body; a panic never unwinds into Envoy: it is
+/// logged and the entry point returns `fallback`.
+pub fn guard<R>(hook: &str, fallback: R, f: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => {
+            let _ = std::panic::catch_unwind(|| {
+                log(
+                    Level::Critical,
+                    &format!("mesh-audit: panic in {hook}; the hook was abandoned"),
+                )
+            });
+            fallback
+        }
+    }
+}

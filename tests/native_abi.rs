@@ -1,0 +1,782 @@
+//! The native module at its ABI, without Envoy: this test binary plays
+//! Envoy's part, defining the callbacks the module imports (recording what
+//! the module asked for) and calling the module's event hooks as Envoy
+//! does. A request goes in through the access-logger hooks and comes out as
+//! an HTTP callout from the bootstrap extension; poisoned answers (absurd
+//! counts, null pointers with lengths, bytes that are not UTF-8) must be
+//! survived, and a panic inside a hook must stay inside the module.
+//!
+//! Run with `--features native` (as `make test` does).
+#![cfg(feature = "native")]
+// Test code: a failed unwrap or panic is a failed test with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// The fakes implement Envoy's C signatures, pointers and all.
+#![allow(clippy::missing_safety_doc, clippy::not_unsafe_ptr_arg_deref)]
+
+use mesh_audit::host::native::abi::{
+    BytesInfo, EnvoyBuffer, EnvoyHeader, ModuleBuffer, ModuleHeader, TimingInfo,
+};
+use mesh_audit::host::native::guard;
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::Mutex;
+
+// ---- what the fake Envoy records -------------------------------------------
+
+/// One HTTP callout: cluster, headers, body.
+type Callout = (String, Vec<(String, String)>, Vec<u8>);
+
+#[derive(Default)]
+struct Recorded {
+    logs: Vec<String>,
+    init_complete: usize,
+    timers: usize,
+    callouts: Vec<Callout>,
+    counters: Vec<String>,
+    gauges: Vec<String>,
+    /// (metric id, value) of every counter increment.
+    increments: Vec<(usize, u64)>,
+}
+
+static RECORDED: Mutex<Option<Recorded>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut Recorded) -> R) -> R {
+    let mut r = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+    f(r.get_or_insert_with(Recorded::default))
+}
+
+unsafe fn text(b: ModuleBuffer) -> String {
+    String::from_utf8_lossy(std::slice::from_raw_parts(b.ptr, b.length)).into_owned()
+}
+
+// ---- one finished request, as the access logger's getters answer --------
+
+struct FakeRequest {
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Answer the header count with this instead of the real one.
+    claimed_headers: Option<usize>,
+    /// Give every header value as a null pointer with a length.
+    null_values: bool,
+    peer_san: &'static str,
+    claimed_sans: Option<usize>,
+    /// Connection facts are cached per connection id.
+    connection: u64,
+}
+
+fn req<'a>(ctx: *mut c_void) -> &'a FakeRequest {
+    unsafe { &*(ctx as *const FakeRequest) }
+}
+
+fn give(out: *mut EnvoyBuffer, s: &'static str) -> bool {
+    unsafe {
+        *out = EnvoyBuffer {
+            ptr: s.as_ptr(),
+            length: s.len(),
+        }
+    };
+    true
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_log(_level: u32, message: ModuleBuffer) {
+    let line = unsafe { text(message) };
+    with(|r| r.logs.push(line));
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_headers_size(
+    ctx: *mut c_void,
+    kind: u32,
+) -> usize {
+    let r = req(ctx);
+    match kind {
+        0 => r.claimed_headers.unwrap_or(r.headers.len()),
+        _ => 2,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_headers(
+    ctx: *mut c_void,
+    kind: u32,
+    out: *mut EnvoyHeader,
+) -> bool {
+    let r = req(ctx);
+    let response: [(&'static [u8], &'static [u8]); 2] =
+        [(b":status", b"200"), (b"content-type", b"text/plain")];
+    let entries: Vec<(&[u8], &[u8])> = match kind {
+        0 => r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect(),
+        _ => response.to_vec(),
+    };
+    for (i, (k, v)) in entries.iter().enumerate() {
+        let value_ptr = if r.null_values && kind == 0 && k != b":path" && k != b":method" {
+            std::ptr::null()
+        } else {
+            v.as_ptr()
+        };
+        unsafe {
+            *out.add(i) = EnvoyHeader {
+                key_ptr: k.as_ptr(),
+                key_length: k.len(),
+                value_ptr,
+                value_length: v.len(),
+            }
+        };
+    }
+    true
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_response_code(
+    _: *mut c_void,
+) -> u32 {
+    200
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_response_code_details(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "via_upstream")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_response_flags(
+    _: *mut c_void,
+) -> u64 {
+    0
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_protocol(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "HTTP/1.1")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_timing_info(
+    _: *mut c_void,
+    out: *mut TimingInfo,
+) {
+    unsafe {
+        *out = TimingInfo {
+            start_time_unix_ns: 1_795_000_000_000_000_000,
+            request_complete_duration_ns: 1_500_000,
+            ..TimingInfo::default()
+        }
+    };
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_bytes_info(
+    _: *mut c_void,
+    out: *mut BytesInfo,
+) {
+    unsafe {
+        *out = BytesInfo {
+            bytes_received: 0,
+            bytes_sent: 3,
+            ..BytesInfo::default()
+        }
+    };
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_route_name(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "orders")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_upstream_cluster(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "backend")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_request_id(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "req-from-stream-info")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_attribute_string(
+    _: *mut c_void,
+    _id: u32,
+    _out: *mut EnvoyBuffer,
+) -> bool {
+    false
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata(
+    _: *mut c_void,
+    _ns: ModuleBuffer,
+    _path: ModuleBuffer,
+    _out: *mut EnvoyBuffer,
+) -> bool {
+    false
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_number(
+    _: *mut c_void,
+    _ns: ModuleBuffer,
+    _path: ModuleBuffer,
+    _out: *mut f64,
+) -> bool {
+    false
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_bool(
+    _: *mut c_void,
+    _ns: ModuleBuffer,
+    _path: ModuleBuffer,
+    _out: *mut bool,
+) -> bool {
+    false
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_remote_address(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+    port: *mut u32,
+) -> bool {
+    unsafe { *port = 51234 };
+    give(out, "10.0.0.7")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_local_address(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+    port: *mut u32,
+) -> bool {
+    unsafe { *port = 8443 };
+    give(out, "::1")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_connection_id(
+    ctx: *mut c_void,
+) -> u64 {
+    req(ctx).connection
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_is_mtls(_: *mut c_void) -> bool {
+    true
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_requested_server_name(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "backend.default.svc")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_tls_version(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "TLSv1.3")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_peer_subject(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "CN=frontend")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_peer_cert_digest(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "ab11")
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san_size(
+    ctx: *mut c_void,
+) -> usize {
+    req(ctx).claimed_sans.unwrap_or(1)
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san(
+    ctx: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, req(ctx).peer_san)
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san_size(
+    _: *mut c_void,
+) -> usize {
+    1
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san(
+    _: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, "spiffe://cluster.local/ns/default/sa/backend")
+}
+
+// ---- the bootstrap extension's services -------------------------------------
+
+static TIMER: u8 = 0;
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_signal_init_complete(
+    _: *mut c_void,
+) {
+    with(|r| r.init_complete += 1);
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_timer_new(
+    _: *mut c_void,
+) -> *mut c_void {
+    with(|r| r.timers += 1);
+    std::ptr::addr_of!(TIMER).cast_mut().cast()
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_timer_enable(
+    _: *mut c_void,
+    _delay_ms: u64,
+) {
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_http_callout(
+    _: *mut c_void,
+    id_out: *mut u64,
+    cluster: ModuleBuffer,
+    headers: *mut ModuleHeader,
+    count: usize,
+    body: ModuleBuffer,
+    _timeout_ms: u64,
+) -> u32 {
+    let hs = unsafe { std::slice::from_raw_parts(headers, count) }
+        .iter()
+        .map(|h| unsafe {
+            (
+                text(ModuleBuffer {
+                    ptr: h.key_ptr,
+                    length: h.key_length,
+                }),
+                text(ModuleBuffer {
+                    ptr: h.value_ptr,
+                    length: h.value_length,
+                }),
+            )
+        })
+        .collect();
+    let body = unsafe { std::slice::from_raw_parts(body.ptr, body.length) }.to_vec();
+    let cluster = unsafe { text(cluster) };
+    with(|r| {
+        r.callouts.push((cluster, hs, body));
+        unsafe { *id_out = 100 + r.callouts.len() as u64 };
+    });
+    0
+}
+fn define(names: fn(&mut Recorded) -> &mut Vec<String>, name: ModuleBuffer, id: *mut usize) -> u32 {
+    let name = unsafe { text(name) };
+    with(|r| {
+        let list = names(r);
+        list.push(name);
+        unsafe { *id = list.len() - 1 };
+    });
+    0
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_define_counter(
+    _: *mut c_void,
+    name: ModuleBuffer,
+    _labels: *mut ModuleBuffer,
+    _n: usize,
+    id: *mut usize,
+) -> u32 {
+    define(|r| &mut r.counters, name, id)
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_define_gauge(
+    _: *mut c_void,
+    name: ModuleBuffer,
+    _labels: *mut ModuleBuffer,
+    _n: usize,
+    id: *mut usize,
+) -> u32 {
+    define(|r| &mut r.gauges, name, id)
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_increment_counter(
+    _: *mut c_void,
+    id: usize,
+    _labels: *mut ModuleBuffer,
+    _n: usize,
+    value: u64,
+) -> u32 {
+    with(|r| r.increments.push((id, value)));
+    0
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_increment_gauge(
+    _: *mut c_void,
+    _id: usize,
+    _labels: *mut ModuleBuffer,
+    _n: usize,
+    _value: u64,
+) -> u32 {
+    0
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_decrement_gauge(
+    _: *mut c_void,
+    _id: usize,
+    _labels: *mut ModuleBuffer,
+    _n: usize,
+    _value: u64,
+) -> u32 {
+    0
+}
+
+// ---- the module's hooks, as Envoy calls them ---------------------------------
+
+extern "C" {
+    fn envoy_dynamic_module_on_program_init() -> *const c_char;
+    fn envoy_dynamic_module_on_access_logger_config_new(
+        config_envoy: *mut c_void,
+        name: EnvoyBuffer,
+        config: EnvoyBuffer,
+    ) -> *const c_void;
+    fn envoy_dynamic_module_on_access_logger_new(
+        config: *const c_void,
+        logger_envoy: *mut c_void,
+    ) -> *const c_void;
+    fn envoy_dynamic_module_on_access_logger_log(
+        ctx: *mut c_void,
+        logger: *const c_void,
+        log_type: u32,
+    );
+    fn envoy_dynamic_module_on_access_logger_destroy(logger: *const c_void);
+    fn envoy_dynamic_module_on_access_logger_config_destroy(config: *const c_void);
+    fn envoy_dynamic_module_on_bootstrap_extension_config_new(
+        config_envoy: *mut c_void,
+        name: EnvoyBuffer,
+        config: EnvoyBuffer,
+    ) -> *const c_void;
+    fn envoy_dynamic_module_on_bootstrap_extension_server_initialized(
+        extension_envoy: *mut c_void,
+        extension: *const c_void,
+    );
+    fn envoy_dynamic_module_on_bootstrap_extension_timer_fired(
+        config_envoy: *mut c_void,
+        config: *const c_void,
+        timer: *mut c_void,
+    );
+    fn envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
+        config_envoy: *mut c_void,
+        config: *const c_void,
+        callout_id: u64,
+        result: u32,
+        headers: *const EnvoyHeader,
+        headers_size: usize,
+        body: *const EnvoyBuffer,
+        body_size: usize,
+    );
+    fn envoy_dynamic_module_on_bootstrap_extension_shutdown(
+        extension_envoy: *mut c_void,
+        extension: *const c_void,
+        completion: Option<unsafe extern "C" fn(*mut c_void)>,
+        context: *mut c_void,
+    );
+}
+
+fn buf(bytes: &[u8]) -> EnvoyBuffer {
+    EnvoyBuffer {
+        ptr: bytes.as_ptr(),
+        length: bytes.len(),
+    }
+}
+
+static SHUTDOWN_DONE: Mutex<usize> = Mutex::new(0);
+
+unsafe extern "C" fn shutdown_done(context: *mut c_void) {
+    assert_eq!(context as usize, 42, "the completion got another context");
+    *SHUTDOWN_DONE.lock().unwrap() += 1;
+}
+
+fn request(headers: &[(&[u8], &[u8])]) -> FakeRequest {
+    FakeRequest {
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect(),
+        claimed_headers: None,
+        null_values: false,
+        peer_san: "spiffe://cluster.local/ns/shop/sa/frontend",
+        claimed_sans: None,
+        connection: 7,
+    }
+}
+
+/// Passes the flush interval, then fires the extension's timer.
+fn tick(config_envoy: *mut c_void) {
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    let timer = std::ptr::addr_of!(TIMER).cast_mut().cast();
+    unsafe {
+        envoy_dynamic_module_on_bootstrap_extension_timer_fired(
+            config_envoy,
+            std::ptr::null(),
+            timer,
+        )
+    };
+}
+
+#[test]
+fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
+    let envoy_config = 0x1000usize as *mut c_void;
+    let version = unsafe { CStr::from_ptr(envoy_dynamic_module_on_program_init()) };
+    assert_eq!(version.to_str().unwrap(), "v0.2.0");
+
+    // Bootstrap first, as Envoy does: it must unblock Envoy's init at once
+    // and define its metrics before the server freezes stat creation.
+    let ext = unsafe {
+        envoy_dynamic_module_on_bootstrap_extension_config_new(
+            envoy_config,
+            buf(b"mesh-audit"),
+            buf(b""),
+        )
+    };
+    assert!(!ext.is_null());
+    unsafe {
+        envoy_dynamic_module_on_bootstrap_extension_server_initialized(std::ptr::null_mut(), ext)
+    };
+    with(|r| {
+        assert_eq!(r.init_complete, 1);
+        assert_eq!(r.timers, 1);
+        assert!(
+            r.counters
+                .iter()
+                .any(|c| c == "mesh_audit.records_delivered"),
+            "{:?}",
+            r.counters
+        );
+        assert_eq!(r.gauges, vec!["mesh_audit.records_buffered".to_string()]);
+    });
+
+    // A bad configuration is refused with the documented line; a null
+    // pointer with a length is not read.
+    let bad = unsafe {
+        envoy_dynamic_module_on_access_logger_config_new(
+            std::ptr::null_mut(),
+            buf(b""),
+            buf(b"{\"sink\": {}}"),
+        )
+    };
+    assert!(bad.is_null());
+    let lying = EnvoyBuffer {
+        ptr: std::ptr::null(),
+        length: 64,
+    };
+    assert!(unsafe {
+        envoy_dynamic_module_on_access_logger_config_new(std::ptr::null_mut(), buf(b""), lying)
+    }
+    .is_null());
+    with(|r| {
+        assert!(
+            r.logs
+                .iter()
+                .any(|l| l.starts_with("mesh-audit: invalid configuration: sink.cluster")),
+            "{:?}",
+            r.logs
+        );
+    });
+
+    // Fail-closed needs an HTTP filter: refused rather than silently open.
+    let reject = br#"{"sink": {"cluster": "audit_sink"}, "on_overflow": "reject"}"#;
+    assert!(unsafe {
+        envoy_dynamic_module_on_access_logger_config_new(
+            std::ptr::null_mut(),
+            buf(b""),
+            buf(reject),
+        )
+    }
+    .is_null());
+    with(|r| {
+        assert!(
+            r.logs.iter().any(
+                |l| l.starts_with("mesh-audit: invalid configuration: on_overflow: \"reject\"")
+            ),
+            "{:?}",
+            r.logs
+        );
+    });
+
+    let json = br#"{"sink": {"cluster": "audit_sink"}, "batch": {"flush_interval_ms": 100}, "capture": {"request_headers": ["user-agent", "x-api-key"]}}"#;
+    let config = unsafe {
+        envoy_dynamic_module_on_access_logger_config_new(std::ptr::null_mut(), buf(b""), buf(json))
+    };
+    assert!(!config.is_null());
+    let logger = unsafe { envoy_dynamic_module_on_access_logger_new(config, std::ptr::null_mut()) };
+    assert!(!logger.is_null());
+
+    // 1: an ordinary request.
+    let good = request(&[
+        (b":method", b"GET"),
+        (b":path", b"/orders/42?page=2"),
+        (b":authority", b"backend"),
+        (b"x-request-id", b"req-1"),
+        (b"user-agent", b"curl/8"),
+        (b"x-api-key", b"s3cret"),
+    ]);
+    // 2: a header count far beyond any real map: nothing is allocated for it.
+    let mut absurd = request(&[(b"x-request-id", b"req-2")]);
+    absurd.claimed_headers = Some(1 << 40);
+    absurd.claimed_sans = Some(usize::MAX);
+    absurd.connection = 8;
+    // 3: values as null pointers with lengths, a name that is not UTF-8.
+    let mut broken = request(&[
+        (b":method", b"GET"),
+        (b":path", b"/orders/3"),
+        (b"x-request-id", b"req-3"),
+        (b"user-agent\xff", b"x"),
+    ]);
+    broken.null_values = true;
+    for r in [&good, &absurd, &broken] {
+        unsafe {
+            envoy_dynamic_module_on_access_logger_log(r as *const _ as *mut c_void, logger, 6)
+        };
+    }
+    // Null pointers from Envoy are ignored, not dereferenced.
+    unsafe { envoy_dynamic_module_on_access_logger_log(std::ptr::null_mut(), logger, 6) };
+    unsafe {
+        envoy_dynamic_module_on_access_logger_log(
+            &good as *const _ as *mut c_void,
+            std::ptr::null(),
+            6,
+        )
+    };
+    // A periodic log of a stream is not its end: no record.
+    unsafe {
+        envoy_dynamic_module_on_access_logger_log(&good as *const _ as *mut c_void, logger, 5)
+    };
+
+    // The first batch leaves one flush interval after the emitter starts.
+    let mut first_callout = None;
+    for _ in 0..10 {
+        tick(envoy_config);
+        first_callout = with(|r| r.callouts.first().cloned());
+        if first_callout.is_some() {
+            break;
+        }
+    }
+    let (cluster, headers, body) = first_callout.expect("no callout after ten ticks");
+    assert_eq!(cluster, "audit_sink");
+    let header = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header(":method"), Some("POST"));
+    assert_eq!(header(":path"), Some("/v1/audit"));
+    assert_eq!(header("x-mesh-audit-seq"), Some("1-3"));
+    let lines: Vec<serde_json::Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    let first = &lines[0];
+    assert_eq!(first["request_id"], "req-1");
+    assert_eq!(
+        first["source"]["principal"],
+        "spiffe://cluster.local/ns/shop/sa/frontend"
+    );
+    assert_eq!(first["source"]["address"], "10.0.0.7:51234");
+    assert_eq!(first["destination"]["address"], "[::1]:8443");
+    assert_eq!(first["request"]["headers"]["x-api-key"], "[REDACTED]");
+    assert_eq!(first["route"]["name"], "orders");
+    assert_eq!(first["duration_ms"], 1.5);
+    // The absurd request: no headers read, so the stream info's id.
+    assert_eq!(lines[1]["request_id"], "req-from-stream-info");
+    assert!(
+        lines[1]["source"].get("principal").is_none(),
+        "{:#}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["request"]["headers"], serde_json::json!({}));
+    // The broken request: only what is well-formed (the null values and the
+    // name that is not UTF-8 are dropped, the path and method kept).
+    assert_eq!(lines[2]["request"]["path"], "/orders/3");
+    assert_eq!(lines[2]["request"]["method"], "GET");
+    assert_eq!(lines[2]["request_id"], "req-from-stream-info");
+    assert_eq!(lines[2]["request"]["headers"], serde_json::json!({}));
+
+    // The sink's 2xx settles the batch; the next tick publishes it.
+    let status = [(b":status".as_slice(), b"200".as_slice())];
+    let reply: Vec<EnvoyHeader> = status
+        .iter()
+        .map(|(k, v)| EnvoyHeader {
+            key_ptr: k.as_ptr(),
+            key_length: k.len(),
+            value_ptr: v.as_ptr(),
+            value_length: v.len(),
+        })
+        .collect();
+    unsafe {
+        envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
+            envoy_config,
+            ext,
+            101,
+            0,
+            reply.as_ptr(),
+            reply.len(),
+            std::ptr::null(),
+            0,
+        )
+    };
+    tick(envoy_config);
+    with(|r| {
+        let delivered = r
+            .counters
+            .iter()
+            .position(|c| c == "mesh_audit.records_delivered")
+            .unwrap();
+        let total: u64 = r
+            .increments
+            .iter()
+            .filter(|(id, _)| *id == delivered)
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(total, 3, "{:?}", r.increments);
+    });
+
+    // Nothing is buffered: the shutdown completes at once, with Envoy's context.
+    unsafe {
+        envoy_dynamic_module_on_bootstrap_extension_shutdown(
+            std::ptr::null_mut(),
+            ext,
+            Some(shutdown_done),
+            42usize as *mut c_void,
+        )
+    };
+    assert_eq!(*SHUTDOWN_DONE.lock().unwrap(), 1);
+    unsafe { envoy_dynamic_module_on_access_logger_destroy(logger) };
+    unsafe { envoy_dynamic_module_on_access_logger_config_destroy(config) };
+}
+
+#[test]
+fn a_panic_inside_a_hook_is_caught_logged_and_answered_with_the_fallback() {
+    let answer = guard("access_logger_log", 7, || -> i32 {
+        panic!("poisoned input")
+    });
+    assert_eq!(answer, 7);
+    with(|r| {
+        assert!(
+            r.logs
+                .iter()
+                .any(|l| l == "mesh-audit: panic in access_logger_log; the hook was abandoned"),
+            "{:?}",
+            r.logs
+        );
+    });
+}

@@ -138,7 +138,7 @@ impl Auditor {
                 Sequencer::new(
                     self.emitter.clone(),
                     config.integrity.chain,
-                    config.integrity.key.clone(),
+                    config.integrity.key.as_deref(),
                 ),
                 Buffer::new(limits.clone()),
             ),

@@ -7,8 +7,10 @@
 //! 2 usage or I/O error.
 
 mod check_config;
+mod escape;
 mod graph;
 mod html;
+mod keys;
 mod lines;
 mod report;
 mod sink;

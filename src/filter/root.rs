@@ -5,10 +5,12 @@
 //! happens here, from the root context, because a call dispatched from a
 //! request's context dies with the request.
 
+mod seals;
+
 use super::conn::ConnCache;
 use super::http;
 use super::stats::{Counter, Stats};
-use crate::audit::record::{LossReason, Record};
+use crate::audit::record::{CloseReason, LossReason, Record};
 use crate::audit::time::format_rfc3339;
 use crate::audit::{hex, redact::Redactor, sample::Sampler};
 use crate::config::{error_line, Config, Format, Overflow};
@@ -55,6 +57,10 @@ pub struct Active {
     rate_limited: Lost,
     last_flush_ms: u64,
     node_id: Option<String>,
+    /// `seq` of the emitter's last seal (0: none yet).
+    last_seal: u64,
+    /// The emitter has its `close` record: nothing more is admitted.
+    closed: bool,
 }
 
 /// Causes we log once (then only count), so a broken sink cannot flood Envoy's log.
@@ -132,8 +138,8 @@ impl Auditor {
         host.set_tick_period_ms(tick);
         let limits = Limits::from_config(&config);
         // A reconfigured worker keeps what it already admitted, and its chain.
-        let (seq, buffer) = match self.active.take() {
-            Some(old) => (old.seq, old.buffer),
+        let (seq, buffer, last_seal) = match self.active.take() {
+            Some(old) => (old.seq, old.buffer, old.last_seal),
             None => (
                 Sequencer::new(
                     self.emitter.clone(),
@@ -141,10 +147,14 @@ impl Auditor {
                     config.integrity.key.as_deref(),
                 ),
                 Buffer::new(limits.clone()),
+                0,
             ),
         };
         let mut buffer = buffer;
         buffer.set_limits(limits);
+        if config.integrity.seal_every_batch {
+            buffer.seal_batches();
+        }
         let node_id = host
             .property(&["node", "id"])
             .and_then(|b| String::from_utf8(b).ok())
@@ -176,6 +186,8 @@ impl Auditor {
             rate_limited: Lost::default(),
             last_flush_ms: host.now_nanos() / 1_000_000,
             node_id,
+            last_seal,
+            closed: false,
         });
         true
     }
@@ -206,6 +218,12 @@ impl Auditor {
         let Some(a) = self.active.as_mut() else {
             return;
         };
+        if a.closed {
+            // The emitter ended with its close record (a request that
+            // finished during the drain): counted, never chained after it.
+            self.stats.add(Counter::RecordsNotAdmitted, 1);
+            return;
+        }
         // Report earlier losses first, so the loss record precedes what follows it.
         report_losses(a, &mut self.stats, 2, at_nanos);
         let mut record = record;
@@ -215,6 +233,7 @@ impl Auditor {
             let seq = a.seq.next_seq() - 1;
             a.buffer.push(Entry { seq, line });
             self.stats.add(Counter::RecordsAdmitted, 1);
+            a.seal_if_full(&mut self.stats, at_nanos);
         } else {
             a.not_admitted.note(at_nanos);
             self.stats.add(Counter::RecordsNotAdmitted, 1);
@@ -315,7 +334,7 @@ impl Auditor {
                 loss.from_seq = Some(from_seq);
                 loss.to_seq = Some(to_seq);
                 // A rejection loss record is always kept: it may exceed the cap by one.
-                push(a, &mut self.stats, loss);
+                push(a, &mut self.stats, loss, now_nanos);
             }
             Settled::Unknown => return,
         }
@@ -338,9 +357,8 @@ impl Auditor {
             return true;
         };
         report_losses(a, &mut self.stats, 1, now_nanos);
-        if a.buffer.is_empty() {
-            self.publish(host);
-            return true;
+        if !a.closed {
+            a.close(&mut self.stats, CloseReason::Shutdown, now_nanos);
         }
         host.log(
             Level::Info,
@@ -373,6 +391,11 @@ impl Auditor {
     /// keep their backoff, so a failing sink is not hammered until the deadline.
     fn pump(&mut self, host: &dyn Host, now_ms: u64, burst: bool) {
         let draining = self.draining;
+        if let Some(a) = self.active.as_mut() {
+            let due = draining
+                || now_ms.saturating_sub(a.last_flush_ms) >= a.config.batch.flush_interval_ms;
+            a.seal_if_due(&mut self.stats, host.now_nanos(), due);
+        }
         loop {
             let jitter = self.draw();
             let Some(a) = self.active.as_mut() else {
@@ -488,16 +511,17 @@ fn report_losses(a: &mut Active, stats: &mut Stats, room: usize, at_nanos: u64) 
             format_rfc3339(at_nanos),
         );
         *lost = Lost::default();
-        push(a, stats, loss);
+        push(a, stats, loss, at_nanos);
     }
 }
 
-/// Admits a record the filter itself produced (a `loss` record): it bypasses
+/// Admits a record the filter itself produced (`loss`, `close`): it bypasses
 /// the byte cap by design, so a loss is never itself lost.
-fn push(a: &mut Active, stats: &mut Stats, mut record: Record) {
+fn push(a: &mut Active, stats: &mut Stats, mut record: Record, now_nanos: u64) {
     let line = a.seq.stamp(&mut record);
     a.seq.commit(&line);
     let seq = a.seq.next_seq() - 1;
     a.buffer.push(Entry { seq, line });
     stats.add(Counter::RecordsAdmitted, 1);
+    a.seal_if_full(stats, now_nanos);
 }

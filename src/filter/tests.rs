@@ -70,7 +70,9 @@ fn a_request_becomes_a_complete_record() {
     assert_eq!(h(":authority").as_deref(), Some("audit_sink"));
     assert_eq!(h("content-type").as_deref(), Some("application/x-ndjson"));
     assert_eq!(h("x-audit-tenant").as_deref(), Some("shop"));
-    assert_eq!(h("x-mesh-audit-seq").as_deref(), Some("1-1"));
+    // The record and the seal that ends its batch.
+    assert_eq!(h("x-mesh-audit-seq").as_deref(), Some("1-2"));
+    assert_eq!(host.records_in(0)[1]["kind"], "seal");
     let r = &host.records_in(0)[0];
     assert_eq!(r["kind"], "request");
     assert_eq!(r["ts"], "2026-11-21T14:03:05.123456Z");
@@ -196,7 +198,7 @@ fn decisions_and_flags_come_from_the_response() {
 #[test]
 fn flushes_on_size_at_the_next_tick_and_on_interval() {
     let (host, mut a) = configured(
-        r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"flush_interval_ms":60000}}"#,
+        r#"{"sink":{"cluster":"s"},"batch":{"max_records":3,"flush_interval_ms":60000}}"#,
     );
     assert_eq!(host.tick_ms.get(), 100);
     one_request(&host, &mut a, 1, "a");
@@ -209,7 +211,9 @@ fn flushes_on_size_at_the_next_tick_and_on_interval() {
     one_request(&host, &mut a, 1, "c");
     a.tick(&host);
     assert_eq!(host.calls.borrow().len(), 1, "a full batch goes at once");
-    assert_eq!(host.records_in(0).len(), 2);
+    // Two records and their seal make the 3 of max_records.
+    assert_eq!(host.records_in(0).len(), 3);
+    assert_eq!(host.records_in(0)[2]["kind"], "seal");
     host.advance(60_000);
     a.tick(&host);
     assert_eq!(host.calls.borrow().len(), 2);
@@ -236,7 +240,8 @@ fn failed_batches_are_retried_and_counted_until_acknowledged() {
     host.advance(200);
     a.tick(&host);
     reply(&host, &mut a, 1, "503");
-    assert_eq!(host.metric("mesh_audit.records_buffered"), 1);
+    // The record and its seal.
+    assert_eq!(host.metric("mesh_audit.records_buffered"), 2);
     host.advance(400);
     a.tick(&host);
     assert_eq!(host.calls.borrow().len(), 2);
@@ -247,8 +252,8 @@ fn failed_batches_are_retried_and_counted_until_acknowledged() {
     );
     reply(&host, &mut a, 2, "200");
     a.tick(&host);
-    assert_eq!(host.metric("mesh_audit.records_admitted"), 1);
-    assert_eq!(host.metric("mesh_audit.records_delivered"), 1);
+    assert_eq!(host.metric("mesh_audit.records_admitted"), 2);
+    assert_eq!(host.metric("mesh_audit.records_delivered"), 2);
     assert_eq!(host.metric("mesh_audit.records_buffered"), 0);
     assert_eq!(host.metric("mesh_audit.batch_failures"), 2);
     assert_eq!(host.metric("mesh_audit.batch_retries"), 2);
@@ -260,7 +265,7 @@ fn failed_batches_are_retried_and_counted_until_acknowledged() {
         .map(|(_, m)| m.clone())
         .collect();
     assert_eq!(debug.len(), 2, "one debug line per batch sent: {debug:?}");
-    assert!(debug[1].starts_with("mesh-audit: sent records 1-1 to s (attempt 3); admitted=1 delivered=0 rejected=0 buffered=1 in_flight=1"), "{}", debug[1]);
+    assert!(debug[1].starts_with("mesh-audit: sent records 1-2 to s (attempt 3); admitted=2 delivered=0 rejected=0 buffered=2 in_flight=1"), "{}", debug[1]);
 }
 
 #[test]
@@ -282,17 +287,19 @@ fn a_rejected_batch_is_reported_by_a_loss_record() {
             loss["to_seq"].as_u64(),
             loss["count"].as_u64()
         ),
-        (Some(1), Some(2), Some(2))
+        (Some(1), Some(3), Some(3)),
+        "both records and their seal"
     );
-    assert_eq!(loss["seq"], 3);
-    assert_eq!(host.metric("mesh_audit.records_rejected"), 2);
+    assert_eq!(loss["seq"], 4);
+    assert_eq!(host.metric("mesh_audit.records_rejected"), 3);
 }
 
 #[test]
 fn a_full_buffer_counts_and_reports_what_it_could_not_admit() {
     let (host, mut a) = configured(
-        r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"max_buffered_records":2,"flush_interval_ms":60000}}"#,
+        r#"{"sink":{"cluster":"s"},"batch":{"max_records":3,"max_buffered_records":3,"flush_interval_ms":60000}}"#,
     );
+    // a, b and their seal fill the buffer; c and d are not admitted.
     for id in ["a", "b", "c", "d"] {
         one_request(&host, &mut a, 1, id);
     }
@@ -309,7 +316,7 @@ fn a_full_buffer_counts_and_reports_what_it_could_not_admit() {
     assert_eq!(recs[1]["request_id"], "e");
     assert_eq!(
         (recs[0]["seq"].as_u64(), recs[1]["seq"].as_u64()),
-        (Some(3), Some(4))
+        (Some(4), Some(5))
     );
 }
 
@@ -355,13 +362,24 @@ fn shutdown_gives_up_after_the_sink_timeout() {
         .logs
         .borrow()
         .iter()
-        .any(|(_, m)| m.contains("1 records undelivered")));
+        .any(|(_, m)| m.contains("3 records undelivered")));
 }
 
 #[test]
-fn an_idle_shutdown_finishes_at_once() {
+fn an_idle_shutdown_sends_the_close_record_and_finishes_once_acknowledged() {
     let (host, mut a) = configured(r#"{"sink":{"cluster":"s"}}"#);
-    assert!(a.shutdown(&host));
+    assert!(!a.shutdown(&host));
+    let recs = host.records_in(0);
+    assert_eq!(
+        (recs[0]["kind"].as_str(), recs[0]["reason"].as_str()),
+        (Some("close"), Some("shutdown"))
+    );
+    assert_eq!(
+        (recs[1]["kind"].as_str(), recs[1]["from_seq"].as_u64()),
+        (Some("seal"), Some(1))
+    );
+    reply(&host, &mut a, 1, "200");
+    assert!(host.done.get());
 }
 
 #[test]
@@ -474,7 +492,8 @@ fn an_authz_local_reply_with_another_status_is_always_kept() {
     host.advance(1000);
     a.tick(&host);
     let recs = host.records_in(0);
-    assert_eq!(recs.len(), 1);
+    assert_eq!(recs.len(), 2, "the kept record and its seal");
+    assert_eq!(recs[1]["kind"], "seal");
     assert_eq!(recs[0]["request_id"], "ext");
     assert_eq!(recs[0]["decision"], "denied");
     assert_eq!(host.metric("mesh_audit.records_sampled_out"), 1);
@@ -483,8 +502,9 @@ fn an_authz_local_reply_with_another_status_is_always_kept() {
 #[test]
 fn a_loss_is_reported_on_tick_even_without_more_traffic() {
     let (host, mut a) = configured(
-        r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"max_buffered_records":2,"flush_interval_ms":60000}}"#,
+        r#"{"sink":{"cluster":"s"},"batch":{"max_records":3,"max_buffered_records":3,"flush_interval_ms":60000}}"#,
     );
+    // a, b and their seal fill the buffer; c is not admitted.
     for id in ["a", "b", "c"] {
         one_request(&host, &mut a, 1, id);
     }

@@ -1,5 +1,4 @@
-//! Key files and the keyring (SPEC §5), shared by `verify`, `sink` and
-//! `keygen`.
+//! Public key files and the keyring (SPEC §5), for `verify` and the sink.
 //!
 //! The keyring has one key per line, `KEY_ID PUBKEY [PATTERN…]`: the key id
 //! (first 16 hex digits of SHA-256 of the raw public key, as seals name it),
@@ -11,7 +10,7 @@
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
 use mesh_audit::config::PrincipalMatch;
-use mesh_audit::deliver::seal::{key_id, Signer};
+use mesh_audit::deliver::seal::key_id;
 use std::path::Path;
 
 /// One trusted public key.
@@ -140,14 +139,6 @@ fn read_public_pem(path: &Path) -> Result<VerifyingKey, String> {
         .map_err(|_| format!("{}: not an Ed25519 public key PEM", path.display()))
 }
 
-/// A private key file: PKCS#8 PEM, or the 32-byte seed in base64.
-pub fn load_private_key(path: &Path) -> Result<Signer, String> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-    );
-    Signer::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 fn unhex(text: &str) -> Vec<u8> {
     text.as_bytes()
         .chunks(2)
@@ -163,6 +154,7 @@ mod tests {
     use super::*;
     use ed25519_dalek::pkcs8::EncodePublicKey;
     use mesh_audit::audit::hex;
+    use mesh_audit::deliver::seal::Signer;
 
     fn signer(seed: u8) -> Signer {
         Signer::from_seed(&[seed; 32])
@@ -250,22 +242,5 @@ mod tests {
         let text = format!("\u{1b}[31mevil {}\n", hex(a.verifying_key().as_bytes()));
         let err = Keyring::parse(&text, Path::new(".")).unwrap_err();
         assert!(!err.contains('\u{1b}'), "{err}");
-    }
-
-    #[test]
-    fn private_key_files_load_as_pem_or_seed() {
-        let dir = tmp("private");
-        let a = signer(9);
-        std::fs::write(dir.join("k.pem"), a.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
-        assert_eq!(load_private_key(&dir.join("k.pem")).unwrap(), a);
-        std::fs::write(
-            dir.join("k.b64"),
-            <base64ct::Base64 as base64ct::Encoding>::encode_string(&[9; 32]),
-        )
-        .unwrap();
-        assert_eq!(load_private_key(&dir.join("k.b64")).unwrap(), a);
-        assert!(load_private_key(&dir.join("missing"))
-            .unwrap_err()
-            .contains("missing"));
     }
 }

@@ -235,21 +235,34 @@ fn shutdown_reports_done_once_sink_timeout_ms_passes_without_a_reply() {
 }
 
 #[test]
-fn shutdown_with_nothing_buffered_still_delivers_the_close_record() {
+fn shutdown_with_nothing_buffered_is_immediate() {
     let mut h = configured(SINK);
+    assert!(
+        h.shutdown(),
+        "an emitter without records has nothing to close"
+    );
+    assert!(h.dispatch_attempts().is_empty());
+}
+
+#[test]
+fn shutdown_after_everything_was_delivered_still_delivers_the_close_record() {
+    let mut h = configured(SINK);
+    run_n(&mut h, 3);
+    h.tick();
+    h.reply(h.token(0), 200, b"");
     assert!(!h.shutdown(), "the close record must be acknowledged first");
     let sent = h.dispatched();
-    assert_eq!(sent.len(), 1);
-    let r = records(&sent[0]);
+    assert_eq!(sent.len(), 2);
+    let r = records(&sent[1]);
     assert_eq!(
         (r[0]["kind"].clone(), r[0]["reason"].clone()),
         (json!("close"), json!("shutdown"))
     );
     assert_eq!(
         (r[1]["kind"].clone(), r[1]["seq"].clone()),
-        (json!("seal"), json!(2))
+        (json!("seal"), json!(6))
     );
-    h.reply(h.token(0), 200, b"");
+    h.reply(h.token(1), 200, b"");
     assert!(h.done_called(), "{}", h.log_dump());
 }
 

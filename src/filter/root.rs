@@ -357,8 +357,13 @@ impl Auditor {
             return true;
         };
         report_losses(a, &mut self.stats, 1, now_nanos);
-        if !a.closed {
+        // An emitter that never admitted a record is in no trail: nothing to close.
+        if !a.closed && a.seq.next_seq() > 1 {
             a.close(&mut self.stats, CloseReason::Shutdown, now_nanos);
+        }
+        if a.buffer.is_empty() {
+            self.publish(host);
+            return true;
         }
         host.log(
             Level::Info,

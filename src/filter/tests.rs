@@ -366,19 +366,32 @@ fn shutdown_gives_up_after_the_sink_timeout() {
 }
 
 #[test]
-fn an_idle_shutdown_sends_the_close_record_and_finishes_once_acknowledged() {
+fn an_idle_shutdown_finishes_at_once() {
     let (host, mut a) = configured(r#"{"sink":{"cluster":"s"}}"#);
+    assert!(
+        a.shutdown(&host),
+        "an emitter without records has nothing to close"
+    );
+}
+
+#[test]
+fn a_shutdown_after_delivery_sends_the_close_record_and_finishes_once_acknowledged() {
+    let (host, mut a) = configured(r#"{"sink":{"cluster":"s"}}"#);
+    one_request(&host, &mut a, 1, "a");
+    host.advance(1000);
+    a.tick(&host);
+    reply(&host, &mut a, 1, "200");
     assert!(!a.shutdown(&host));
-    let recs = host.records_in(0);
+    let recs = host.records_in(1);
     assert_eq!(
         (recs[0]["kind"].as_str(), recs[0]["reason"].as_str()),
         (Some("close"), Some("shutdown"))
     );
     assert_eq!(
         (recs[1]["kind"].as_str(), recs[1]["from_seq"].as_u64()),
-        (Some("seal"), Some(1))
+        (Some("seal"), Some(3))
     );
-    reply(&host, &mut a, 1, "200");
+    reply(&host, &mut a, 2, "200");
     assert!(host.done.get());
 }
 

@@ -169,8 +169,9 @@ FILE may be:
     mesh_audit.wasm is checked, reported by its location;
   - Istio WasmPlugin YAML (one or more documents): each spec.pluginConfig.
 
-Keys named by redact.hash_key_env and integrity.key_env must be present, as the
-filter requires: a missing key makes Envoy refuse the filter. For an Envoy
+Keys named by redact.hash_key_env, integrity.key_env and
+integrity.signing_key_env must be present (and a signing key must be an
+Ed25519 PKCS#8 PEM or base64 seed), as the filter requires: a missing key makes Envoy refuse the filter. For an Envoy
 bootstrap they are looked up in the filter's vm_config.environment_variables
 (key_values, and host_env_keys read from this process's environment); for a
 WasmPlugin in spec.vmConfig.env (inline values, and valueFrom: HOST read from

@@ -6,7 +6,7 @@
 
 mod cli_support;
 
-use cli_support::{loss, requests, run, stdout, trail, Scratch};
+use cli_support::{loss, requests, run, sealed_trail, stdout, trail, Scratch};
 use mesh_audit::audit::hex;
 use mesh_audit::audit::record::LossReason;
 use mesh_audit::deliver::chain::link;
@@ -55,8 +55,8 @@ fn an_untouched_trail_passes() {
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains(&format!(
-            "emitter {EMITTER}: 10 records, seq 1..10, chained\n  ok\n"
-        )),
+            "emitter {EMITTER}: 10 records, seq 1..10, chained\n"
+        )) && text.contains("\n  ok\n"),
         "{text}"
     );
     assert!(text.ends_with(": OK\n"), "{text}");
@@ -169,22 +169,23 @@ fn with_a_key_a_line_forged_without_it_is_detected() {
     let s = Scratch::new("verify-hmac");
     let key = b"chain-key-0123456789";
     let env = [("CHAIN_KEY", "chain-key-0123456789")];
-    let genuine = trail(EMITTER, Some(key), requests(6));
+    // Six requests and the seal that ends their batch (seq 7).
+    let genuine = sealed_trail(EMITTER, Some(key), None, requests(6));
     let (code, text, _) = verify(&s, &genuine, &env, true);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("HMAC-SHA256 chain"), "{text}");
 
     // A forger without the key can only link their record with plain SHA-256.
-    let mut extra = requests(7).remove(6);
+    let mut extra = requests(8).remove(7);
     extra.emitter = Some(EMITTER.into());
-    extra.seq = Some(7);
-    extra.prev = Some(hex(&link(None, &genuine[5])));
+    extra.seq = Some(8);
+    extra.prev = Some(hex(&link(None, &genuine[6])));
     let mut forged = genuine.clone();
     forged.push(serde_json::to_vec(&extra).unwrap());
     let (code, text, json) = verify(&s, &forged, &env, true);
     assert_eq!(code, 1);
-    assert!(text.contains("HASH MISMATCH: seq 7 (line 7)"), "{text}");
-    assert_eq!(emitter(&json)["first_bad_seq"], 7);
+    assert!(text.contains("HASH MISMATCH: seq 8 (line 8)"), "{text}");
+    assert_eq!(emitter(&json)["first_bad_seq"], 8);
 
     let (code, text, json) = verify(&s, &genuine, &[], false);
     assert_eq!(code, 1, "an HMAC chain does not verify as plain SHA-256");

@@ -222,7 +222,7 @@ fn clients_outside_the_mesh_ca_are_refused_and_never_recorded() {
     let records = sink.wait_for_records(1, WAIT);
     // Give a stray record from the refused handshakes time to show up.
     std::thread::sleep(Duration::from_millis(300));
-    let records_now = sink.records();
+    let records_now = sink.audit_records();
     assert_eq!(records_now.len(), 1, "{records_now:#?}");
     assert_eq!(records[0].str("/request_id"), Some(admitted.request_id()));
 }

@@ -164,8 +164,8 @@ fn a_sink_slower_than_the_timeout_then_failing_gets_the_same_batch_until_it_ackn
         Answer::Status(500),
         Answer::Status(500),
     ]);
-    // Exactly one batch: it is cut when the third record arrives.
-    let plugin = with(json!({"batch": {"max_records": 3, "flush_interval_ms": 60000}}));
+    // Exactly one batch: it is sealed and cut when the third record arrives.
+    let plugin = with(json!({"batch": {"max_records": 4, "flush_interval_ms": 60000}}));
     let envoy = Envoy::start(&plugin, &sink);
     let ids = envoy.plain_ok("/orders/slow", 3);
     let stats = envoy.settled_stats(WAIT);
@@ -200,8 +200,9 @@ fn a_sink_slower_than_the_timeout_then_failing_gets_the_same_batch_until_it_ackn
     assert_eq!(audited, ids);
     // The late answer is no acknowledgement: the filter retried, so the
     // sink holds the batch twice, byte for byte (it deduplicates by seq).
-    assert_eq!(emitter.duplicates, 3);
-    assert_eq!(stat(&stats, "records_delivered"), 3, "{stats:?}");
+    // Three requests and their seal.
+    assert_eq!(emitter.duplicates, 4);
+    assert_eq!(stat(&stats, "records_delivered"), 4, "{stats:?}");
     assert_eq!(stat(&stats, "batches_sent"), 4, "{stats:?}");
     assert_eq!(stat(&stats, "batch_failures"), 3, "{stats:?}");
     assert_eq!(stat(&stats, "batch_retries"), 3, "{stats:?}");
@@ -211,7 +212,12 @@ fn a_sink_slower_than_the_timeout_then_failing_gets_the_same_batch_until_it_ackn
 fn a_full_buffer_serves_every_request_and_reports_each_record_it_could_not_admit() {
     let sink = Sink::start();
     sink.go_down();
-    let plugin = with(json!({"batch": {"max_records": 2, "max_buffered_records": 5}}));
+    // Overflow accounting with a fixed record count: no seals, whose number
+    // would depend on where ticks fall (tests/tamper.rs covers seals).
+    let plugin = with(
+        json!({"batch": {"max_records": 2, "max_buffered_records": 5},
+        "integrity": {"seal_every_batch": false}}),
+    );
     let envoy = Envoy::start(&plugin, &sink);
     let ids = envoy.plain_ok("/orders/overflow", 12);
     let full = wait_for(WAIT, || {
@@ -252,9 +258,12 @@ fn fail_closed_answers_503_only_while_the_buffer_is_full_and_recovers_by_itself(
     let sink = Sink::start();
     sink.go_down();
     let plugin = with(
-        json!({"on_overflow": "reject", "batch": {"max_records": 3, "max_buffered_records": 3}}),
+        json!({"on_overflow": "reject", "batch": {"max_records": 3, "max_buffered_records": 3},
+            "integrity": {"seal_every_batch": false}}),
     );
     let envoy = Envoy::start(&plugin, &sink);
+    // Three requests fill the buffer (no seals, whose number would depend
+    // on where ticks fall).
     let admitted = envoy.plain_ok("/orders/closed", 3);
     for i in 0..3 {
         let reply = envoy.plain(&format!("/orders/refused/{i}"));
@@ -309,8 +318,9 @@ fn a_listener_reload_drains_the_old_filter_and_delivers_what_it_buffered() {
         "mesh-audit: shutdown: all records delivered; 0 records undelivered",
         WAIT,
     );
+    // The five records, the close record that ends the emitter, its seal.
     assert!(
-        log.contains("mesh-audit: draining 5 buffered records before shutdown"),
+        log.contains("mesh-audit: draining 7 buffered records before shutdown"),
         "{log}"
     );
 
@@ -376,12 +386,13 @@ fn a_drain_against_a_failing_sink_backs_off_and_gives_up_after_the_sink_timeout(
         json!({"sink": {"headers": {"x-audit-generation": "2"}}}),
     ));
     let started = Instant::now();
+    // The five records, the close record and its seal.
     envoy.wait_for_log(
-        "mesh-audit: draining 5 buffered records before shutdown",
+        "mesh-audit: draining 7 buffered records before shutdown",
         WAIT,
     );
     envoy.wait_for_log(
-        "mesh-audit: shutdown: sink.timeout_ms passed; 5 records undelivered",
+        "mesh-audit: shutdown: sink.timeout_ms passed; 7 records undelivered",
         WAIT,
     );
     assert!(

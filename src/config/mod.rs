@@ -6,6 +6,8 @@
 
 mod read;
 
+use crate::deliver::seal::Signer;
+use crate::secret::Secret;
 use read::Obj;
 use serde_json::Value;
 use std::fmt;
@@ -159,6 +161,8 @@ struct RawWhen {
 struct RawIntegrity {
     chain: Option<bool>,
     key_env: Option<String>,
+    signing_key_env: Option<String>,
+    seal_every_batch: Option<bool>,
 }
 #[derive(Default)]
 struct RawPolicy {
@@ -321,11 +325,16 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             }
         }
     };
-    let integrity = match top.object("integrity", &["chain", "key_env"])? {
+    let integrity = match top.object(
+        "integrity",
+        &["chain", "key_env", "signing_key_env", "seal_every_batch"],
+    )? {
         None => RawIntegrity::default(),
         Some(i) => RawIntegrity {
             chain: i.bool("chain")?,
             key_env: i.string("key_env")?,
+            signing_key_env: i.string("signing_key_env")?,
+            seal_every_batch: i.bool("seal_every_batch")?,
         },
     };
     let mut access_policy = Vec::new();
@@ -436,7 +445,7 @@ pub struct Redact {
     pub query_params: Vec<(String, Action)>,
     pub claims: Vec<(String, Action)>,
     /// The HMAC key for `hash`, read from the environment at configure time.
-    pub hash_key: Option<Vec<u8>>,
+    pub hash_key: Option<Secret>,
     /// `redact.path_segments`: path segments known to be secret.
     pub path_segments: Vec<crate::audit::redact::Glob>,
 }
@@ -465,7 +474,7 @@ pub enum PrincipalMatch {
 }
 
 impl PrincipalMatch {
-    fn parse(pattern: &str) -> Self {
+    pub fn parse(pattern: &str) -> Self {
         match pattern.strip_suffix('*') {
             Some(prefix) => PrincipalMatch::Prefix(prefix.to_string()),
             None => PrincipalMatch::Exact(pattern.to_string()),
@@ -511,7 +520,12 @@ pub struct Sampling {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Integrity {
     pub chain: bool,
-    pub key: Option<Vec<u8>>,
+    /// HMAC key of the chain (and its genesis).
+    pub key: Option<Secret>,
+    /// Signs every seal.
+    pub signer: Option<Signer>,
+    /// A seal ends every batch; otherwise only the emitter's last batch.
+    pub seal_every_batch: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -671,10 +685,10 @@ fn status_match(path: &str, s: &str) -> Result<StatusMatch, ConfigError> {
     }
 }
 
-fn env_key(path: &str, env: &dyn Env, name: &str) -> Result<Vec<u8>, ConfigError> {
+fn env_key(path: &str, env: &dyn Env, name: &str) -> Result<Secret, ConfigError> {
     non_empty(path, name)?;
     match env.var(name) {
-        Some(v) if !v.is_empty() => Ok(v.into_bytes()),
+        Some(v) if !v.is_empty() => Ok(Secret::new(v.into_bytes())),
         _ => Err(ConfigError::at(
             path,
             format!("environment variable {name} is not set (pass it in vm_config.environment_variables)"),
@@ -691,7 +705,7 @@ fn key_or_degrade(
     env: &dyn Env,
     name: Option<&str>,
     (code, instead, scope): (&'static str, &'static str, Scope),
-) -> Result<Option<Vec<u8>>, ConfigError> {
+) -> Result<Option<Secret>, ConfigError> {
     let Some(name) = name else {
         return Ok(None);
     };
@@ -718,6 +732,8 @@ const CHAIN_KEY_MISSING: (&str, &str, Scope) = (
     "the chain is unkeyed (plain SHA-256)",
     Scope::Records,
 );
+const SIGNING_KEY_MISSING: (&str, &str, Scope) =
+    ("signing_key_missing", "seals are unsigned", Scope::Records);
 
 fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, ConfigError> {
     let mut degraded = Vec::new();
@@ -1017,8 +1033,33 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
     };
 
     // integrity
+    let chain = raw.integrity.chain.unwrap_or(true);
+    let signing_path = "integrity.signing_key_env";
+    if raw.integrity.signing_key_env.is_some() && !chain {
+        // A seal vouches for earlier records only through `prev`.
+        return Err(ConfigError::at(
+            signing_path,
+            "needs integrity.chain: a seal vouches for the records before it only through the chain",
+        ));
+    }
+    let signing_key = key_or_degrade(
+        &mut degraded,
+        signing_path,
+        env,
+        raw.integrity.signing_key_env.as_deref(),
+        SIGNING_KEY_MISSING,
+    )?;
+    let signer = match (signing_key, raw.integrity.signing_key_env.as_deref()) {
+        (Some(text), Some(name)) => {
+            let text = std::str::from_utf8(&text).unwrap_or("");
+            Some(Signer::parse(text).map_err(|e| {
+                ConfigError::at(signing_path, format!("environment variable {name} {e}"))
+            })?)
+        }
+        _ => None,
+    };
     let integrity = Integrity {
-        chain: raw.integrity.chain.unwrap_or(true),
+        chain,
         key: key_or_degrade(
             &mut degraded,
             "integrity.key_env",
@@ -1026,6 +1067,8 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             raw.integrity.key_env.as_deref(),
             CHAIN_KEY_MISSING,
         )?,
+        signer,
+        seal_every_batch: raw.integrity.seal_every_batch.unwrap_or(true),
     };
 
     // access policy

@@ -9,6 +9,10 @@
 //! record. A sink that accepts a batch only in part (an OTLP partial
 //! success) settles it too: the records it refused count as rejected, the
 //! rest as delivered, so admitted = delivered + rejected + buffered holds.
+//!
+//! With seals (SPEC §4.1) the caller decides where a batch ends, because a
+//! batch is "records, then their seal": it closes a group after pushing the
+//! seal, and only closed groups are cut, one group per batch.
 
 use std::collections::VecDeque;
 
@@ -145,6 +149,9 @@ pub struct Buffer {
     limits: Limits,
     pending: VecDeque<Entry>,
     pending_bytes: usize,
+    /// Sealed mode: the (records, bytes) of each closed group at the head
+    /// of `pending`, oldest first; the rest of `pending` is the open group.
+    groups: Option<VecDeque<(usize, usize)>>,
     batches: VecDeque<Batch>,
     records: usize,
     bytes: usize,
@@ -156,6 +163,7 @@ impl Buffer {
             limits,
             pending: VecDeque::new(),
             pending_bytes: 0,
+            groups: None,
             batches: VecDeque::new(),
             records: 0,
             bytes: 0,
@@ -165,6 +173,43 @@ impl Buffer {
     /// New limits from a reconfiguration; what is held stays.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Switches to sealed batches: from now on a batch is exactly one group
+    /// closed by [`Buffer::close_group`]. What is already pending forms the
+    /// open group.
+    pub fn seal_batches(&mut self) {
+        if self.groups.is_none() {
+            self.groups = Some(VecDeque::new());
+        }
+    }
+
+    fn closed(&self) -> (usize, usize) {
+        self.groups
+            .iter()
+            .flatten()
+            .fold((0, 0), |(r, b), g| (r + g.0, b + g.1))
+    }
+
+    /// Records and bytes pushed since the last closed group.
+    pub fn open_group(&self) -> (usize, usize) {
+        let (records, bytes) = self.closed();
+        (self.pending.len() - records, self.pending_bytes - bytes)
+    }
+
+    /// Closed groups not yet cut into a batch.
+    pub fn closed_groups(&self) -> usize {
+        self.groups.as_ref().map_or(0, VecDeque::len)
+    }
+
+    /// Ends the open group: it becomes the next batch (sealed mode only).
+    pub fn close_group(&mut self) {
+        let open = self.open_group();
+        if let Some(groups) = self.groups.as_mut() {
+            if open.0 > 0 {
+                groups.push_back(open);
+            }
+        }
     }
 
     /// Records held (pending or in a batch), i.e. admitted but not settled.
@@ -234,9 +279,13 @@ impl Buffer {
                 State::Backoff { .. } => return None,
             }
         }
+        let cut_due = match &self.groups {
+            Some(groups) => !groups.is_empty(),
+            None => !self.pending.is_empty() && (flush || draining || self.batch_full()),
+        };
         let index = match pick {
             Some(i) => i,
-            None if !self.pending.is_empty() && (flush || draining || self.batch_full()) => {
+            None if cut_due => {
                 self.cut();
                 self.batches.len() - 1
             }
@@ -255,10 +304,16 @@ impl Buffer {
     fn cut(&mut self) {
         let mut entries = Vec::new();
         let mut bytes = 0;
+        let group = self.groups.as_mut().and_then(VecDeque::pop_front);
         while let Some(e) = self.pending.front() {
             let len = e.line.len();
-            let full = entries.len() >= self.limits.max_records
-                || (!entries.is_empty() && bytes + len > self.limits.max_bytes);
+            let full = match group {
+                Some((records, _)) => entries.len() >= records,
+                None => {
+                    entries.len() >= self.limits.max_records
+                        || (!entries.is_empty() && bytes + len > self.limits.max_bytes)
+                }
+            };
             if full {
                 break;
             }

@@ -8,3 +8,4 @@ pub mod encode_json;
 pub mod encode_otlp;
 pub mod gzip;
 pub mod reply;
+pub mod seal;

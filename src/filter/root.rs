@@ -5,11 +5,13 @@
 //! happens here, from the root context, because a call dispatched from a
 //! request's context dies with the request.
 
+mod seals;
+
 use super::conn::ConnCache;
 use super::http;
 use super::problems::{switch, Problems, INERT_TICK_MS};
 use super::stats::{Counter, Flag, Stats};
-use crate::audit::record::{Kind, LossReason, Record};
+use crate::audit::record::{CloseReason, Kind, LossReason, Record};
 use crate::audit::time::format_rfc3339;
 use crate::audit::{hex, redact::Redactor, sample::Sampler};
 use crate::config::{degraded_line, error_line, Compression, Config, Format, Overflow, Scope};
@@ -62,6 +64,10 @@ pub struct Active {
     rate_limited: Lost,
     last_flush_ms: u64,
     node_id: Option<String>,
+    /// `seq` of the emitter's last seal (0: none yet).
+    last_seal: u64,
+    /// The emitter has its `close` record: nothing more is admitted.
+    closed: bool,
 }
 
 /// Causes we log once (then only count), so a broken sink cannot flood Envoy's log.
@@ -248,20 +254,24 @@ impl Auditor {
         host.set_tick_period_ms(tick);
         let limits = Limits::from_config(&config);
         // A reconfigured worker keeps what it already admitted, and its chain.
-        let (seq, buffer, node_id) = match self.active.take() {
-            Some(old) => (old.seq, old.buffer, old.node_id),
+        let (seq, buffer, node_id, last_seal) = match self.active.take() {
+            Some(old) => (old.seq, old.buffer, old.node_id, old.last_seal),
             None => (
                 Sequencer::new(
                     self.emitter.clone(),
                     config.integrity.chain,
-                    config.integrity.key.clone(),
+                    config.integrity.key.as_deref(),
                 ),
                 Buffer::new(limits.clone()),
                 node_id(host),
+                0,
             ),
         };
         let mut buffer = buffer;
         buffer.set_limits(limits);
+        if config.integrity.seal_every_batch {
+            buffer.seal_batches();
+        }
         host.log(
             Level::Info,
             &format!(
@@ -290,6 +300,8 @@ impl Auditor {
             rate_limited: Lost::default(),
             last_flush_ms: host.now_nanos() / 1_000_000,
             node_id,
+            last_seal,
+            closed: false,
         });
     }
 
@@ -326,6 +338,12 @@ impl Auditor {
         let Some(a) = self.active.as_mut() else {
             return;
         };
+        if a.closed {
+            // The emitter ended with its close record (a request that
+            // finished during the drain): counted, never chained after it.
+            self.stats.add(Counter::RecordsNotAdmitted, 1);
+            return;
+        }
         // Report earlier losses first, so the loss record precedes what follows it.
         report_losses(a, &mut self.stats, 2, at_nanos);
         let mut record = record;
@@ -336,6 +354,7 @@ impl Auditor {
             let seq = a.seq.next_seq() - 1;
             a.buffer.push(Entry { seq, line });
             self.stats.add(Counter::RecordsAdmitted, 1);
+            a.seal_if_full(&mut self.stats, at_nanos);
         } else {
             self.not_admitted(host, at_nanos);
         }
@@ -519,6 +538,10 @@ impl Auditor {
             return true;
         };
         report_losses(a, &mut self.stats, 1, now_nanos);
+        // An emitter that never admitted a record is in no trail: nothing to close.
+        if !a.closed && a.seq.next_seq() > 1 {
+            a.close(&mut self.stats, CloseReason::Shutdown, now_nanos);
+        }
         if a.buffer.is_empty() {
             self.publish(host);
             return true;
@@ -554,6 +577,11 @@ impl Auditor {
     /// keep their backoff, so a failing sink is not hammered until the deadline.
     fn pump(&mut self, host: &dyn Host, now_ms: u64, burst: bool) {
         let draining = self.draining;
+        if let Some(a) = self.active.as_mut() {
+            let due = draining
+                || now_ms.saturating_sub(a.last_flush_ms) >= a.config.batch.flush_interval_ms;
+            a.seal_if_due(&mut self.stats, host.now_nanos(), due);
+        }
         loop {
             let jitter = self.draw();
             let Some(a) = self.active.as_mut() else {
@@ -692,13 +720,12 @@ fn report_losses(a: &mut Active, stats: &mut Stats, room: usize, at_nanos: u64) 
             format_rfc3339(at_nanos),
         );
         *lost = Lost::default();
-        push(a, stats, loss);
+        push(a, stats, loss, at_nanos);
     }
 }
 
-/// Admits the `rejected` loss record for `count` records of the batch
-/// `range`. Like every loss record it is always kept: it may exceed the cap
-/// by one.
+/// Admits the `rejected` loss record for `count` records a sink refused
+/// among `range`.
 fn push_rejected(
     a: &mut Active,
     stats: &mut Stats,
@@ -716,18 +743,20 @@ fn push_rejected(
     );
     loss.from_seq = Some(range.0);
     loss.to_seq = Some(range.1);
-    push(a, stats, loss);
+    // A rejection loss record is always kept: it may exceed the cap by one.
+    push(a, stats, loss, at_nanos);
 }
 
-/// Admits a record the filter itself produced (a `loss` record): it bypasses
+/// Admits a record the filter itself produced (`loss`, `close`): it bypasses
 /// the byte cap by design, so a loss is never itself lost.
-fn push(a: &mut Active, stats: &mut Stats, mut record: Record) {
+fn push(a: &mut Active, stats: &mut Stats, mut record: Record, now_nanos: u64) {
     mark_degraded(a, &mut record);
     let line = a.seq.stamp(&mut record);
     a.seq.commit(&line);
     let seq = a.seq.next_seq() - 1;
     a.buffer.push(Entry { seq, line });
     stats.add(Counter::RecordsAdmitted, 1);
+    a.seal_if_full(stats, now_nanos);
 }
 
 /// Lists the degradations in force that affect `record` (SPEC §4.1).

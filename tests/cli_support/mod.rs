@@ -144,7 +144,7 @@ pub fn loss(reason: LossReason, count: u64, range: Option<(u64, u64)>) -> Record
 /// An emitter's chained trail: each record stamped and committed in order,
 /// returned as exact line bytes (index i holds seq i + 1).
 pub fn trail(emitter: &str, key: Option<&[u8]>, records: Vec<Record>) -> Vec<Vec<u8>> {
-    let mut seq = Sequencer::new(emitter.to_string(), true, key.map(<[u8]>::to_vec));
+    let mut seq = Sequencer::new(emitter.to_string(), true, key);
     records
         .into_iter()
         .map(|mut r| {
@@ -153,6 +153,27 @@ pub fn trail(emitter: &str, key: Option<&[u8]>, records: Vec<Record>) -> Vec<Vec
             line
         })
         .collect()
+}
+
+/// [`trail`] ended by a seal over all of it, as the filter ends a batch
+/// (signed when `signer` is given).
+pub fn sealed_trail(
+    emitter: &str,
+    key: Option<&[u8]>,
+    signer: Option<&mesh_audit::deliver::seal::Signer>,
+    records: Vec<Record>,
+) -> Vec<Vec<u8>> {
+    let mut seq = Sequencer::new(emitter.to_string(), true, key);
+    let mut lines: Vec<Vec<u8>> = records
+        .into_iter()
+        .map(|mut r| {
+            let line = seq.stamp(&mut r);
+            seq.commit(&line);
+            line
+        })
+        .collect();
+    lines.push(seq.seal("2026-11-21T14:03:06Z", 1, signer));
+    lines
 }
 
 /// `n` plain requests, paths `/orders/1`..`/orders/n`.

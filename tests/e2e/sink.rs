@@ -209,12 +209,22 @@ impl Sink {
             .collect()
     }
 
-    /// Waits (bounded) until acknowledged batches hold at least `n` records.
+    /// Acknowledged `request` and `loss` records, in arrival order: what
+    /// was audited, without the seals and close records that vouch for it.
+    pub fn audit_records(&self) -> Vec<Record> {
+        self.records()
+            .into_iter()
+            .filter(|r| !matches!(r.str("/kind"), Some("seal" | "close")))
+            .collect()
+    }
+
+    /// Waits (bounded) until acknowledged batches hold at least `n` request
+    /// or loss records, and returns those ([`Sink::audit_records`]).
     pub fn wait_for_records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        super::wait_for(timeout, || Some(self.records()).filter(|r| r.len() >= n)).unwrap_or_else(|| {
+        super::wait_for(timeout, || Some(self.audit_records()).filter(|r| r.len() >= n)).unwrap_or_else(|| {
             panic!(
                 "sink holds {} acknowledged records after {timeout:?}, wanted {n}; deliveries: {:#?}",
-                self.records().len(),
+                self.audit_records().len(),
                 self.deliveries()
                     .iter()
                     .map(|d| format!("{} {} -> {}: {}", d.method, d.path, d.answered, String::from_utf8_lossy(&d.body)))

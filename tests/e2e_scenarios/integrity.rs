@@ -9,10 +9,13 @@ use crate::sidecar::Sidecar;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Asserts verify's per-emitter verdict: every seq from 1 once, chained, nothing missing.
+/// Asserts verify's per-emitter verdict: every seq from 1 once, chained,
+/// nothing missing, the last record a seal vouching for all of them.
 fn assert_whole(emitter: &Value, records: u64) {
     assert_eq!(emitter["ok"], json!(true), "{emitter:#}");
     assert_eq!(emitter["chained"], json!(true), "{emitter:#}");
+    assert_eq!(emitter["sealed_through"], json!(records), "{emitter:#}");
+    assert_eq!(emitter["problems"], json!([]), "{emitter:#}");
     assert_eq!(emitter["records"], json!(records), "{emitter:#}");
     assert_eq!(
         (&emitter["first_seq"], &emitter["last_seq"]),
@@ -58,18 +61,22 @@ fn two_workers_deliver_to_the_cli_sink_and_both_chains_verify() {
         let statuses = client.join().unwrap();
         assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     }
+    // Every request, plus at least one seal per worker.
     let stats = envoy.stats_when("every record delivered", |s| {
-        s.get("records_delivered") == Some(&TOTAL)
+        s.get("records_buffered") == Some(&0)
+            && s.get("records_admitted").is_some_and(|a| *a >= TOTAL + 2)
+            && s.get("records_delivered") == s.get("records_admitted")
     });
-    assert_eq!(stats.get("records_admitted"), Some(&TOTAL), "{stats:?}");
-    assert_eq!(stats.get("records_buffered"), Some(&0), "{stats:?}");
+    let admitted = stats.get("records_admitted").copied().unwrap_or(0);
 
     let lines = stored(&file);
     assert_eq!(
         lines.len() as u64,
-        TOTAL,
+        admitted,
         "the sink stored each record once"
     );
+    let requests = lines.iter().filter(|l| l["kind"] == "request").count() as u64;
+    assert_eq!(requests, TOTAL, "every request, once");
     let mut per_emitter: BTreeMap<String, u64> = BTreeMap::new();
     for line in &lines {
         *per_emitter
@@ -100,7 +107,7 @@ fn two_workers_deliver_to_the_cli_sink_and_both_chains_verify() {
     assert_eq!(verified.exit_code, Some(0), "{}", verified.text);
     let report = &verified.json;
     assert_eq!(report["ok"], json!(true), "{report:#}");
-    assert_eq!(report["records"], json!(TOTAL), "{report:#}");
+    assert_eq!(report["records"], json!(admitted), "{report:#}");
     assert_eq!(report["bad_lines"], json!([]), "{report:#}");
     let emitters = report["emitters"].as_array().unwrap();
     assert_eq!(emitters.len(), 2, "{report:#}");
@@ -118,7 +125,7 @@ fn a_batch_whose_acknowledgement_is_lost_is_stored_once_across_a_sink_restart() 
     let relay = Relay::start(first_sink.addr);
     let plugin = json!({
         "sink": {"cluster": "audit_sink"},
-        "batch": {"max_records": 3, "flush_interval_ms": 60000},
+        "batch": {"max_records": 4, "flush_interval_ms": 60000},
         "retry": {"backoff_base_ms": 50, "backoff_max_ms": 200}
     });
     let envoy = Sidecar::start("retrying", "e2e.yaml", &plugin, relay.port(), 1, &[]);
@@ -129,7 +136,8 @@ fn a_batch_whose_acknowledgement_is_lost_is_stored_once_across_a_sink_restart() 
         }
     };
 
-    // Batch 1-3 reaches the first sink, which stores it; its answer is lost,
+    // Three requests and their seal make a batch of max_records 4.
+    // Batch 1-4 reaches the first sink, which stores it; its answer is lost,
     // and the relay has no sink until the restarted one is up.
     relay.drop_replies(1, true);
     send(0);
@@ -139,21 +147,21 @@ fn a_batch_whose_acknowledgement_is_lost_is_stored_once_across_a_sink_restart() 
     let first_log = first_sink.kill();
     let second_sink = CliSink::start(&file);
     relay.forward_to(second_sink.addr);
-    relay.wait_for("1-3 acknowledged", |x| {
+    relay.wait_for("1-4 acknowledged", |x| {
         x.iter()
-            .any(|e| e.seq_range() == "1-3" && e.outcome == Outcome::Relayed)
+            .any(|e| e.seq_range() == "1-4" && e.outcome == Outcome::Relayed)
     });
 
-    // Batch 4-6: the restarted sink stores it, the answer is lost once more,
+    // Batch 5-8: the restarted sink stores it, the answer is lost once more,
     // and the retry reaches the same sink process.
     relay.drop_replies(1, false);
     send(3);
-    relay.wait_for("4-6 acknowledged", |x| {
+    relay.wait_for("5-8 acknowledged", |x| {
         x.iter()
-            .any(|e| e.seq_range() == "4-6" && e.outcome == Outcome::Relayed)
+            .any(|e| e.seq_range() == "5-8" && e.outcome == Outcome::Relayed)
     });
-    let stats = envoy.stats_when("six records delivered", |s| {
-        s.get("records_delivered") == Some(&6)
+    let stats = envoy.stats_when("six requests and two seals delivered", |s| {
+        s.get("records_delivered") == Some(&8)
     });
     assert!(
         stats.get("batch_retries").is_some_and(|n| *n >= 2),
@@ -173,15 +181,15 @@ fn a_batch_whose_acknowledgement_is_lost_is_stored_once_across_a_sink_restart() 
             )
         })
         .collect();
-    let stored_3 = r#"{"stored":3,"duplicates":0}"#.to_string();
-    let duplicate_3 = r#"{"stored":0,"duplicates":3}"#.to_string();
+    let stored_3 = r#"{"stored":4,"duplicates":0}"#.to_string();
+    let duplicate_3 = r#"{"stored":0,"duplicates":4}"#.to_string();
     assert_eq!(
         answered,
         [
-            ("1-3".to_string(), Outcome::ReplyDropped, stored_3.clone()),
-            ("1-3".to_string(), Outcome::Relayed, duplicate_3.clone()),
-            ("4-6".to_string(), Outcome::ReplyDropped, stored_3),
-            ("4-6".to_string(), Outcome::Relayed, duplicate_3),
+            ("1-4".to_string(), Outcome::ReplyDropped, stored_3.clone()),
+            ("1-4".to_string(), Outcome::Relayed, duplicate_3.clone()),
+            ("5-8".to_string(), Outcome::ReplyDropped, stored_3),
+            ("5-8".to_string(), Outcome::Relayed, duplicate_3),
         ],
         "{:#?}\nfirst sink: {first_log:#?}",
         relay.summary()
@@ -200,13 +208,13 @@ fn a_batch_whose_acknowledgement_is_lost_is_stored_once_across_a_sink_restart() 
     let emitter = keys[0].0.clone();
     assert_eq!(
         keys,
-        (1..=6).map(|s| (emitter.clone(), s)).collect::<Vec<_>>()
+        (1..=8).map(|s| (emitter.clone(), s)).collect::<Vec<_>>()
     );
     let verified = verify(&file);
     assert_eq!(verified.exit_code, Some(0), "{}", verified.text);
     assert_eq!(verified.json["ok"], json!(true), "{:#}", verified.json);
     let emitters = verified.json["emitters"].as_array().unwrap();
     assert_eq!(emitters.len(), 1, "{:#}", verified.json);
-    assert_whole(&emitters[0], 6);
+    assert_whole(&emitters[0], 8);
     drop(second_sink);
 }

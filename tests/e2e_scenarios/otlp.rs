@@ -50,7 +50,7 @@ fn otlp_batches_decode_with_the_official_definitions_and_verify_from_the_cli_sin
     // One batch holding the three requests.
     let plugin = json!({
         "sink": {"cluster": "audit_sink", "format": "otlp"},
-        "batch": {"max_records": 3, "flush_interval_ms": 60000}
+        "batch": {"max_records": 4, "flush_interval_ms": 60000}
     });
     let envoy = Sidecar::start("otlp", "e2e.yaml", &plugin, relay.port(), 1, &[]);
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
@@ -111,9 +111,11 @@ fn otlp_batches_decode_with_the_official_definitions_and_verify_from_the_cli_sin
     let logs = &resource_logs.scope_logs[0].log_records;
     assert_eq!(
         logs.len(),
-        calls.len(),
-        "one LogRecord per request: {logs:#?}"
+        calls.len() + 1,
+        "one LogRecord per request, and the seal ending the batch: {logs:#?}"
     );
+    let seal: Value = serde_json::from_str(&body(&logs[calls.len()])).unwrap();
+    assert_eq!(seal["kind"], "seal", "{seal}");
 
     let severities = [
         SeverityNumber::Info,
@@ -162,13 +164,13 @@ fn otlp_batches_decode_with_the_official_definitions_and_verify_from_the_cli_sin
     let bodies: Vec<String> = logs.iter().map(body).collect();
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().collect::<Vec<_>>(), bodies);
-    assert_eq!(stored(&file).len(), calls.len());
+    assert_eq!(stored(&file).len(), calls.len() + 1);
     let verified = verify(&file);
     assert_eq!(verified.exit_code, Some(0), "{}", verified.text);
     assert_eq!(verified.json["ok"], json!(true), "{:#}", verified.json);
     assert_eq!(
         verified.json["records"],
-        json!(calls.len()),
+        json!(calls.len() + 1),
         "{:#}",
         verified.json
     );
@@ -176,5 +178,6 @@ fn otlp_batches_decode_with_the_official_definitions_and_verify_from_the_cli_sin
     assert_eq!(emitters.len(), 1, "{:#}", verified.json);
     assert_eq!(emitters[0]["emitter"], json!(emitter));
     assert_eq!(emitters[0]["chained"], json!(true));
-    assert_eq!(emitters[0]["last_seq"], json!(calls.len()));
+    assert_eq!(emitters[0]["last_seq"], json!(calls.len() + 1));
+    assert_eq!(emitters[0]["sealed_through"], json!(calls.len() + 1));
 }

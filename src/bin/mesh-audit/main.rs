@@ -1,7 +1,7 @@
 //! `mesh-audit`: the native companion of the mesh-audit Envoy filter. It
 //! receives record batches (`sink`), proves a stored trail intact (`verify`),
-//! summarises who accessed what (`report`) and validates configurations the
-//! way the filter does (`check-config`).
+//! summarises who accessed what (`report`), validates configurations the way
+//! the filter does (`check-config`) and makes signing keys (`keygen`).
 //!
 //! Exit status: 0 success, 1 the check failed (verification, configuration),
 //! 2 usage or I/O error.
@@ -10,12 +10,13 @@ mod check_config;
 mod escape;
 mod graph;
 mod html;
+mod keygen;
+mod keys;
 mod lines;
 mod report;
 mod sink;
 mod store;
 mod verify;
-mod verify_text;
 mod wasmplugin;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -60,9 +61,22 @@ enum Command {
         /// Environment variable holding the chain key (the proxies' integrity.key_env).
         #[arg(long, value_name = "VAR")]
         key_env: Option<String>,
+        /// Keyring of the proxies' public signing keys: `KEY_ID PUBKEY [PATTERN...]` per line.
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
         /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
+    },
+    /// Make an Ed25519 signing key pair for integrity.signing_key_env, and its keyring line.
+    #[command(long_about = KEYGEN_HELP)]
+    Keygen {
+        /// Path prefix of the files written: PREFIX.key.pem (private) and PREFIX.pub.pem.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+        /// destination.principal patterns this key may vouch for (exact, or ending in `*`).
+        #[arg(value_name = "PATTERN")]
+        patterns: Vec<String>,
     },
     /// Summarise who accessed what: per source principal and route, by decision.
     Report {
@@ -105,29 +119,45 @@ filter retries. An incomplete last line left by a crash mid-write (never
 acknowledged) is cut off at start.";
 
 const VERIFY_HELP: &str = "\
-Check a stored trail: per emitter, the records, sequence gaps explained by
-`loss` records (reason `rejected` names the missing seq range), unexplained
-gaps, duplicates and hash-chain mismatches, with the first bad seq.
+Check a stored trail, per emitter: sequence gaps explained by `loss` records
+(reason `rejected` names the missing seq range), unexplained gaps,
+duplicates, hash-chain mismatches, seals (ranges, signatures, what each key
+may vouch for), loss records, and whether the emitter was closed.
 
 Records may be in any order in FILE; each emitter's records are sorted by seq.
-A record whose predecessor is legitimately missing cannot have its `prev`
-checked: it is listed as unchecked, not as a failure. A seq stored twice with
-identical bytes (a retried batch stored twice) is reported but is not a
-failure; two different records with the same seq are.
+A seq stored twice with identical bytes (a retried batch stored twice) is
+reported but is not a failure; two different records with the same seq are.
+An emitter without a `close` record is reported open since its last seal
+(the proxy stopped without a drain: compare with its records_buffered gauge);
+that alone is not a failure.
 
-Exit status 0 only when nothing is unexplained or mismatched, 1 otherwise,
-2 when FILE cannot be read or the key variable is unset.
+With --keys (the proxies' public keys) or --key-env (their chain key) the
+check is strict: every record must carry `prev` and be vouched for by a valid
+seal, seals must be signed by a listed key (--keys) whose patterns allow the
+destinations it vouches for, seq 1 must start at the keyed genesis
+(--key-env), and only a vouched-for loss record explains a gap.
 
-What the chain can and cannot prove:
-  - Each record's `prev` covers its predecessor, never itself: the last record
-    of an emitter can be altered or removed without trace, and so can any
-    number of trailing records. Compare with the proxies' counters
-    (mesh_audit.records_delivered) to bound what the file should hold.
-  - Without a key (plain SHA-256) the chain catches accidental damage and
-    naive edits, but whoever can write FILE can recompute every later `prev`.
-    Only an HMAC key (integrity.key_env on the proxies, --key-env here) kept
-    from the file's writers makes edits, insertions and deletions inside the
-    trail detectable.";
+What each mode proves:
+  - no key: only that the trail has no accidental damage; whoever can write
+    FILE can rewrite it and recompute every prev and seal;
+  - --key-env: nothing was edited, inserted, deleted, reordered or forged by
+    anyone without the chain key; every proxy holding it can forge;
+  - --keys: the same against anyone without a listed signing key, and a key
+    vouches only for destinations its patterns allow.
+  In every mode, deleting an emitter's newest batches or a whole emitter is
+  not visible from the trail alone: the sink's signed digests cover that.
+
+Exit status 0 only when every check holds, 1 otherwise, 2 when FILE or the
+keyring cannot be read or the key variable is unset.";
+
+const KEYGEN_HELP: &str = "\
+Make an Ed25519 key pair for seals: PREFIX.key.pem (PKCS#8, mode 0600; give
+it to the proxies as the variable integrity.signing_key_env names) and
+PREFIX.pub.pem (SPKI), and print the keyring line for `verify --keys`:
+KEY_ID PUBKEY [PATTERN...]. Give each namespace (or workload) its own key and
+list the principals it serves as PATTERNs, e.g.
+spiffe://cluster.local/ns/shop/*: a stolen key then forges nothing outside
+them. Existing files are never overwritten.";
 
 const CHECK_CONFIG_HELP: &str = "\
 Validate mesh-audit configuration with exactly the filter's checks and error
@@ -140,8 +170,9 @@ FILE may be:
     mesh_audit.wasm is checked, reported by its location;
   - Istio WasmPlugin YAML (one or more documents): each spec.pluginConfig.
 
-Keys named by redact.hash_key_env and integrity.key_env must be present, as the
-filter requires: a missing key makes Envoy refuse the filter. For an Envoy
+Keys named by redact.hash_key_env, integrity.key_env and
+integrity.signing_key_env must be present (and a signing key must be an
+Ed25519 PKCS#8 PEM or base64 seed), as the filter requires: a missing key makes Envoy refuse the filter. For an Envoy
 bootstrap they are looked up in the filter's vm_config.environment_variables
 (key_values, and host_env_keys read from this process's environment); for a
 WasmPlugin in spec.vmConfig.env (inline values, and valueFrom: HOST read from
@@ -174,8 +205,10 @@ fn main() -> ExitCode {
         Command::Verify {
             file,
             key_env,
+            keys,
             json,
-        } => run_verify(&file, key_env.as_deref(), json),
+        } => run_verify(&file, key_env.as_deref(), keys.as_deref(), json),
+        Command::Keygen { out, patterns } => keygen::run(&out, &patterns),
         Command::Report {
             file,
             format,
@@ -185,7 +218,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_verify(file: &std::path::Path, key_env: Option<&str>, json: bool) -> ExitCode {
+fn run_verify(
+    file: &std::path::Path,
+    key_env: Option<&str>,
+    keys: Option<&std::path::Path>,
+    json: bool,
+) -> ExitCode {
     let key = match key_env {
         None => None,
         Some(var) => match std::env::var(var) {
@@ -198,7 +236,11 @@ fn run_verify(file: &std::path::Path, key_env: Option<&str>, json: bool) -> Exit
             }
         },
     };
-    let mut verifier = verify::Verifier::new(key);
+    let keyring = match keys.map(keys::Keyring::load).transpose() {
+        Ok(k) => k,
+        Err(e) => return fail(2, &format!("mesh-audit verify: keyring {e}")),
+    };
+    let mut verifier = verify::Verifier::new(key, keyring);
     if let Err(e) = lines::for_each_line(file, |number, bytes| verifier.add_line(number, bytes)) {
         return fail(2, &format!("mesh-audit verify: {}: {e}", file.display()));
     }
@@ -208,7 +250,7 @@ fn run_verify(file: &std::path::Path, key_env: Option<&str>, json: bool) -> Exit
             .map(|s| s + "\n")
             .unwrap_or_default()
     } else {
-        verify_text::render(&outcome)
+        verify::text::render(&outcome)
     };
     print!("{text}");
     if outcome.ok {

@@ -1,34 +1,10 @@
-//! `mesh-audit verify`: per emitter, sorts records by `seq`, finds gaps (and
-//! which of them `rejected` loss records explain), duplicates, and checks each
-//! `prev` against the link of the same emitter's previous record.
-//!
-//! Only each record's link (32 bytes) is kept, never its text, so files far
-//! larger than memory verify.
+//! The chain facts of one emitter's records, sorted by (seq, line): gaps
+//! (and which of them `rejected` loss records explain), duplicates, and each
+//! `prev` against the link of the previous record of the same emitter.
 
+use super::Entry;
 use mesh_audit::audit::hex;
-use mesh_audit::audit::record::{Kind, LossReason, Record};
-use mesh_audit::deliver::chain::{link, GENESIS};
 use serde::Serialize;
-use std::collections::BTreeMap;
-
-struct Entry {
-    seq: u64,
-    line: usize,
-    link: [u8; 32],
-    prev: Option<String>,
-    loss: Option<Loss>,
-}
-
-#[derive(Serialize, Clone, Debug, PartialEq)]
-pub struct Loss {
-    pub seq: u64,
-    pub reason: LossReason,
-    pub count: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_seq: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to_seq: Option<u64>,
-}
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Gap {
@@ -70,151 +46,30 @@ pub struct Unchecked {
     pub predecessor_explained: bool,
 }
 
-#[derive(Serialize, Debug)]
-pub struct BadLine {
-    pub line: usize,
-    pub error: String,
-}
-
-#[derive(Serialize, Debug)]
-pub struct EmitterOutcome {
-    pub emitter: String,
-    pub ok: bool,
-    pub records: usize,
-    pub first_seq: u64,
-    pub last_seq: u64,
-    /// Records carry `prev` (integrity.chain on).
-    pub chained: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_bad_seq: Option<u64>,
+/// What the chain shows about one emitter.
+pub struct Facts {
     pub explained_gaps: Vec<Gap>,
     pub unexplained_gaps: Vec<Gap>,
     pub duplicates: Vec<Duplicate>,
     pub mismatches: Vec<Mismatch>,
     pub unchecked: Vec<Unchecked>,
-    pub losses: Vec<Loss>,
+    /// Records carry `prev` (integrity.chain on).
+    pub chained: bool,
+    /// Links after seq 1 checked, and how many of those failed.
+    pub checked: usize,
+    pub failed: usize,
 }
 
-#[derive(Serialize, Debug)]
-pub struct Outcome {
-    pub ok: bool,
-    pub records: usize,
-    /// Links were checked as HMAC-SHA256 with a key.
-    pub keyed: bool,
-    pub emitters: Vec<EmitterOutcome>,
-    pub bad_lines: Vec<BadLine>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
-}
-
-pub struct Verifier {
-    key: Option<Vec<u8>>,
-    emitters: BTreeMap<String, Vec<Entry>>,
-    bad_lines: Vec<BadLine>,
-    records: usize,
-}
-
-impl Verifier {
-    pub fn new(key: Option<Vec<u8>>) -> Self {
-        Verifier {
-            key,
-            emitters: BTreeMap::new(),
-            bad_lines: Vec::new(),
-            records: 0,
-        }
-    }
-
-    pub fn add_line(&mut self, line: usize, bytes: &[u8]) {
-        let record: Record = match serde_json::from_slice(bytes) {
-            Ok(r) => r,
-            Err(e) => return self.bad(line, format!("not an audit record: {e}")),
-        };
-        let (Some(emitter), Some(seq)) = (record.emitter, record.seq) else {
-            return self.bad(line, "record has no emitter or no seq".into());
-        };
-        if seq == 0 {
-            return self.bad(line, "seq 0 is not a valid seq".into());
-        }
-        let loss = match (record.kind, record.reason) {
-            (Kind::Request, _) => None,
-            (Kind::Loss, None) => return self.bad(line, "loss record has no reason".into()),
-            (Kind::Loss, Some(reason)) => Some(Loss {
-                seq,
-                reason,
-                count: record.count.unwrap_or(0),
-                from_seq: record.from_seq,
-                to_seq: record.to_seq,
-            }),
-        };
-        self.records += 1;
-        let entry = Entry {
-            seq,
-            line,
-            link: link(self.key.as_deref(), bytes),
-            prev: record.prev,
-            loss,
-        };
-        self.emitters.entry(emitter).or_default().push(entry);
-    }
-
-    fn bad(&mut self, line: usize, error: String) {
-        self.bad_lines.push(BadLine { line, error });
-    }
-
-    pub fn finish(self) -> Outcome {
-        let mut links_checked = 0;
-        let mut links_failed = 0;
-        let mut emitters = Vec::new();
-        for (emitter, mut entries) in self.emitters {
-            entries.sort_by_key(|e| (e.seq, e.line));
-            let (outcome, checked, failed) = check_emitter(emitter, &entries);
-            links_checked += checked;
-            links_failed += failed;
-            emitters.push(outcome);
-        }
-        let hint = (links_failed >= 2 && links_failed == links_checked).then(|| {
-            let how = if self.key.is_some() {
-                "a different key than --key-env gives"
-            } else {
-                "a key: pass --key-env"
-            };
-            format!("every link after seq 1 failed: the records were probably chained with {how}")
-        });
-        Outcome {
-            ok: self.bad_lines.is_empty() && emitters.iter().all(|e| e.ok),
-            records: self.records,
-            keyed: self.key.is_some(),
-            emitters,
-            bad_lines: self.bad_lines,
-            hint,
-        }
-    }
-}
-
-/// Checks one emitter's records, sorted by (seq, line). Also returns how many
-/// links after seq 1 were checked and how many of those failed.
-fn check_emitter(emitter: String, entries: &[Entry]) -> (EmitterOutcome, usize, usize) {
+/// Checks one emitter's records, sorted by (seq, line); `start` is the
+/// genesis `prev`, `rejected` the ranges trusted loss records explain.
+pub fn check(start: &str, entries: &[Entry], rejected: &[Gap]) -> Facts {
     let groups: Vec<&[Entry]> = entries.chunk_by(|a, b| a.seq == b.seq).collect();
-    let losses: Vec<Loss> = entries.iter().filter_map(|e| e.loss.clone()).collect();
-    let rejected: Vec<Gap> = losses
-        .iter()
-        .filter(|l| l.reason == LossReason::Rejected)
-        .filter_map(|l| match (l.from_seq, l.to_seq) {
-            (Some(from_seq), Some(to_seq)) if from_seq <= to_seq => Some(Gap {
-                from_seq,
-                to_seq,
-                loss_seq: Some(l.seq),
-            }),
-            _ => None,
-        })
-        .collect();
-
     let mut explained_gaps = Vec::new();
     let mut unexplained_gaps = Vec::new();
     let mut expected_next = 1;
     for g in &groups {
         if g[0].seq > expected_next {
-            let (explained, unexplained) = explain(expected_next, g[0].seq - 1, &rejected);
+            let (explained, unexplained) = explain(expected_next, g[0].seq - 1, rejected);
             explained_gaps.extend(explained);
             unexplained_gaps.extend(unexplained);
         }
@@ -260,7 +115,7 @@ fn check_emitter(emitter: String, entries: &[Entry]) -> (EmitterOutcome, usize, 
                 .map(|j| groups[j])
                 .filter(|p| p[0].seq + 1 == seq);
             let allowed: Vec<String> = match before {
-                _ if seq == 1 => vec![GENESIS.to_string()],
+                _ if seq == 1 => vec![start.to_string()],
                 Some(p) => p.iter().map(|e| hex(&e.link)).collect(),
                 None => {
                     let explained = explained_gaps.iter().any(|gap: &Gap| gap.to_seq == seq - 1);
@@ -294,28 +149,16 @@ fn check_emitter(emitter: String, entries: &[Entry]) -> (EmitterOutcome, usize, 
         }
     }
 
-    let first_bad_seq = unexplained_gaps
-        .iter()
-        .map(|g| g.from_seq)
-        .chain(duplicates.iter().filter(|d| !d.identical).map(|d| d.seq))
-        .chain(mismatches.iter().map(|m| m.seq))
-        .min();
-    let outcome = EmitterOutcome {
-        emitter,
-        ok: first_bad_seq.is_none(),
-        records: entries.len(),
-        first_seq: entries.first().map_or(0, |e| e.seq),
-        last_seq: entries.last().map_or(0, |e| e.seq),
-        chained,
-        first_bad_seq,
+    Facts {
         explained_gaps,
         unexplained_gaps,
         duplicates,
         mismatches,
         unchecked,
-        losses,
-    };
-    (outcome, checked, failed)
+        chained,
+        checked,
+        failed,
+    }
 }
 
 /// Splits the missing range `from..=to` into the parts `rejected` ranges

@@ -26,9 +26,9 @@ $(STUB_SERVER): bench/stub-server/stub-server.c
 
 # Interleaved rounds of every variant; fails when a target is missed.
 # Durations: BENCH_ROUNDS, BENCH_SECONDS, BENCH_WARMUP, BENCH_CONNECTIONS.
-bench: build envoy noop-filter $(MTLS_LOAD) $(STUB_SERVER)
+bench: build native envoy noop-filter $(MTLS_LOAD) $(STUB_SERVER)
 	bench/run.sh
 
 # A smoke run of the same machinery: one short round, numbers not meaningful.
-bench-quick: build envoy noop-filter $(MTLS_LOAD) $(STUB_SERVER)
+bench-quick: build native envoy noop-filter $(MTLS_LOAD) $(STUB_SERVER)
 	BENCH_QUICK=1 bench/run.sh

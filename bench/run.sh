@@ -49,7 +49,7 @@ load_cpu=${BENCH_LOAD_CPU:-1}
 envoy=.venv/bin/envoy
 wasm=target/wasm32-wasip1/release/mesh_audit.wasm
 noop_wasm=target/noop-filter/wasm32-wasip1/release/noop_filter.wasm
-native_so=target/release/libmesh_audit.so
+native_so=target/native/libmesh_audit.so
 native_filter=bench/filters/native.yaml
 loader=target/bench/mtls-load
 stub=target/bench/stub-server
@@ -129,18 +129,20 @@ read -r eut_admin inbound_port backend_port sink_port <<<"$(free_ports 4)"
 variant_args() { # variant
   local full=PLUGIN_CONFIG=@bench/config/audit-full.json
   local sampled=PLUGIN_CONFIG=@bench/config/audit-sampled.json
-  local none="HTTP_FILTER= ACCESS_LOG="
+  local none="HTTP_FILTER= ACCESS_LOG= BOOTSTRAP="
   case $1 in
     none) echo "$none" ;;
-    json_log) echo "HTTP_FILTER= ACCESS_LOG=@bench/filters/json-log.yaml ACCESS_LOG_PATH=$root/$work/access.log" ;;
-    noop) echo "HTTP_FILTER=@bench/filters/noop-filter.yaml ACCESS_LOG= WASM=$root/$noop_wasm" ;;
-    wasm_100) echo "HTTP_FILTER=@bench/filters/wasm-filter.yaml ACCESS_LOG= WASM=$root/$wasm $full" ;;
-    wasm_1) echo "HTTP_FILTER=@bench/filters/wasm-filter.yaml ACCESS_LOG= WASM=$root/$wasm $sampled" ;;
-    logger_100) echo "HTTP_FILTER= ACCESS_LOG=@bench/filters/wasm-logger.yaml LOG_FILTER= WASM=$root/$wasm $full" ;;
+    json_log) echo "HTTP_FILTER= BOOTSTRAP= ACCESS_LOG=@bench/filters/json-log.yaml ACCESS_LOG_PATH=$root/$work/access.log" ;;
+    noop) echo "BOOTSTRAP= HTTP_FILTER=@bench/filters/noop-filter.yaml ACCESS_LOG= WASM=$root/$noop_wasm" ;;
+    wasm_100) echo "BOOTSTRAP= HTTP_FILTER=@bench/filters/wasm-filter.yaml ACCESS_LOG= WASM=$root/$wasm $full" ;;
+    wasm_1) echo "BOOTSTRAP= HTTP_FILTER=@bench/filters/wasm-filter.yaml ACCESS_LOG= WASM=$root/$wasm $sampled" ;;
+    logger_100) echo "BOOTSTRAP= HTTP_FILTER= ACCESS_LOG=@bench/filters/wasm-logger.yaml LOG_FILTER= WASM=$root/$wasm $full" ;;
     # Envoy samples; what reaches mesh-audit is kept (its own rate is 1.0).
-    logger_1) echo "HTTP_FILTER= ACCESS_LOG=@bench/filters/wasm-logger.yaml LOG_FILTER=@bench/filters/sample-1pct.yaml WASM=$root/$wasm $full" ;;
-    native_100) echo "HTTP_FILTER=@$native_filter ACCESS_LOG= NATIVE_SO=$root/$native_so $full" ;;
-    native_1) echo "HTTP_FILTER=@$native_filter ACCESS_LOG= NATIVE_SO=$root/$native_so $sampled" ;;
+    logger_1) echo "BOOTSTRAP= HTTP_FILTER= ACCESS_LOG=@bench/filters/wasm-logger.yaml LOG_FILTER=@bench/filters/sample-1pct.yaml WASM=$root/$wasm $full" ;;
+    # The module builds records as an access logger and delivers from its
+    # bootstrap extension (README: Native module).
+    native_100) echo "HTTP_FILTER= ACCESS_LOG=@$native_filter BOOTSTRAP=@bench/filters/native-bootstrap.yaml NATIVE_SO=$root/$native_so $full" ;;
+    native_1) echo "HTTP_FILTER= ACCESS_LOG=@$native_filter BOOTSTRAP=@bench/filters/native-bootstrap.yaml NATIVE_SO=$root/$native_so $sampled" ;;
   esac
 }
 
@@ -212,7 +214,7 @@ core_jiffies() { # cpu
 stats() { # -> "name value" lines of the counters the summary reads
   curl -s --max-time 5 -G "http://127.0.0.1:$eut_admin/stats" \
     --data-urlencode 'filter=mesh_audit\.|^http\.inbound\.downstream_rq_total$' |
-    sed -E 's/^(wasmcustom\.)?//; s/: / /'
+    sed -E 's/^(wasmcustom\.|dynamicmodulescustom\.)?//; s/: / /'
 }
 
 stat_of() { # name stats-text

@@ -8,8 +8,8 @@
 //!   calls to a cluster, metrics, logging, local replies, `done`).
 //!
 //! [`Host`] is both, which is what the filter's lifecycle takes. The
-//! proxy-wasm implementation ([`wasm`], wasm32 only) is the single place that
-//! makes host calls; a native Envoy dynamic module implements the same two
+//! proxy-wasm implementation (`ProxyHost` in host/wasm.rs, wasm32 only) is
+//! the single place that makes host calls; a native Envoy dynamic module implements the same two
 //! traits. Reads never fail loudly: a property or header map the proxy cannot
 //! give is simply absent, because auditing must never break a request.
 

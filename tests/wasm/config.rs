@@ -2,7 +2,7 @@
 //! good configurations and refuses bad ones with exactly one log line
 //! `mesh-audit: invalid configuration: <path>: <what>` (SPEC §3).
 
-use crate::host::fixtures::config_digest;
+use crate::host::fixtures::{config_digest, is_hex};
 use crate::host::{each_guest, level, Guest, Host};
 
 const METRICS: [&str; 11] = [
@@ -18,12 +18,6 @@ const METRICS: [&str; 11] = [
     "mesh_audit.policy_violations",
     "mesh_audit.records_buffered",
 ];
-
-fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 /// Configures a fresh host; returns the result and the lines logged by
 /// `proxy_on_configure` itself.

@@ -4,7 +4,7 @@
 //! `mesh-audit: invalid configuration: <path>: <what>` (SPEC §3, §2.7; the
 //! default inert and degraded modes are in tests/config_modes.rs).
 
-use crate::host::fixtures::config_digest;
+use crate::host::fixtures::{config_digest, is_hex};
 use crate::host::{each_guest, level, Guest, Host};
 
 const STRICT: &str = "MESH_AUDIT_STRICT_CONFIG";
@@ -22,12 +22,6 @@ const METRICS: [&str; 11] = [
     "mesh_audit.policy_violations",
     "mesh_audit.records_buffered",
 ];
-
-fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 /// Configures a fresh host in strict mode; returns the result and the lines logged by
 /// `proxy_on_configure` itself.

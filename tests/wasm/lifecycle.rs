@@ -3,8 +3,8 @@
 //! hostile input does to it (SPEC §2.1: nothing).
 
 use crate::host::fixtures::{
-    config_digest, configured_on, lines, orders_request, records, sha256_hex, SPAN_ID, TRACE_ID,
-    USER_AGENT,
+    config_digest, configured_on, is_hex, lines, orders_request, records, sha256_hex, SPAN_ID,
+    TRACE_ID, USER_AGENT,
 };
 use crate::host::{
     each_guest, level, plaintext_connection, typical, typical_request, u64_le, Dispatch, Host,
@@ -26,12 +26,6 @@ fn flush(h: &mut Host) -> Dispatch {
         h.log_dump()
     );
     sent[before].clone()
-}
-
-fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[test]

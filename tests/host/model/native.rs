@@ -147,7 +147,16 @@ impl Proxy for Seam<'_> {
 
     fn log(&self, level: Level, message: &str) {
         let mut s = self.enter("proxy_log");
-        s.log(level as u32, message.to_string());
+        // proxy-wasm's numbering, as src/host/wasm.rs passes it.
+        let level = match level {
+            Level::Trace => 0,
+            Level::Debug => 1,
+            Level::Info => 2,
+            Level::Warn => 3,
+            Level::Error => 4,
+            Level::Critical => 5,
+        };
+        s.log(level, message.to_string());
     }
 
     fn send_local_reply(&self, code: u32, body: &[u8], headers: &[(&str, &str)]) {

@@ -207,10 +207,7 @@ fn malformed_batches_are_refused_whole_with_a_reason() {
 
     let (status, body) = sink.post("/v1/audit", "application/x-ndjson", b"\x00\xffgarbage");
     assert_eq!(status, 400);
-    assert!(
-        body.starts_with("malformed batch: line 1: not an audit record: "),
-        "{body}"
-    );
+    assert_eq!(body, "malformed batch: line 1: not a JSON object\n");
 
     let mut half = lines[0].clone();
     half.extend_from_slice(b"\n{\"kind\":\"request\",\"ts\":\"x\",\"seq\":2}\n");

@@ -7,6 +7,7 @@
 //! 2 usage or I/O error.
 
 mod check_config;
+mod escape;
 mod graph;
 mod html;
 mod lines;
@@ -35,21 +36,7 @@ struct Cli {
 enum Command {
     /// Receive record batches over HTTP and append them to FILE.
     #[command(long_about = SINK_HELP)]
-    Sink {
-        /// Address to listen on, e.g. 0.0.0.0:8080 (port 0 picks a free port; the
-        /// bound address is printed on stderr).
-        #[arg(long, value_name = "ADDR")]
-        listen: String,
-        /// File the records are appended to, one exact JSON line per record.
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-        /// Largest accepted request body in bytes; larger batches get 413.
-        #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
-        max_body_bytes: usize,
-        /// Seconds between progress lines on stderr (printed only when something changed).
-        #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-        progress_secs: u64,
-    },
+    Sink(Box<SinkArgs>),
     /// Check a stored trail: sequence gaps, duplicates and the hash chain, per emitter.
     #[command(long_about = VERIFY_HELP)]
     Verify {
@@ -79,6 +66,67 @@ enum Command {
         /// JSON plugin configuration, Envoy bootstrap (YAML or JSON) or WasmPlugin YAML.
         file: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct SinkArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is
+    /// printed on stderr). Anything but loopback needs authentication, or
+    /// --allow-unauthenticated.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The trail: a file (one exact JSON line per record), or with
+    /// --rotate-bytes/--rotate-secs a directory of segment files.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// Largest accepted request body in bytes; larger batches get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Seconds between progress lines on stderr (printed only when something changed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    progress_secs: u64,
+    /// Serve TLS with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM, PKCS#8 or PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Accept client certificates issued by this CA (PEM); writers are then
+    /// identified by their SPIFFE ID (URI SAN).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// A SPIFFE ID allowed to write, exact or a prefix ending in `*`
+    /// (repeatable), e.g. spiffe://cluster.local/ns/shop/*.
+    #[arg(long = "allow-principal", value_name = "PATTERN")]
+    allow_principals: Vec<String>,
+    /// Accept `authorization: Bearer <token>` with the token held in this
+    /// environment variable (repeatable; each variable is its own identity).
+    #[arg(long = "token-env", value_name = "VAR")]
+    token_envs: Vec<String>,
+    /// Listen beyond loopback with no authentication at all.
+    #[arg(long)]
+    allow_unauthenticated: bool,
+    /// Most client connections open at once; more are closed at accept.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Most emitters the sink keeps state for; a batch that would add more gets 503.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_emitters: usize,
+    /// Recent seqs per emitter compared byte for byte against retries.
+    #[arg(long, value_name = "SEQS", default_value_t = 4096)]
+    window: u64,
+    /// Below this much free disk space, batches get 503 (proxies retry).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    min_free_bytes: u64,
+    /// Start a new segment when the current one would exceed this size.
+    #[arg(long, value_name = "BYTES")]
+    rotate_bytes: Option<u64>,
+    /// Start a new segment when the current one is this old.
+    #[arg(long, value_name = "SECONDS")]
+    rotate_secs: Option<u64>,
+    /// Gzip segments once they are closed.
+    #[arg(long)]
+    gzip: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -152,23 +200,7 @@ is found, 2 when FILE cannot be read.";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Sink {
-            listen,
-            out,
-            max_body_bytes,
-            progress_secs,
-        } => {
-            let options = sink::Options {
-                listen,
-                out,
-                max_body_bytes,
-                progress_secs: progress_secs.max(1),
-            };
-            match sink::run(options) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(2, &format!("mesh-audit sink: {e}")),
-            }
-        }
+        Command::Sink(args) => run_sink(*args),
         Command::Verify {
             file,
             key_env,
@@ -180,6 +212,44 @@ fn main() -> ExitCode {
             output,
         } => run_report(&file, format, output.as_deref()),
         Command::CheckConfig { file } => check_config::run(&file),
+    }
+}
+
+fn run_sink(a: SinkArgs) -> ExitCode {
+    if a.rotate_bytes == Some(0) || a.rotate_secs == Some(0) {
+        return fail(
+            2,
+            "mesh-audit sink: --rotate-bytes and --rotate-secs must be positive",
+        );
+    }
+    let options = sink::Options {
+        listen: a.listen,
+        store: store::Options {
+            storage: sink::storage::Options {
+                path: a.out,
+                rotate_bytes: a.rotate_bytes,
+                rotate_secs: a.rotate_secs,
+                gzip: a.gzip,
+                min_free_bytes: a.min_free_bytes,
+            },
+            window: a.window,
+            max_emitters: a.max_emitters,
+        },
+        auth: sink::auth::Options {
+            tls_cert: a.tls_cert,
+            tls_key: a.tls_key,
+            client_ca: a.client_ca,
+            allow_principals: a.allow_principals,
+            token_envs: a.token_envs,
+        },
+        max_body_bytes: a.max_body_bytes,
+        progress_secs: a.progress_secs.max(1),
+        max_connections: a.max_connections,
+        allow_unauthenticated: a.allow_unauthenticated,
+    };
+    match sink::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(2, &format!("mesh-audit sink: {}", escape::escape(&e))),
     }
 }
 

@@ -58,6 +58,7 @@ struct RawSink {
     format: Option<String>,
     timeout_ms: Option<u64>,
     headers: Vec<(String, String)>,
+    token_env: Option<String>,
 }
 
 #[derive(Default)]
@@ -160,6 +161,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             "format",
             "timeout_ms",
             "headers",
+            "token_env",
         ],
     )?;
     let raw_sink = RawSink {
@@ -169,6 +171,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
         format: sink.string("format")?,
         timeout_ms: sink.u64("timeout_ms")?,
         headers: sink.string_map("headers")?,
+        token_env: sink.string("token_env")?,
     };
     let batch = match top.object(
         "batch",
@@ -333,6 +336,24 @@ pub struct Sink {
     pub format: Format,
     pub timeout_ms: u64,
     pub headers: Vec<(String, String)>,
+    /// `authorization: Bearer <token>` from `sink.token_env`, sent on every batch.
+    pub authorization: Option<Secret>,
+}
+
+/// A credential: usable, never shown (`Debug` prints `[REDACTED]`).
+#[derive(Clone, PartialEq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -628,8 +649,31 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
                 "is set by mesh-audit and cannot be overridden",
             ));
         }
+        if name == "authorization" && s.token_env.is_some() {
+            return Err(ConfigError::at(
+                p,
+                "is set from sink.token_env; give one of the two",
+            ));
+        }
         sink_headers.push((name, v));
     }
+    let authorization = match &s.token_env {
+        Some(name) => {
+            let token = env_key("sink.token_env", env, name)?;
+            let token = String::from_utf8(token)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| {
+                    ConfigError::at(
+                        "sink.token_env",
+                        format!("environment variable {name} must hold a token of visible ASCII characters"),
+                    )
+                })?;
+            Some(Secret(format!("Bearer {token}")))
+        }
+        None => None,
+    };
     let sink = Sink {
         cluster: s.cluster,
         authority,
@@ -646,6 +690,7 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             t => t,
         },
         headers: sink_headers,
+        authorization,
     };
 
     // batch

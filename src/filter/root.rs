@@ -415,6 +415,9 @@ impl Auditor {
                 ("x-mesh-audit-seq", &range),
             ];
             headers.extend(sink.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            if let Some(token) = &sink.authorization {
+                headers.push(("authorization", token.expose()));
+            }
             match host.dispatch(&sink.cluster, &headers, &body, sink.timeout_ms) {
                 Ok(token) => {
                     a.buffer.sent(id, token);

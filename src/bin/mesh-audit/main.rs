@@ -10,6 +10,7 @@ mod check_config;
 mod escape;
 mod graph;
 mod html;
+mod keys;
 mod lines;
 mod report;
 mod sink;
@@ -249,7 +250,7 @@ fn run_sink(a: SinkArgs) -> ExitCode {
     };
     match sink::run(options) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(2, &format!("mesh-audit sink: {}", escape::escape(&e))),
+        Err(e) => fail(2, &format!("mesh-audit sink: {}", escape::text(&e))),
     }
 }
 

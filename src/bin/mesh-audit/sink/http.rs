@@ -6,7 +6,7 @@ use super::auth::{Peer, Verdict};
 use super::batch::{parse_jsonl, parse_otlp, BadBatch};
 use super::metrics::Rejection;
 use super::State;
-use crate::escape::escape;
+use crate::escape::text as escape;
 use crate::store::{now_nanos, Refusal, Refused};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming as Body};

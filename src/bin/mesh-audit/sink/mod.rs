@@ -12,7 +12,7 @@ mod http;
 pub mod metrics;
 pub mod storage;
 
-use crate::escape::escape;
+use crate::escape::text as escape;
 use crate::store::{self, Store};
 use auth::{Auth, Peer};
 use metrics::Metrics;

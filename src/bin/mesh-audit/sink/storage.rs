@@ -186,6 +186,9 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, String)>> {
         }
     }
     out.sort();
+    // A crash between writing `X.jsonl.gz` and removing `X.jsonl` leaves both,
+    // each complete: read the segment once, from the plain file.
+    out.dedup_by(|later, earlier| later.0 == earlier.0);
     Ok(out)
 }
 

@@ -10,6 +10,7 @@ mod cli_support;
 
 mod auth;
 mod conflicts;
+mod digests;
 mod memory;
 mod storage;
 

@@ -7,6 +7,7 @@
 //! 2 usage or I/O error.
 
 mod check_config;
+mod digests;
 mod escape;
 mod graph;
 mod html;
@@ -49,6 +50,13 @@ enum Command {
         /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
+        /// The sink's signed digests (PATH.digests): also check that nothing
+        /// they cover was edited, truncated or deleted.
+        #[arg(long, value_name = "DIR", requires = "sink_key")]
+        digests: Option<PathBuf>,
+        /// The sink's digest public key (hex, base64 or a PEM file).
+        #[arg(long, value_name = "PUB", requires = "digests")]
+        sink_key: Option<String>,
     },
     /// Summarise who accessed what: per source principal and route, by decision.
     Report {
@@ -128,6 +136,21 @@ struct SinkArgs {
     /// Gzip segments once they are closed.
     #[arg(long)]
     gzip: bool,
+    /// Sign digests of the trail with this Ed25519 private key (PKCS#8 PEM
+    /// or base64 seed) into PATH.digests/.
+    #[arg(long, value_name = "FILE")]
+    digest_key: Option<PathBuf>,
+    /// Seconds between digests.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        requires = "digest_key"
+    )]
+    digest_secs: u64,
+    /// Delete closed segments older than this many days, once a signed digest lists them.
+    #[arg(long, value_name = "DAYS", requires = "digest_key")]
+    retain_days: Option<f64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -206,7 +229,12 @@ fn main() -> ExitCode {
             file,
             key_env,
             json,
-        } => run_verify(&file, key_env.as_deref(), json),
+            digests,
+            sink_key,
+        } => {
+            let digests = digests.as_deref().zip(sink_key.as_deref());
+            run_verify(&file, key_env.as_deref(), json, digests)
+        }
         Command::Report {
             file,
             format,
@@ -217,6 +245,9 @@ fn main() -> ExitCode {
 }
 
 fn run_sink(a: SinkArgs) -> ExitCode {
+    if a.retain_days.is_some() && a.rotate_bytes.is_none() && a.rotate_secs.is_none() {
+        return fail(2, "mesh-audit sink: --retain-days deletes closed segments: give --rotate-bytes or --rotate-secs");
+    }
     if a.rotate_bytes == Some(0) || a.rotate_secs == Some(0) {
         return fail(
             2,
@@ -247,6 +278,13 @@ fn run_sink(a: SinkArgs) -> ExitCode {
         progress_secs: a.progress_secs.max(1),
         max_connections: a.max_connections,
         allow_unauthenticated: a.allow_unauthenticated,
+        digest: a.digest_key.map(|key| sink::digest::Options {
+            key,
+            every: std::time::Duration::from_secs(a.digest_secs.max(1)),
+            retain: a
+                .retain_days
+                .map(|d| std::time::Duration::from_secs_f64(d.max(0.0) * 86_400.0)),
+        }),
     };
     match sink::run(options) {
         Ok(()) => ExitCode::SUCCESS,
@@ -254,7 +292,25 @@ fn run_sink(a: SinkArgs) -> ExitCode {
     }
 }
 
-fn run_verify(file: &std::path::Path, key_env: Option<&str>, json: bool) -> ExitCode {
+fn run_verify(
+    file: &std::path::Path,
+    key_env: Option<&str>,
+    json: bool,
+    digests: Option<(&std::path::Path, &str)>,
+) -> ExitCode {
+    let digest_check = match digests {
+        None => None,
+        Some((dir, key)) => {
+            let key = match keys::parse_public_key(key, std::path::Path::new(".")) {
+                Ok(k) => k,
+                Err(e) => return fail(2, &format!("mesh-audit verify: --sink-key: {e}")),
+            };
+            match digests::verify(file, dir, &key) {
+                Ok(o) => Some(o),
+                Err(e) => return fail(2, &format!("mesh-audit verify: {}", escape::text(&e))),
+            }
+        }
+    };
     let key = match key_env {
         None => None,
         Some(var) => match std::env::var(var) {
@@ -272,15 +328,28 @@ fn run_verify(file: &std::path::Path, key_env: Option<&str>, json: bool) -> Exit
         return fail(2, &format!("mesh-audit verify: {}: {e}", file.display()));
     }
     let outcome = verifier.finish();
+    let ok = outcome.ok && digest_check.as_ref().is_none_or(|d| d.ok);
     let text = if json {
-        serde_json::to_string_pretty(&outcome)
+        let mut value = serde_json::to_value(&outcome).unwrap_or_default();
+        if let (Some(d), Some(map)) = (&digest_check, value.as_object_mut()) {
+            map.insert(
+                "digests".into(),
+                serde_json::to_value(d).unwrap_or_default(),
+            );
+            map.insert("ok".into(), ok.into());
+        }
+        serde_json::to_string_pretty(&value)
             .map(|s| s + "\n")
             .unwrap_or_default()
     } else {
-        verify_text::render(&outcome)
+        let mut text = verify_text::render(&outcome);
+        if let Some(d) = &digest_check {
+            text.push_str(&digests::render(d));
+        }
+        text
     };
     print!("{text}");
-    if outcome.ok {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

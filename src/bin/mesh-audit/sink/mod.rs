@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod digest;
 pub mod emitters;
 mod http;
 pub mod metrics;
@@ -35,6 +36,7 @@ pub struct Options {
     pub progress_secs: u64,
     pub max_connections: usize,
     pub allow_unauthenticated: bool,
+    pub digest: Option<digest::Options>,
 }
 
 pub struct State {
@@ -42,6 +44,7 @@ pub struct State {
     pub metrics: Metrics,
     pub auth: Auth,
     pub max_body_bytes: usize,
+    pub digester: Mutex<Option<digest::Digester>>,
 }
 
 impl State {
@@ -74,6 +77,10 @@ pub fn run(options: Options) -> Result<(), String> {
         eprintln!("mesh-audit sink: bearer tokens without --tls-cert travel in plaintext");
     }
     let path = options.store.storage.path.clone();
+    let digester = match options.digest {
+        Some(o) => Some(digest::Digester::open(&path, o)?),
+        None => None,
+    };
     let (store, loaded) =
         Store::open(options.store).map_err(|e| format!("{}: {e}", path.display()))?;
     if loaded.opened.truncated_bytes > 0 {
@@ -106,6 +113,7 @@ pub fn run(options: Options) -> Result<(), String> {
         metrics,
         auth,
         max_body_bytes: options.max_body_bytes,
+        digester: Mutex::new(digester),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -117,6 +125,9 @@ pub fn run(options: Options) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Some(d) = state.digester.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            eprintln!("mesh-audit sink: signing digests with key {}", d.key_id());
+        }
         if state.auth.tls.is_some() {
             eprintln!("mesh-audit sink: serving TLS on {addr}");
         }
@@ -196,17 +207,34 @@ where
         .await;
 }
 
-/// Time-based rotation, once a second.
+/// Once a second: time-based rotation, and a signed digest when one is due.
 async fn housekeeping(state: Arc<State>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let state = state.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if let Err(e) = state.lock().storage().tick() {
+            let mut store = state.lock();
+            if let Err(e) = store.storage().tick() {
                 eprintln!(
                     "mesh-audit sink: cannot rotate the segment: {}",
                     escape(&e.to_string())
                 );
+            }
+            let mut digester = state.digester.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(d) = digester.as_mut().filter(|d| d.due()) {
+                match d.write(&mut store) {
+                    Ok(_) => {
+                        state.metrics.digests.fetch_add(1, Ordering::Relaxed);
+                        state
+                            .metrics
+                            .last_digest_ms
+                            .store(store::now_nanos() / 1_000_000, Ordering::Relaxed);
+                    }
+                    Err(e) => eprintln!(
+                        "mesh-audit sink: error: cannot write a digest: {}",
+                        escape(&e.to_string())
+                    ),
+                }
             }
         })
         .await;

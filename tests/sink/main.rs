@@ -11,6 +11,7 @@ mod cli_support;
 mod auth;
 mod conflicts;
 mod digests;
+mod ingest;
 mod memory;
 mod storage;
 
@@ -56,4 +57,39 @@ pub fn forged_emitters(total: u32, per_batch: u32) -> impl Iterator<Item = Vec<u
         }
         body
     })
+}
+
+/// Batches as a sealing proxy sends them: each `per_batch` requests to
+/// `destination` followed by their seal, signed by `signer`.
+pub fn sealed_batches(
+    emitter: &str,
+    batches: usize,
+    per_batch: usize,
+    destination: &str,
+    signer: Option<&mesh_audit::deliver::seal::Signer>,
+) -> Vec<Vec<Vec<u8>>> {
+    let mut seq = mesh_audit::deliver::chain::Sequencer::new(emitter.to_string(), true, None);
+    let mut records = cli_support::requests(batches * per_batch).into_iter();
+    (0..batches)
+        .map(|_| {
+            let from = seq.next_seq();
+            let mut batch: Vec<Vec<u8>> = records
+                .by_ref()
+                .take(per_batch)
+                .map(|mut r| {
+                    r.destination = Some(mesh_audit::audit::record::Destination {
+                        principal: Some(destination.to_string()),
+                        ..Default::default()
+                    });
+                    let line = seq.stamp(&mut r);
+                    seq.commit(&line);
+                    line
+                })
+                .collect();
+            let seal = seq.seal("2026-11-21T14:03:59.000000Z", from, signer);
+            seq.commit(&seal);
+            batch.push(seal);
+            batch
+        })
+        .collect()
 }

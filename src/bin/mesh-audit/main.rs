@@ -136,6 +136,10 @@ struct SinkArgs {
     /// Gzip segments once they are closed.
     #[arg(long)]
     gzip: bool,
+    /// The keyring (KEY_ID PUBKEY [PATTERN...]): every batch must end in a
+    /// seal signed by one of its keys, or it gets 422 and is quarantined.
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
     /// Sign digests of the trail with this Ed25519 private key (PKCS#8 PEM
     /// or base64 seed) into PATH.digests/.
     #[arg(long, value_name = "FILE")]
@@ -266,6 +270,13 @@ fn run_sink(a: SinkArgs) -> ExitCode {
             },
             window: a.window,
             max_emitters: a.max_emitters,
+            keys: match a.keys.as_deref().map(keys::Keyring::load) {
+                None => None,
+                Some(Ok(k)) => Some(k),
+                Some(Err(e)) => {
+                    return fail(2, &format!("mesh-audit sink: --keys {}", escape::text(&e)))
+                }
+            },
         },
         auth: sink::auth::Options {
             tls_cert: a.tls_cert,

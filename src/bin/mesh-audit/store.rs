@@ -5,6 +5,7 @@
 //! stored with different bytes is a conflict, never "200 and dropped"; a
 //! refused batch goes whole to `PATH.quarantine.jsonl`, never into the trail.
 
+use crate::keys::Keyring;
 use crate::sink::batch::{parse_record, Emitter, Incoming};
 use crate::sink::emitters::{Emitters, Head, Verdict};
 use crate::sink::storage::{self, AppendError, Opened, Segment, Storage};
@@ -22,6 +23,7 @@ pub struct Options {
     pub storage: storage::Options,
     pub window: u64,
     pub max_emitters: usize,
+    pub keys: Option<Keyring>,
 }
 
 /// What one append did.
@@ -90,6 +92,7 @@ pub struct Store {
     quarantine: PathBuf,
     max_emitters: usize,
     min_free_bytes: u64,
+    keys: Option<Keyring>,
 }
 
 impl Store {
@@ -128,12 +131,18 @@ impl Store {
             quarantine: sidecar(&path, ".quarantine.jsonl"),
             max_emitters: options.max_emitters,
             min_free_bytes,
+            keys: options.keys,
         };
         Ok((store, loaded))
     }
 
     pub fn emitters(&self) -> usize {
         self.emitters.len()
+    }
+
+    /// How many keys batches are verified with, if any.
+    pub fn keys(&self) -> Option<usize> {
+        self.keys.as_ref().map(Keyring::len)
     }
 
     pub fn heads(&self) -> Vec<Head> {
@@ -234,6 +243,13 @@ impl Store {
         }
         if fresh.is_empty() {
             return Ok(result);
+        }
+        if let Err(why) =
+            crate::sink::ingest::check(batch, &fresh, &self.emitters, self.keys.as_ref())
+        {
+            let lines: Vec<&[u8]> = batch.iter().map(|r| r.line.as_slice()).collect();
+            let reason = format!("does not verify: {why}");
+            return Err(self.refuse(Refused::Invalid, 422, reason, &lines, identity));
         }
         fresh_emitters.extend(claimed);
         if !fresh_emitters.is_empty() {

@@ -18,6 +18,30 @@ struct Head<'a> {
     seq: Option<u64>,
     #[serde(borrow)]
     prev: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    destination: Option<Destination<'a>>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    count: Option<u64>,
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Destination<'a> {
+    #[serde(borrow)]
+    principal: Option<Cow<'a, str>>,
+}
+
+/// What ingest checks read of a record besides its identity.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Facts {
+    pub kind: String,
+    pub destination: Option<String>,
+    pub reason: Option<String>,
+    pub count: Option<u64>,
+    pub from_seq: Option<u64>,
+    pub to_seq: Option<u64>,
 }
 
 /// One record of an incoming batch: its identity, its exact bytes and their SHA-256.
@@ -28,6 +52,7 @@ pub struct Incoming {
     pub line: Vec<u8>,
     pub sha: [u8; 32],
     pub prev: Option<String>,
+    pub facts: Facts,
 }
 
 /// An emitter id: 128 bits, written as exactly 32 lowercase hex digits.
@@ -92,6 +117,17 @@ pub fn parse_record(raw: &[u8]) -> Result<Incoming, BadBatch> {
         sha: Sha256::digest(line).into(),
         line: line.to_vec(),
         prev: record.prev.map(Cow::into_owned),
+        facts: Facts {
+            kind: record.kind.into_owned(),
+            destination: record
+                .destination
+                .and_then(|d| d.principal)
+                .map(Cow::into_owned),
+            reason: record.reason.map(Cow::into_owned),
+            count: record.count,
+            from_seq: record.from_seq,
+            to_seq: record.to_seq,
+        },
     })
 }
 

@@ -26,6 +26,9 @@ struct State {
     owner: u32,
     /// The segment holding the record at `high` (0 for a single file).
     segment: u32,
+    /// Seq 1 was stored with a `prev` of 64 zeros: a plain SHA-256 chain the
+    /// sink can follow without a key.
+    unkeyed: bool,
     low: u64,
     high: u64,
     /// SHA-256 of the record at `high`: the head a continuation must link to.
@@ -153,6 +156,7 @@ impl Emitters {
         let state = self.states.entry(e).or_insert(State {
             owner,
             segment: 0,
+            unkeyed: false,
             low: u64::MAX,
             high: 0,
             head: [0; 32],
@@ -180,7 +184,23 @@ impl Emitters {
         let window = self.window;
         if let Some(s) = self.states.get_mut(&r.emitter) {
             s.insert(r.seq, &r.sha, segment, window);
+            if r.seq == 1 && r.prev.as_deref() == Some(mesh_audit::deliver::chain::GENESIS) {
+                s.unkeyed = true;
+            }
         }
+    }
+
+    /// Whether `e`'s chain is known to be plain SHA-256 (see `State::unkeyed`).
+    pub fn unkeyed(&self, e: Emitter) -> bool {
+        self.states.get(&e).is_some_and(|s| s.unkeyed)
+    }
+
+    /// Whether `seq` of `e` is stored, as far as the window can tell.
+    pub fn stored(&self, e: Emitter, seq: u64) -> bool {
+        self.states
+            .get(&e)
+            .and_then(|s| s.slot(seq).map(|i| s.slots[i] != 0))
+            .unwrap_or(false)
     }
 
     pub fn heads(&self) -> Vec<Head> {
@@ -213,6 +233,7 @@ mod tests {
             sha: Sha256::digest(&line).into(),
             line,
             prev: None,
+            facts: Default::default(),
         }
     }
 

@@ -26,14 +26,15 @@ fn without_keys_a_broken_chain_or_a_forged_loss_record_is_422() {
         (422, format!("does not verify: emitter {EMITTER} seq 4: prev does not link to the stored chain\n").as_str())
     );
 
-    // A loss record claiming stored records were rejected (to excuse their deletion).
+    // Loss records that cannot be true: a range that does not precede the
+    // record, a count that is not the range's.
     let mut records = requests(3);
-    records.push(loss(LossReason::Rejected, 2, Some((2, 3))));
+    records.push(loss(LossReason::Rejected, 2, Some((4, 5))));
     let with_loss = trail(EMITTER, None, records);
     let (status, body) = sink.post_jsonl(&with_loss[3..]);
     assert_eq!(status, 422, "{body}");
     assert!(
-        body.contains("seq 4: loss record says seqs 2..3 were rejected, but seq 2 is stored"),
+        body.contains("seq 4: loss record names seqs 4..5, which do not precede it"),
         "{body}"
     );
 

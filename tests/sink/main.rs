@@ -7,10 +7,13 @@
 
 #[path = "../cli_support/mod.rs"]
 mod cli_support;
+#[path = "../e2e/mod.rs"]
+mod e2e;
 
 mod auth;
 mod conflicts;
 mod digests;
+mod envoy;
 mod ingest;
 mod memory;
 mod storage;

@@ -195,14 +195,6 @@ impl Emitters {
         self.states.get(&e).is_some_and(|s| s.unkeyed)
     }
 
-    /// Whether `seq` of `e` is stored, as far as the window can tell.
-    pub fn stored(&self, e: Emitter, seq: u64) -> bool {
-        self.states
-            .get(&e)
-            .and_then(|s| s.slot(seq).map(|i| s.slots[i] != 0))
-            .unwrap_or(false)
-    }
-
     pub fn heads(&self) -> Vec<Head> {
         let mut heads: Vec<Head> = self
             .states

@@ -164,18 +164,30 @@ enum ReportFormat {
 }
 
 const SINK_HELP: &str = "\
-Receive record batches over HTTP and append them to FILE.
+Receive record batches over HTTP(S) and append them to PATH.
 
 POST /v1/audit takes JSON lines (the filter's `jsonl` format); POST /v1/logs
 takes an OTLP/HTTP protobuf ExportLogsServiceRequest (the `otlp` format) whose
-log bodies are the records' JSON lines. GET /healthz answers 200.
+log bodies are the records' JSON lines. GET /healthz answers 200; GET /metrics
+gives Prometheus text.
 
-Every record is stored as its exact original JSON line, so the hash chain still
-verifies. A batch is appended and fsynced before the 2xx answer; records whose
-(emitter, seq) is already stored are dropped, also across restarts (the set is
-rebuilt from FILE at start). A malformed batch is refused whole with 400 and a
-reason; a body above --max-body-bytes gets 413; a failed write gets 503 so the
-filter retries. An incomplete last line left by a crash mid-write (never
+Writers authenticate with a client certificate (--client-ca, whose SPIFFE ID
+must match an --allow-principal) or a bearer token (--token-env); others get
+401/403 and nothing is stored. Each emitter belongs to the identity that first
+wrote it (PATH.owners); another identity gets 403.
+
+Every record is stored as its exact original line, fsynced before the 2xx. A
+byte-identical retry is acknowledged as a duplicate; different bytes for a
+stored (emitter, seq) get 409; a batch that does not continue the stored chain,
+has an impossible loss record or (with --keys) is not sealed by a listed key
+gets 422. Refused batches are kept in PATH.quarantine.jsonl. A malformed batch
+gets 400, a body above --max-body-bytes 413; below --min-free-bytes of free
+disk, too many emitters or a failed write, 503 so the filter retries.
+
+With --rotate-bytes/--rotate-secs PATH is a directory of segments; --gzip
+compresses closed ones. --digest-key writes signed digests to PATH.digests/
+(check them with `verify --digests`); --retain-days deletes old segments only
+once a digest lists them. An incomplete last line left by a crash (never
 acknowledged) is cut off at start.";
 
 const VERIFY_HELP: &str = "\

@@ -75,8 +75,32 @@ impl Digester {
         self.last.elapsed() >= self.every
     }
 
-    /// Writes the next digest of `store`; returns its seq.
+    /// Writes the next digest of `store`, then applies retention; returns
+    /// the seq of the newest digest. Segments deleted by retention are
+    /// followed at once by a digest without them, so the newest digest always
+    /// describes the trail as it is.
     pub fn write(&mut self, store: &mut Store) -> io::Result<u64> {
+        let seq = self.write_one(store)?;
+        let Some(max_age) = self.retain else {
+            return Ok(seq);
+        };
+        let closed: Vec<String> = store
+            .storage()
+            .closed
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        let deleted = store.storage().expire(&closed, max_age);
+        for gone in &deleted {
+            eprintln!("mesh-audit sink: deleted segment {gone}: older than --retain-days and covered by digest {seq}");
+        }
+        if deleted.is_empty() {
+            return Ok(seq);
+        }
+        self.write_one(store)
+    }
+
+    fn write_one(&mut self, store: &mut Store) -> io::Result<u64> {
         self.last = Instant::now();
         let segments = store.segments();
         let listed: Vec<u32> = segments
@@ -131,17 +155,6 @@ impl Digester {
         fs::File::open(&self.dir)?.sync_all()?;
         self.seq = digest.seq;
         self.previous = Some(hex(&Sha256::digest(&bytes)));
-        if let Some(max_age) = self.retain {
-            let closed: Vec<String> = store
-                .storage()
-                .closed
-                .iter()
-                .map(|s| s.name.clone())
-                .collect();
-            for gone in store.storage().expire(&closed, max_age) {
-                eprintln!("mesh-audit sink: deleted segment {gone}: older than --retain-days and covered by digest {}", digest.seq);
-            }
-        }
         Ok(digest.seq)
     }
 }

@@ -215,11 +215,21 @@ fn retention_deletes_only_closed_segments_a_signed_digest_lists() {
     assert!(!segments(&dir).is_empty(), "the open segment stays");
     drop(sink);
     let public = s.path("k.pub.pem");
-    sh(&format!("openssl pkey -in {} -pubout -out {}", key.display(), public.display()));
+    sh(&format!(
+        "openssl pkey -in {} -pubout -out {}",
+        key.display(),
+        public.display()
+    ));
     // The chain check sees the deleted prefix as a gap; the digests hold.
     let (_, out) = verify(&dir, &s.path("trail.digests"), &public);
-    let digests = out.lines().find(|l| l.starts_with("digests: ")).unwrap_or_default();
-    assert!(digests.ends_with(": OK"), "after retention the newest digest describes the trail: {out}");
+    let digests = out
+        .lines()
+        .find(|l| l.starts_with("digests: "))
+        .unwrap_or_default();
+    assert!(
+        digests.ends_with(": OK"),
+        "after retention the newest digest describes the trail: {out}"
+    );
     assert!(!out.contains("DIGEST PROBLEM"), "{out}");
     let refused = run(
         &[

@@ -76,28 +76,26 @@ impl Digester {
     }
 
     /// Writes the next digest of `store`, then applies retention; returns
-    /// the seq of the newest digest. Segments deleted by retention are
-    /// followed at once by a digest without them, so the newest digest always
-    /// describes the trail as it is.
+    /// the seq of the newest digest. Expired segments are first covered by a
+    /// digest, then left out of the next one, and only then deleted: the
+    /// newest digest never lists a file that retention removed.
     pub fn write(&mut self, store: &mut Store) -> io::Result<u64> {
         let seq = self.write_one(store)?;
         let Some(max_age) = self.retain else {
             return Ok(seq);
         };
-        let closed: Vec<String> = store
-            .storage()
-            .closed
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        let deleted = store.storage().expire(&closed, max_age);
-        for gone in &deleted {
-            eprintln!("mesh-audit sink: deleted segment {gone}: older than --retain-days and covered by digest {seq}");
-        }
-        if deleted.is_empty() {
+        let expired = store.storage().take_expired(max_age);
+        if expired.is_empty() {
             return Ok(seq);
         }
-        self.write_one(store)
+        let newest = self.write_one(store)?;
+        for name in &expired {
+            match store.storage().delete_segment(name) {
+                Ok(()) => eprintln!("mesh-audit sink: deleted segment {name}: older than --retain-days and covered by digest {seq}"),
+                Err(e) => eprintln!("mesh-audit sink: error: cannot delete expired segment {name}: {e}"),
+            }
+        }
+        Ok(newest)
     }
 
     fn write_one(&mut self, store: &mut Store) -> io::Result<u64> {

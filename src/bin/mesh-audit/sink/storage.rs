@@ -453,42 +453,30 @@ impl Storage {
         });
     }
 
-    /// Deletes closed segments older than `max_age` among the first
-    /// `covered` closed segments (those a signed digest already lists).
-    pub fn expire(&mut self, covered: &[String], max_age: Duration) -> Vec<String> {
+    /// Closed segments older than `max_age`, no longer listed from now on
+    /// (the caller has a digest covering them; the next lists the rest).
+    pub fn take_expired(&mut self, max_age: Duration) -> Vec<String> {
         let now = SystemTime::now();
-        let mut deleted = Vec::new();
-        let dir = self.options.path.clone();
-        self.closed.retain(|s| {
-            let old = s
-                .closed_at
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age >= max_age);
-            if !old || !covered.contains(&s.name) {
-                return true;
+        let (old, keep): (Vec<Segment>, Vec<Segment>) =
+            std::mem::take(&mut self.closed).into_iter().partition(|s| {
+                s.closed_at
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age >= max_age)
+            });
+        self.closed = keep;
+        old.into_iter().map(|s| s.name).collect()
+    }
+
+    /// Deletes a segment's file, plain or gzipped.
+    pub fn delete_segment(&self, name: &str) -> io::Result<()> {
+        let dir = &self.options.path;
+        for candidate in [name.to_string(), format!("{name}.gz")] {
+            match fs::remove_file(dir.join(&candidate)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
-            let mut gone = true;
-            for candidate in [s.name.clone(), format!("{}.gz", s.name)] {
-                match fs::remove_file(dir.join(&candidate)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        eprintln!(
-                            "mesh-audit sink: cannot delete expired segment {candidate}: {e}"
-                        );
-                        gone = false;
-                    }
-                }
-            }
-            if gone {
-                deleted.push(s.name.clone());
-            }
-            !gone
-        });
-        if !deleted.is_empty() {
-            let _ = sync_dir(&dir);
         }
-        deleted
+        sync_dir(dir)
     }
 }
 

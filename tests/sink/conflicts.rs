@@ -87,13 +87,8 @@ fn emitters_that_are_not_32_lowercase_hex_are_422_and_never_printed_raw() {
     let sink = SinkProcess::start(&out, &[]);
     let evil = "\u{1b}[2K\rsummary: 0 records: OK\u{202e}";
     let mut line = String::from_utf8(trail(EMITTER, None, requests(1)).remove(0)).unwrap();
-    line = line.replace(
-        EMITTER,
-        &serde_json::to_string(evil)
-            .unwrap()
-            .trim_matches('"')
-            .to_string(),
-    );
+    let quoted = serde_json::to_string(evil).unwrap();
+    line = line.replace(EMITTER, quoted.trim_matches('"'));
     let (status, body) = sink.post_jsonl(&[line.into_bytes()]);
     assert_eq!(
         (status, body.as_str()),

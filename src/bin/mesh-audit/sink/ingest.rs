@@ -160,10 +160,11 @@ fn sealed(e: Emitter, records: &[&Incoming], keys: &Keyring) -> Result<(), Strin
         if let Some(key) = key {
             if !key.may_vouch_for(r.facts.destination.as_deref()) {
                 return Err(format!(
-                    "emitter {e} seq {}: key {} may not vouch for destination {}",
+                    "emitter {e} seq {}: key {} may not vouch for destination {} (only {})",
                     r.seq,
                     key.id,
-                    crate::escape::text(r.facts.destination.as_deref().unwrap_or("(none)"))
+                    crate::escape::text(r.facts.destination.as_deref().unwrap_or("(none)")),
+                    crate::escape::text(&key.shown.join(" "))
                 ));
             }
         }

@@ -96,7 +96,7 @@ fn batches(writer: usize, signer: Option<&Signer>) -> (Vec<Vec<u8>>, usize) {
             let mut r = record(b * PER_BATCH + i);
             let mut line = seq.stamp(&mut r);
             // Pad to ~800 bytes with a captured header, as a real record has.
-            if line.len() < 800 {
+            if line.len() < 760 {
                 r.request.as_mut().unwrap().headers = Some(Fields(vec![(
                     "user-agent".to_string(),
                     "x".repeat(800 - line.len() - 40),

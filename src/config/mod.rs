@@ -92,6 +92,7 @@ struct RawSink {
     timeout_ms: Option<u64>,
     headers: Vec<(String, String)>,
     compression: Option<String>,
+    token_env: Option<String>,
 }
 
 #[derive(Default)]
@@ -199,6 +200,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             "timeout_ms",
             "headers",
             "compression",
+            "token_env",
         ],
     )?;
     let raw_sink = RawSink {
@@ -209,6 +211,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
         timeout_ms: sink.u64("timeout_ms")?,
         headers: sink.string_map("headers")?,
         compression: sink.string("compression")?,
+        token_env: sink.string("token_env")?,
     };
     let batch = match top.object(
         "batch",
@@ -404,6 +407,8 @@ pub struct Sink {
     pub timeout_ms: u64,
     pub headers: Vec<(String, String)>,
     pub compression: Compression,
+    /// `authorization: Bearer <token>` from `sink.token_env`, sent on every batch.
+    pub authorization: Option<Secret>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -779,8 +784,31 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
                 "is set by mesh-audit and cannot be overridden",
             ));
         }
+        if name == "authorization" && s.token_env.is_some() {
+            return Err(ConfigError::at(
+                p,
+                "is set from sink.token_env; give one of the two",
+            ));
+        }
         sink_headers.push((name, v));
     }
+    let authorization = match &s.token_env {
+        Some(name) => {
+            let token = env_key("sink.token_env", env, name)?;
+            let token = std::str::from_utf8(&token)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| {
+                    ConfigError::at(
+                        "sink.token_env",
+                        format!("environment variable {name} must hold a token of visible ASCII characters"),
+                    )
+                })?;
+            Some(Secret::new(format!("Bearer {token}").into_bytes()))
+        }
+        None => None,
+    };
     let sink = Sink {
         cluster: s.cluster,
         authority,
@@ -808,6 +836,7 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
                 ))
             }
         },
+        authorization,
     };
 
     // batch

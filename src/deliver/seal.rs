@@ -74,6 +74,11 @@ impl Signer {
         &self.key_id
     }
 
+    /// The Ed25519 signature of `message` (the sink signs its digests with it).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }

@@ -634,6 +634,14 @@ impl Auditor {
                 Compression::None => body,
             };
             headers.extend(sink.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            // Validated as visible ASCII when the configuration was read.
+            if let Some(value) = sink
+                .authorization
+                .as_deref()
+                .and_then(|t| std::str::from_utf8(t).ok())
+            {
+                headers.push(("authorization", value));
+            }
             match host.dispatch(&sink.cluster, &headers, &body, sink.timeout_ms) {
                 Ok(token) => {
                     a.buffer.sent(id, token);

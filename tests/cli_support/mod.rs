@@ -2,6 +2,8 @@
 //! directories, and real record lines made by the crate's own Sequencer.
 #![allow(dead_code)]
 
+pub mod sink;
+
 use mesh_audit::audit::record::{
     Decision, Kind, LossReason, Record, Request, Response, Route, Source,
 };

@@ -10,7 +10,7 @@
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
 use mesh_audit::config::PrincipalMatch;
-use mesh_audit::deliver::seal::key_id;
+use mesh_audit::deliver::seal::{key_id, Signer};
 use std::path::Path;
 
 /// One trusted public key.
@@ -147,6 +147,14 @@ fn unhex(text: &str) -> Vec<u8> {
             digit(pair[0]) << 4 | digit(pair[1])
         })
         .collect()
+}
+
+/// A private key file: PKCS#8 PEM, or the 32-byte seed in base64.
+pub fn load_private_key(path: &Path) -> Result<Signer, String> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    Signer::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -203,7 +203,7 @@ impl Stack {
                 "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
                 &id,
             ]);
-            if status == "healthy" {
+            if status == "healthy" || status == "running" {
                 return;
             }
             assert!(
@@ -284,6 +284,11 @@ impl Stack {
         ])
     }
 
+    /// Runs `script` with bash in the service's running container.
+    pub fn exec(&self, service: &str, script: &str) -> String {
+        docker_ok(&["exec", &self.container(service), "bash", "-c", script])
+    }
+
     /// Starts `script` in a one-off container of `service` in the
     /// background; [`Background::wait`] collects its output.
     pub fn start(&self, service: &str, script: &str) -> Background {
@@ -307,21 +312,27 @@ impl Stack {
         Background { name }
     }
 
-    /// The filter's metrics from Envoy's admin, by name after `mesh_audit.`.
+    /// A free loopback port in the variable `name`, for a published port.
+    pub fn publish(&mut self, name: &str) -> u16 {
+        let port = free_port();
+        self.set_env(name, &port.to_string());
+        port
+    }
+
+    /// The filter's metrics from the recipe's Envoy.
     pub fn stats(&self) -> BTreeMap<String, u64> {
-        let body = http_get(self.admin_port, "/stats?filter=mesh_audit").unwrap_or_else(|| {
-            panic!(
-                "Envoy's admin on 127.0.0.1:{} is unreachable",
-                self.admin_port
-            )
-        });
-        body.lines()
-            .filter_map(|line| {
-                let (name, value) = line.split_once(": ")?;
-                let name = name.strip_prefix("wasmcustom.mesh_audit.")?;
-                Some((name.to_string(), value.trim().parse().ok()?))
-            })
-            .collect()
+        stats_at(self.admin_port)
+    }
+
+    /// The address of a container on its one network.
+    pub fn address_on_any(&self, service: &str) -> String {
+        let id = self.container(service);
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &id,
+        ])
     }
 
     /// Waits (bounded) until every admitted record is delivered and none is
@@ -498,6 +509,20 @@ fn random_hex() -> String {
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
     listener.local_addr().unwrap().port()
+}
+
+/// The filter's metrics from the Envoy admin published on `port`, by name
+/// after `mesh_audit.` (Envoy 1.40 lists them as `wasmcustom.<name>`).
+pub fn stats_at(port: u16) -> BTreeMap<String, u64> {
+    let body = http_get(port, "/stats?filter=mesh_audit")
+        .unwrap_or_else(|| panic!("Envoy's admin on 127.0.0.1:{port} is unreachable"));
+    body.lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(": ")?;
+            let name = name.strip_prefix("wasmcustom.mesh_audit.")?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {

@@ -183,7 +183,7 @@ impl Stack {
     }
 
     /// `up -d` of the given services (and what they depend on), then waits
-    /// until each that has a healthcheck reports healthy.
+    /// until each reports healthy (or, without a healthcheck, running).
     pub fn up(&self, services: &[&str]) {
         let mut args = vec!["up", "-d", "--no-build"];
         args.extend_from_slice(services);

@@ -52,12 +52,21 @@ with_libraries() { # DIR PROGRAM...
   shift
   for file in "$@"; do
     install -D -m 755 "$(readlink -f "$file")" "$dir$(usr_path "$file")"
-    for lib in $(ldd "$file" | grep -o '/[^ )]*'); do
+    # A static program has no libraries: ldd says so and fails.
+    for lib in $(ldd "$file" 2>/dev/null | grep -o '/[^ )]*' || true); do
       lib=$(usr_path "$lib")
       # The mode is kept: the dynamic loader must stay executable.
       [[ -e $dir$lib ]] || install -D -m "$(stat -L -c %a "$lib")" "$(readlink -f "$lib")" "$dir$lib"
     done
   done
+}
+
+# PROGRAM and its libraries into DIR, the program itself as DIR/DEST.
+program_at() { # DIR PROGRAM DEST
+  with_libraries "$1" "$2"
+  install -D -m 755 "$1$(usr_path "$2")" "$1$3"
+  rm "$1$(usr_path "$2")"
+  find "$1" -depth -type d -empty -delete
 }
 
 usr_path() { # PATH
@@ -99,7 +108,7 @@ printf '%s\n' 'root:x:0:0:root:/root:/bin/bash' 'envoy:x:101:101::/nonexistent:/
   >"$base/etc/passwd"
 printf '%s\n' 'root:x:0:' 'envoy:x:101:' 'mesh-audit:x:10001:' 'nogroup:x:65534:' >"$base/etc/group"
 printf '%s\n' 'passwd: files' 'group: files' 'hosts: files dns' >"$base/etc/nsswitch.conf"
-base_tag=mesh-audit-local/base:$( { tree_hash "$base"; sha256sum "$0"; } | sha256sum | cut -c1-16)
+base_tag=mesh-audit-local/base:$( { tree_hash "$base"; sha256sum <"$0"; } | sha256sum | cut -c1-16)
 if have "$base_tag"; then
   report base "$base_tag" cached
 else
@@ -113,7 +122,7 @@ fi
 image() { # NAME CONTEXT DOCKERFILE [BUILD-ARGS...]
   local name=$1 context=$2 dockerfile=$3 tag
   shift 3
-  tag=mesh-audit-local/$name:$( { tree_hash "$context"; sha256sum <"$dockerfile"; echo "$base_tag $*"; sha256sum "$0"; } | sha256sum | cut -c1-16)
+  tag=mesh-audit-local/$name:$( { tree_hash "$context"; sha256sum <"$dockerfile"; echo "$base_tag $*"; sha256sum <"$0"; } | sha256sum | cut -c1-16)
   if have "$tag"; then
     report "$name" "$tag" cached
   else
@@ -128,11 +137,7 @@ image() { # NAME CONTEXT DOCKERFILE [BUILD-ARGS...]
 }
 
 # --- envoy ----------------------------------------------------------------
-mkdir -p "$stage/envoy/root"
-with_libraries "$stage/envoy/root" "$envoy_bin"
-mkdir -p "$stage/envoy/root/usr/local/bin"
-mv "$stage/envoy/root$envoy_bin" "$stage/envoy/root/usr/local/bin/envoy"
-find "$stage/envoy/root" -depth -type d -empty -delete
+program_at "$stage/envoy/root" "$envoy_bin" /usr/local/bin/envoy
 image envoy "$stage/envoy" "$here/envoy.Dockerfile"
 
 # --- client ---------------------------------------------------------------
@@ -140,8 +145,8 @@ mkdir -p "$stage/client/root"
 with_libraries "$stage/client/root" /usr/bin/curl /usr/bin/openssl
 # `openssl req` reads the default configuration from OPENSSLDIR.
 install -D -m 644 /etc/ssl/openssl.cnf "$stage/client/root/etc/ssl/openssl.cnf"
-ln -s /etc/ssl/openssl.cnf "$stage/client/root/usr/lib/ssl/openssl.cnf" 2>/dev/null ||
-  { mkdir -p "$stage/client/root/usr/lib/ssl" && ln -s /etc/ssl/openssl.cnf "$stage/client/root/usr/lib/ssl/openssl.cnf"; }
+mkdir -p "$stage/client/root/usr/lib/ssl"
+ln -s /etc/ssl/openssl.cnf "$stage/client/root/usr/lib/ssl/openssl.cnf"
 image client "$stage/client" "$here/client.Dockerfile"
 
 # --- sink -----------------------------------------------------------------
@@ -150,10 +155,7 @@ image client "$stage/client" "$here/client.Dockerfile"
 mkdir -p "$stage/sink-runtime" "$stage/sink"
 image sink-runtime "$stage/sink-runtime" "$root/examples/docker-compose/Dockerfile.sink" \
   --build-arg "RUNTIME=$base_tag" --target runtime
-with_libraries "$stage/sink/root" "$cli_bin"
-mkdir -p "$stage/sink/root/usr/local/bin"
-mv "$stage/sink/root$cli_bin" "$stage/sink/root/usr/local/bin/mesh-audit"
-find "$stage/sink/root" -depth -type d -empty -delete
+program_at "$stage/sink/root" "$cli_bin" /usr/local/bin/mesh-audit
 base_tag=$sink_runtime_tag image sink "$stage/sink" "$here/sink.Dockerfile"
 
 # Older builds of these images are of no further use.

@@ -1,13 +1,13 @@
 //! Faults across the container networks, each under load from a workload
 //! container and each followed by `verify`: the sink's container stopped for
 //! 10 s, the sink cut off its network, Envoy drained and restarted. Nothing
-//! that was admitted may be lost: every request answered 200 has its record
-//! in the trail, the counters balance, the chain verifies. Then Envoy killed
+//! that was admitted may be lost: every request Envoy answered has its
+//! record in the trail, the counters balance, the chain verifies. Then Envoy killed
 //! with a plain SIGTERM (`docker stop`) while records are buffered: that loss
 //! is never silent.
 
 use crate::stack::{docker_ok, Background, Stack};
-use crate::{assert_verify_clean, engine_or_notice, recipe, records_of_kind, serial, SETTLE};
+use crate::{assert_verify_clean, engine_or_notice, recipe, records_of_kind, slot, SETTLE};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -30,16 +30,25 @@ fn load(stack: &Stack, seconds: u64) -> Background {
     )
 }
 
-/// How many requests were answered 200; any answer but 200 or none fails.
+/// How many requests Envoy answered (000: no answer). Every answer is due
+/// a record, whatever its status: during a drain the built-in backend's
+/// listener drains too, and a request caught in between gets a 503.
 fn answered(output: &str) -> usize {
     let codes: Vec<&str> = output.lines().collect();
     for code in &codes {
         assert!(
-            *code == "200" || *code == "000",
-            "unexpected status {code}: {output}"
+            code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()),
+            "not a status: {code:?} in {output}"
         );
     }
-    codes.iter().filter(|c| **c == "200").count()
+    let other: Vec<&&str> = codes
+        .iter()
+        .filter(|c| !["200", "000"].contains(*c))
+        .collect();
+    if !other.is_empty() {
+        eprintln!("statuses other than 200: {other:?}");
+    }
+    codes.iter().filter(|c| **c != "000").count()
 }
 
 fn get(stats: &BTreeMap<String, u64>, name: &str) -> u64 {
@@ -55,7 +64,7 @@ fn assert_nothing_admitted_lost(stack: &Stack, fault: &str, ok: usize, admitted:
     assert_eq!(
         requests.len(),
         ok,
-        "{fault}: {ok} requests answered 200, {} records in the trail",
+        "{fault}: {ok} requests answered, {} records in the trail",
         requests.len()
     );
     assert_eq!(
@@ -71,6 +80,17 @@ fn assert_nothing_admitted_lost(stack: &Stack, fault: &str, ok: usize, admitted:
         trail.len(),
         outcome["emitters"].as_array().map_or(0, Vec::len)
     );
+}
+
+/// Polls the counters until `until`; the highest `records_buffered` seen.
+fn peak_buffered(stack: &Stack, fault: &str, until: Instant) -> u64 {
+    let mut peak = 0;
+    while Instant::now() < until {
+        peak = peak.max(get(&stack.stats(), "records_buffered"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("{fault}: at most {peak} records buffered during the fault");
+    peak
 }
 
 fn settled_without_loss(stack: &Stack, fault: &str) -> BTreeMap<String, u64> {
@@ -104,16 +124,16 @@ fn the_sink_container_stopped_for_ten_seconds_under_load_loses_nothing() {
     if !engine_or_notice("the_sink_container_stopped_for_ten_seconds_under_load_loses_nothing") {
         return;
     }
-    let _one = serial();
+    let _one = slot();
     let fault = "sink stopped 10 s";
     let stack = recipe("sink-stop");
     let sink = stack.container("sink");
-    let traffic = load(&stack, 20);
+    let traffic = load(&stack, 16);
     std::thread::sleep(Duration::from_secs(3));
     docker_ok(&["stop", "-t", "5", &sink]);
     let stopped = Instant::now();
     buffering(&stack, fault);
-    std::thread::sleep(OUTAGE.saturating_sub(stopped.elapsed()));
+    peak_buffered(&stack, fault, stopped + OUTAGE);
     docker_ok(&["start", &sink]);
     stack.wait_healthy("sink");
     let ok = answered(&traffic.wait(Duration::from_secs(60)));
@@ -130,16 +150,16 @@ fn the_sink_cut_off_its_network_under_load_loses_nothing() {
     if !engine_or_notice("the_sink_cut_off_its_network_under_load_loses_nothing") {
         return;
     }
-    let _one = serial();
+    let _one = slot();
     let fault = "sink network disconnected 10 s";
     let stack = recipe("sink-net");
     let (sink, audit) = (stack.container("sink"), stack.network("audit"));
-    let traffic = load(&stack, 20);
+    let traffic = load(&stack, 16);
     std::thread::sleep(Duration::from_secs(3));
     docker_ok(&["network", "disconnect", &audit, &sink]);
     let cut = Instant::now();
     buffering(&stack, fault);
-    std::thread::sleep(OUTAGE.saturating_sub(cut.elapsed()));
+    peak_buffered(&stack, fault, cut + OUTAGE);
     docker_ok(&["network", "connect", "--alias", "audit-sink", &audit, &sink]);
     let ok = answered(&traffic.wait(Duration::from_secs(60)));
     let stats = settled_without_loss(&stack, fault);
@@ -155,11 +175,11 @@ fn envoy_drained_and_restarted_under_load_loses_nothing() {
     if !engine_or_notice("envoy_drained_and_restarted_under_load_loses_nothing") {
         return;
     }
-    let _one = serial();
+    let _one = slot();
     let fault = "envoy drained and restarted";
     let stack = recipe("drain");
     let envoy = stack.container("envoy");
-    let traffic = load(&stack, 30);
+    let traffic = load(&stack, 20);
     std::thread::sleep(Duration::from_secs(4));
     assert!(
         stack.admin_post("/drain_listeners?graceful").is_some(),
@@ -168,7 +188,10 @@ fn envoy_drained_and_restarted_under_load_loses_nothing() {
     let before = quiet(&stack, fault);
     docker_ok(&["restart", "-t", "10", &envoy]);
     stack.wait_healthy("envoy");
-    let ok = answered(&traffic.wait(Duration::from_secs(60)));
+    // However long the restart took, the new Envoy gets traffic too.
+    let more = load(&stack, 4);
+    let ok = answered(&traffic.wait(Duration::from_secs(60)))
+        + answered(&more.wait(Duration::from_secs(60)));
     let after = settled_without_loss(&stack, fault);
     assert!(
         get(&after, "records_admitted") > 0,
@@ -215,7 +238,7 @@ fn envoy_stopped_by_sigterm_with_records_buffered_loses_them_visibly() {
     if !engine_or_notice("envoy_stopped_by_sigterm_with_records_buffered_loses_them_visibly") {
         return;
     }
-    let _one = serial();
+    let _one = slot();
     let fault = "envoy SIGTERM";
     let stack = recipe("sigterm");
     let (sink, envoy, audit) = (

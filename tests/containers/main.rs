@@ -6,8 +6,8 @@
 //! container networks (faults.rs), and a request across two sidecars
 //! (two_hops.rs).
 //!
-//! Scenarios run one at a time: each starts a whole project, and timings
-//! under load stay meaningful on a small machine. Under `CI=true` a missing
+//! At most two scenarios run at once: each starts a whole project, and a
+//! small machine should not be swamped. Under `CI=true` a missing
 //! container engine fails every test; elsewhere each prints what it did not
 //! run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,13 +18,28 @@ mod two_hops;
 
 use serde_json::Value;
 use stack::{engine_or_notice, recipe_dir, Stack};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-/// One scenario at a time (see the module docs).
-fn serial() -> MutexGuard<'static, ()> {
-    static ONE: Mutex<()> = Mutex::new(());
-    ONE.lock().unwrap_or_else(|p| p.into_inner())
+/// At most two scenarios at once (see the module docs).
+fn slot() -> Permit {
+    let mut running = SLOTS.0.lock().unwrap_or_else(|p| p.into_inner());
+    while *running >= 2 {
+        running = SLOTS.1.wait(running).unwrap_or_else(|p| p.into_inner());
+    }
+    *running += 1;
+    Permit
+}
+
+static SLOTS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+struct Permit;
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        *SLOTS.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        SLOTS.1.notify_one();
+    }
 }
 
 /// The recipe's own project, up and healthy: pki, sink, envoy.
@@ -92,7 +107,7 @@ fn the_recipe_audits_two_workloads_by_their_own_certificates_and_addresses() {
     {
         return;
     }
-    let _one = serial();
+    let _one = slot();
     let stack = recipe("recipe");
     let (frontend_ip, frontend) = workload(&stack, "frontend", 3);
     let (reporter_ip, reporter) = workload(&stack, "reporter", 2);
@@ -181,7 +196,7 @@ fn a_missing_wasm_fails_up_clearly_and_creates_nothing_in_its_place() {
     if !engine_or_notice("a_missing_wasm_fails_up_clearly_and_creates_nothing_in_its_place") {
         return;
     }
-    let _one = serial();
+    let _one = slot();
     let mut stack = Stack::new("no-wasm", &recipe_dir().join("docker-compose.yaml"));
     let missing = stack.scratch.join("not-built/mesh_audit.wasm");
     stack.set_env("MESH_AUDIT_WASM", &missing.display().to_string());

@@ -5,7 +5,7 @@
 //! describes its own side of the call.
 
 use crate::stack::{repo_root, stats_at, Stack};
-use crate::{assert_verify_clean, engine_or_notice, records_of_kind, serial, SETTLE};
+use crate::{assert_verify_clean, engine_or_notice, records_of_kind, slot, SETTLE};
 use mesh_audit::audit::sample::unit_interval;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -45,7 +45,7 @@ fn both_sidecars_in_their_own_containers_keep_the_same_requests_with_their_own_p
     ) {
         return;
     }
-    let _one = serial();
+    let _one = slot();
     let mut stack = Stack::new(
         "two-hops",
         &repo_root().join("tests/containers/two-hops.yaml"),

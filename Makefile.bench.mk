@@ -5,7 +5,7 @@
 NOOP_WASM := target/noop-filter/wasm32-wasip1/release/noop_filter.wasm
 MTLS_LOAD := target/bench/mtls-load
 
-.PHONY: bench bench-quick noop-filter
+.PHONY: bench bench-quick bench-sink noop-filter
 
 # The no-op proxy-wasm filter every variant is compared with; its own crate
 # and target directory, so it never touches the mesh-audit build.
@@ -26,3 +26,8 @@ bench: build envoy noop-filter $(MTLS_LOAD)
 # A smoke run of the same machinery: one short round, numbers not meaningful.
 bench-quick: build envoy noop-filter $(MTLS_LOAD)
 	BENCH_QUICK=1 bench/run.sh
+
+# The sink's ingest throughput (plaintext, and mTLS with --keys) and its
+# memory for a million emitters.
+bench-sink:
+	$(CARGO) bench --features cli --bench sink_throughput

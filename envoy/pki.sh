@@ -11,7 +11,7 @@ set -euo pipefail
 
 dir=${1:?usage: pki.sh DIR}
 # Bump when the set of files or their contents change, so old trees are redone.
-version=3
+version=4
 marker=.complete-v$version
 
 if [[ -f $dir/$marker ]]; then
@@ -62,8 +62,14 @@ leaf() { # name subject ca usage san
 ca ca "/O=mesh-audit/CN=mesh-audit test CA"
 ca rogue-ca "/O=elsewhere/CN=foreign CA"
 
-leaf server "/CN=backend" ca serverAuth \
+# The backend's workload certificate: it serves mTLS, and its proxy presents
+# it as a client to the audit sink (so both usages, as mesh workload certs have).
+leaf server "/CN=backend" ca serverAuth,clientAuth \
   "URI:spiffe://cluster.local/ns/default/sa/backend,DNS:backend.default.svc,DNS:localhost,IP:127.0.0.1"
+# `mesh-audit sink --tls-cert`: the proxies check this identity before
+# sending audit records.
+leaf audit-sink "/CN=audit-sink" ca serverAuth \
+  "URI:spiffe://cluster.local/ns/audit/sa/audit-sink,DNS:audit-sink,DNS:audit-sink.audit.svc,DNS:localhost,IP:127.0.0.1"
 # Subject components are listed CN first so that the RFC 2253 form Envoy
 # reports (last component first) reads O=acme,CN=frontend.
 leaf frontend "/CN=frontend/O=acme" ca clientAuth \

@@ -62,15 +62,19 @@ echo "== building the mesh-audit CLI (its sink receives the records)"
 if "${CARGO:-cargo}" build --release --features cli >"$demo/cli-build.log" 2>&1 && [[ -x $cli ]]; then
   # The built binary is started directly (not through `cargo run`) so that
   # the pid we stop on exit is the sink itself.
-  "$cli" sink --listen "127.0.0.1:$sink_port" --out "$records" >"$demo/sink.log" 2>&1 &
+  # mTLS: only the demo proxy's workload identity may write.
+  "$cli" sink --listen "127.0.0.1:$sink_port" --out "$records" \
+    --tls-cert "$certs/audit-sink.pem" --tls-key "$certs/audit-sink-key.pem" \
+    --client-ca "$certs/ca.pem" --allow-principal spiffe://cluster.local/ns/default/sa/backend \
+    >"$demo/sink.log" 2>&1 &
   pids+=($!)
   sink="mesh-audit sink"
 else
   cli=
   echo "   (CLI not available, see $demo/cli-build.log; using a minimal Python sink)"
-  python3 - "$sink_port" "$records" >"$demo/sink.log" 2>&1 <<'EOF' &
-import http.server, sys
-port, out = int(sys.argv[1]), sys.argv[2]
+  python3 - "$sink_port" "$records" "$certs" >"$demo/sink.log" 2>&1 <<'EOF' &
+import http.server, ssl, sys
+port, out, certs = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 class Sink(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
@@ -79,13 +83,19 @@ class Sink(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("content-length", "0")
         self.end_headers()
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Sink).serve_forever()
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Sink)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(f"{certs}/audit-sink.pem", f"{certs}/audit-sink-key.pem")
+tls.load_verify_locations(f"{certs}/ca.pem")
+tls.verify_mode = ssl.CERT_REQUIRED
+server.socket = tls.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
 EOF
   pids+=($!)
   sink="python sink"
 fi
 wait_for_port "$sink_port" "$sink"
-echo "== $sink listening on 127.0.0.1:$sink_port, writing $records"
+echo "== $sink listening on 127.0.0.1:$sink_port (mTLS), writing $records"
 
 # ---- Envoy ------------------------------------------------------------------
 sed -e "s|{{ADMIN_PORT}}|$admin_port|g" -e "s|{{MTLS_PORT}}|$mtls_port|g" \

@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod digest;
 pub mod filter;
 pub mod host;
+pub mod secret;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -56,6 +56,11 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Fields<V> {
 pub enum Kind {
     Request,
     Loss,
+    /// Vouches for the emitter's records up to it (SPEC §4.1); written by
+    /// [`crate::deliver::seal`], never built as a `Record`.
+    Seal,
+    /// The emitter's end, at a clean shutdown of its root context.
+    Close,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +77,22 @@ pub enum LossReason {
     BufferFull,
     RateLimited,
     Rejected,
+}
+
+/// Why an emitter was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    Shutdown,
+    Reconfigure,
+}
+
+/// `reason`: a loss record's or a close record's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reason {
+    Loss(LossReason),
+    Close(CloseReason),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -209,9 +230,10 @@ pub struct Record {
     pub sample: Option<Sample>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub redacted: Vec<String>,
-    // --- loss records
+    // --- loss and close records
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub reason: Option<LossReason>,
+    pub reason: Option<Reason>,
+    // --- loss records
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub count: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -270,10 +292,25 @@ impl Record {
         ts: String,
     ) -> Record {
         let mut r = Record::new(Kind::Loss, ts);
-        r.reason = Some(reason);
+        r.reason = Some(Reason::Loss(reason));
         r.count = Some(count);
         r.since = Some(since);
         r.until = Some(until);
         r
+    }
+
+    /// The `close` record ending an emitter.
+    pub fn close(reason: CloseReason, ts: String) -> Record {
+        let mut r = Record::new(Kind::Close, ts);
+        r.reason = Some(Reason::Close(reason));
+        r
+    }
+
+    /// A loss record's reason.
+    pub fn loss_reason(&self) -> Option<LossReason> {
+        match self.reason {
+            Some(Reason::Loss(r)) => Some(r),
+            _ => None,
+        }
     }
 }

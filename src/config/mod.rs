@@ -6,6 +6,8 @@
 
 mod read;
 
+use crate::deliver::seal::Signer;
+use crate::secret::Secret;
 use read::Obj;
 use serde_json::Value;
 use std::fmt;
@@ -58,6 +60,7 @@ struct RawSink {
     format: Option<String>,
     timeout_ms: Option<u64>,
     headers: Vec<(String, String)>,
+    token_env: Option<String>,
 }
 
 #[derive(Default)]
@@ -125,6 +128,8 @@ struct RawWhen {
 struct RawIntegrity {
     chain: Option<bool>,
     key_env: Option<String>,
+    signing_key_env: Option<String>,
+    seal_every_batch: Option<bool>,
 }
 #[derive(Default)]
 struct RawPolicy {
@@ -160,6 +165,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             "format",
             "timeout_ms",
             "headers",
+            "token_env",
         ],
     )?;
     let raw_sink = RawSink {
@@ -169,6 +175,7 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
         format: sink.string("format")?,
         timeout_ms: sink.u64("timeout_ms")?,
         headers: sink.string_map("headers")?,
+        token_env: sink.string("token_env")?,
     };
     let batch = match top.object(
         "batch",
@@ -270,11 +277,16 @@ fn read_raw(v: &Value) -> Result<RawConfig, ConfigError> {
             }
         }
     };
-    let integrity = match top.object("integrity", &["chain", "key_env"])? {
+    let integrity = match top.object(
+        "integrity",
+        &["chain", "key_env", "signing_key_env", "seal_every_batch"],
+    )? {
         None => RawIntegrity::default(),
         Some(i) => RawIntegrity {
             chain: i.bool("chain")?,
             key_env: i.string("key_env")?,
+            signing_key_env: i.string("signing_key_env")?,
+            seal_every_batch: i.bool("seal_every_batch")?,
         },
     };
     let mut access_policy = Vec::new();
@@ -333,6 +345,8 @@ pub struct Sink {
     pub format: Format,
     pub timeout_ms: u64,
     pub headers: Vec<(String, String)>,
+    /// `authorization: Bearer <token>` from `sink.token_env`, sent on every batch.
+    pub authorization: Option<Secret>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -374,7 +388,7 @@ pub struct Redact {
     pub query_params: Vec<(String, Action)>,
     pub claims: Vec<(String, Action)>,
     /// The HMAC key for `hash`, read from the environment at configure time.
-    pub hash_key: Option<Vec<u8>>,
+    pub hash_key: Option<Secret>,
 }
 
 /// A status matcher: an exact code or a class (`4xx` → 4).
@@ -401,7 +415,7 @@ pub enum PrincipalMatch {
 }
 
 impl PrincipalMatch {
-    fn parse(pattern: &str) -> Self {
+    pub fn parse(pattern: &str) -> Self {
         match pattern.strip_suffix('*') {
             Some(prefix) => PrincipalMatch::Prefix(prefix.to_string()),
             None => PrincipalMatch::Exact(pattern.to_string()),
@@ -444,7 +458,12 @@ pub struct Sampling {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Integrity {
     pub chain: bool,
-    pub key: Option<Vec<u8>>,
+    /// HMAC key of the chain (and its genesis).
+    pub key: Option<Secret>,
+    /// Signs every seal.
+    pub signer: Option<Signer>,
+    /// A seal ends every batch; otherwise only the emitter's last batch.
+    pub seal_every_batch: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -578,10 +597,10 @@ fn status_match(path: &str, s: &str) -> Result<StatusMatch, ConfigError> {
     }
 }
 
-fn env_key(path: &str, env: &dyn Env, name: &str) -> Result<Vec<u8>, ConfigError> {
+fn env_key(path: &str, env: &dyn Env, name: &str) -> Result<Secret, ConfigError> {
     non_empty(path, name)?;
     match env.var(name) {
-        Some(v) if !v.is_empty() => Ok(v.into_bytes()),
+        Some(v) if !v.is_empty() => Ok(Secret::new(v.into_bytes())),
         _ => Err(ConfigError::at(
             path,
             format!("environment variable {name} is not set (pass it in vm_config.environment_variables)"),
@@ -628,8 +647,31 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
                 "is set by mesh-audit and cannot be overridden",
             ));
         }
+        if name == "authorization" && s.token_env.is_some() {
+            return Err(ConfigError::at(
+                p,
+                "is set from sink.token_env; give one of the two",
+            ));
+        }
         sink_headers.push((name, v));
     }
+    let authorization = match &s.token_env {
+        Some(name) => {
+            let token = env_key("sink.token_env", env, name)?;
+            let token = std::str::from_utf8(&token)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| {
+                    ConfigError::at(
+                        "sink.token_env",
+                        format!("environment variable {name} must hold a token of visible ASCII characters"),
+                    )
+                })?;
+            Some(Secret::new(format!("Bearer {token}").into_bytes()))
+        }
+        None => None,
+    };
     let sink = Sink {
         cluster: s.cluster,
         authority,
@@ -646,6 +688,7 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
             t => t,
         },
         headers: sink_headers,
+        authorization,
     };
 
     // batch
@@ -842,12 +885,35 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
     };
 
     // integrity
+    let chain = raw.integrity.chain.unwrap_or(true);
+    let signer = match raw.integrity.signing_key_env {
+        Some(name) => {
+            let path = "integrity.signing_key_env";
+            if !chain {
+                // A seal vouches for earlier records only through `prev`.
+                return Err(ConfigError::at(
+                    path,
+                    "needs integrity.chain: a seal vouches for the records before it only through the chain",
+                ));
+            }
+            let text = env_key(path, env, &name)?;
+            let text = std::str::from_utf8(&text).unwrap_or("");
+            Some(
+                Signer::parse(text).map_err(|e| {
+                    ConfigError::at(path, format!("environment variable {name} {e}"))
+                })?,
+            )
+        }
+        None => None,
+    };
     let integrity = Integrity {
-        chain: raw.integrity.chain.unwrap_or(true),
+        chain,
         key: match raw.integrity.key_env {
             Some(name) => Some(env_key("integrity.key_env", env, &name)?),
             None => None,
         },
+        signer,
+        seal_every_batch: raw.integrity.seal_every_batch.unwrap_or(true),
     };
 
     // access policy

@@ -164,3 +164,34 @@ fn keys_from_the_environment() {
     assert_eq!(c.integrity.key.as_deref(), Some(&b"chainkey"[..]));
     assert_eq!(c.redact.hash_key.as_deref(), Some(&b"secret"[..]));
 }
+
+#[test]
+fn sink_token_env_becomes_a_bearer_header_that_is_never_printed() {
+    let c = Config::from_json(
+        br#"{"sink":{"cluster":"s","token_env":"TOK"}}"#,
+        &env_with(&[("TOK", "s3cr3t-token\n")]),
+    )
+    .unwrap();
+    let auth = c.sink.authorization.as_ref().unwrap();
+    assert_eq!(&**auth, b"Bearer s3cr3t-token");
+    assert!(
+        !format!("{c:?}").contains("s3cr3t"),
+        "Debug shows the token"
+    );
+    let missing = Config::from_json(
+        br#"{"sink":{"cluster":"s","token_env":"NOPE"}}"#,
+        &env_with(&[]),
+    );
+    assert!(missing
+        .unwrap_err()
+        .to_string()
+        .contains("sink.token_env: environment variable NOPE is not set"));
+    let both = Config::from_json(
+        br#"{"sink":{"cluster":"s","token_env":"TOK","headers":{"authorization":"x"}}}"#,
+        &env_with(&[("TOK", "t")]),
+    );
+    assert!(both
+        .unwrap_err()
+        .to_string()
+        .contains("sink.headers.authorization: is set from sink.token_env"));
+}

@@ -1,12 +1,24 @@
 //! Sequencing and hash-chaining (SPEC §4): each admitted record of an emitter
 //! gets the next `seq` and `prev` = SHA-256 (or HMAC-SHA256 with the
-//! integrity key) of the previous record's exact JSON bytes.
+//! integrity key) of the previous record's exact JSON bytes. With a key the
+//! chain's start is keyed too (SPEC §4.1), so nobody without the key can
+//! begin a new emitter that verifies.
 
 use crate::audit::hex;
 use crate::audit::record::Record;
+use crate::deliver::seal::{self, Seal, Signer};
 use crate::digest::{sha256, HmacKey};
 
+/// `prev` of `seq` 1 of an unkeyed chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// `prev` of `seq` 1: 64 zeros, or HMAC-SHA256(key, `"mesh-audit genesis " + emitter`).
+pub fn genesis(key: Option<&HmacKey>, emitter: &str) -> String {
+    match key {
+        Some(k) => hex(&k.mac(format!("mesh-audit genesis {emitter}").as_bytes())),
+        None => GENESIS.to_string(),
+    }
+}
 
 /// The chain link over one record's exact bytes.
 pub fn link(key: Option<&[u8]>, line: &[u8]) -> [u8; 32] {
@@ -32,13 +44,14 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    pub fn new(emitter: String, chain: bool, key: Option<Vec<u8>>) -> Self {
+    pub fn new(emitter: String, chain: bool, key: Option<&[u8]>) -> Self {
+        let key = key.map(HmacKey::new);
         Sequencer {
+            prev: genesis(key.as_ref(), &emitter),
             emitter,
             next_seq: 1,
             chain,
-            key: key.as_deref().map(HmacKey::new),
-            prev: GENESIS.to_string(),
+            key,
         }
     }
 
@@ -64,6 +77,21 @@ impl Sequencer {
             line.clear();
         }
         line
+    }
+
+    /// The next record's `seal`, covering `from_seq` up to the last admitted
+    /// record, as exact bytes (signed by `signer` if given); like
+    /// [`Sequencer::stamp`], call [`Sequencer::commit`] once admitted.
+    pub fn seal(&self, ts: &str, from_seq: u64, signer: Option<&Signer>) -> Vec<u8> {
+        let fields = Seal {
+            ts,
+            emitter: &self.emitter,
+            seq: self.next_seq,
+            prev: self.chain.then_some(self.prev.as_str()),
+            from_seq,
+            to_seq: self.next_seq - 1,
+        };
+        seal::encode(&fields, signer)
     }
 
     /// Advances past a record whose stamped bytes were admitted.
@@ -103,7 +131,7 @@ mod tests {
     #[test]
     fn chain_is_reproducible_and_keyed() {
         let run = |key: Option<Vec<u8>>| {
-            let mut s = Sequencer::new("e".into(), true, key);
+            let mut s = Sequencer::new("e".into(), true, key.as_deref());
             let mut out = Vec::new();
             for t in ["a", "b", "c"] {
                 let mut r = rec(t);
@@ -116,6 +144,55 @@ mod tests {
         assert_eq!(run(None), run(None));
         assert_ne!(run(None), run(Some(b"k".to_vec())));
         assert_ne!(run(Some(b"k1".to_vec())), run(Some(b"k2".to_vec())));
+    }
+
+    #[test]
+    fn a_keyed_chain_starts_at_the_keyed_genesis_of_its_emitter() {
+        use hmac::Mac;
+        let emitter = "0123456789abcdef0123456789abcdef";
+        let s = Sequencer::new(emitter.into(), true, Some(b"chain-key"));
+        let mut r = rec("t");
+        s.stamp(&mut r);
+        // Checked against the crate directly, from the SPEC's definition.
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"chain-key").unwrap();
+        mac.update(format!("mesh-audit genesis {emitter}").as_bytes());
+        let want = hex(&mac.finalize().into_bytes());
+        assert_eq!(r.prev.as_deref(), Some(want.as_str()));
+        assert_ne!(want, GENESIS);
+        // Another emitter, or another key, starts elsewhere: a genesis cannot be reused.
+        let other = genesis(
+            Some(&HmacKey::new(b"chain-key")),
+            "ffffffffffffffffffffffffffffffff",
+        );
+        assert_ne!(other, want);
+        assert_ne!(genesis(Some(&HmacKey::new(b"other-key")), emitter), want);
+        assert_eq!(genesis(None, emitter), GENESIS);
+    }
+
+    #[test]
+    fn a_seal_takes_the_next_seq_and_chains_like_any_record() {
+        let signer = Signer::from_seed(&[3; 32]);
+        let mut s = Sequencer::new("e".into(), true, None);
+        let mut lines = Vec::new();
+        for t in ["a", "b"] {
+            let mut r = rec(t);
+            let l = s.stamp(&mut r);
+            s.commit(&l);
+            lines.push(l);
+        }
+        let line = s.seal("t", 1, Some(&signer));
+        let parsed = seal::parse(&line).unwrap();
+        assert_eq!((parsed.seq, parsed.from_seq, parsed.to_seq), (3, 1, 2));
+        assert_eq!(parsed.prev, Some(hex(&sha256(&lines[1]))));
+        assert!(seal::verify(
+            &parsed.signed.unwrap(),
+            &signer.verifying_key()
+        ));
+        s.commit(&line);
+        let mut after = rec("c");
+        s.stamp(&mut after);
+        assert_eq!(after.seq, Some(4));
+        assert_eq!(after.prev, Some(hex(&sha256(&line))));
     }
 
     #[test]

@@ -6,3 +6,4 @@ pub mod buffer;
 pub mod chain;
 pub mod encode_json;
 pub mod encode_otlp;
+pub mod seal;

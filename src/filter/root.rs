@@ -138,7 +138,7 @@ impl Auditor {
                 Sequencer::new(
                     self.emitter.clone(),
                     config.integrity.chain,
-                    config.integrity.key.clone(),
+                    config.integrity.key.as_deref(),
                 ),
                 Buffer::new(limits.clone()),
             ),
@@ -415,6 +415,14 @@ impl Auditor {
                 ("x-mesh-audit-seq", &range),
             ];
             headers.extend(sink.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            // Validated as visible ASCII when the configuration was read.
+            if let Some(value) = sink
+                .authorization
+                .as_deref()
+                .and_then(|t| std::str::from_utf8(t).ok())
+            {
+                headers.push(("authorization", value));
+            }
             match host.dispatch(&sink.cluster, &headers, &body, sink.timeout_ms) {
                 Ok(token) => {
                     a.buffer.sent(id, token);

@@ -2,6 +2,8 @@
 //! directories, and real record lines made by the crate's own Sequencer.
 #![allow(dead_code)]
 
+pub mod sink;
+
 use mesh_audit::audit::record::{
     Decision, Kind, LossReason, Record, Request, Response, Route, Source,
 };
@@ -144,7 +146,7 @@ pub fn loss(reason: LossReason, count: u64, range: Option<(u64, u64)>) -> Record
 /// An emitter's chained trail: each record stamped and committed in order,
 /// returned as exact line bytes (index i holds seq i + 1).
 pub fn trail(emitter: &str, key: Option<&[u8]>, records: Vec<Record>) -> Vec<Vec<u8>> {
-    let mut seq = Sequencer::new(emitter.to_string(), true, key.map(<[u8]>::to_vec));
+    let mut seq = Sequencer::new(emitter.to_string(), true, key);
     records
         .into_iter()
         .map(|mut r| {

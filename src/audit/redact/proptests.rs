@@ -96,7 +96,7 @@ proptest! {
             headers: vec![],
             query_params: vec![],
             claims: vec![("email".into(), Action::Hash), ("profile".into(), Action::Hash)],
-            hash_key: Some(b"proptest-key".to_vec()),
+            hash_key: Some(b"proptest-key".to_vec().into()),
         });
         let mut red = Vec::new();
 

@@ -18,7 +18,7 @@ pub(super) fn redactor(headers: Rules, query: Rules, claims: Rules, key: Option<
         headers: own(headers),
         query_params: own(query),
         claims: own(claims),
-        hash_key: key.map(|k| k.as_bytes().to_vec()),
+        hash_key: key.map(|k| k.as_bytes().to_vec().into()),
     })
 }
 

@@ -7,8 +7,11 @@
 //! 2 usage or I/O error.
 
 mod check_config;
+mod digests;
+mod escape;
 mod graph;
 mod html;
+mod keys;
 mod lines;
 mod report;
 mod sink;
@@ -35,21 +38,7 @@ struct Cli {
 enum Command {
     /// Receive record batches over HTTP and append them to FILE.
     #[command(long_about = SINK_HELP)]
-    Sink {
-        /// Address to listen on, e.g. 0.0.0.0:8080 (port 0 picks a free port; the
-        /// bound address is printed on stderr).
-        #[arg(long, value_name = "ADDR")]
-        listen: String,
-        /// File the records are appended to, one exact JSON line per record.
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-        /// Largest accepted request body in bytes; larger batches get 413.
-        #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
-        max_body_bytes: usize,
-        /// Seconds between progress lines on stderr (printed only when something changed).
-        #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-        progress_secs: u64,
-    },
+    Sink(Box<SinkArgs>),
     /// Check a stored trail: sequence gaps, duplicates and the hash chain, per emitter.
     #[command(long_about = VERIFY_HELP)]
     Verify {
@@ -61,6 +50,13 @@ enum Command {
         /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
+        /// The sink's signed digests (PATH.digests): also check that nothing
+        /// they cover was edited, truncated or deleted.
+        #[arg(long, value_name = "DIR", requires = "sink_key")]
+        digests: Option<PathBuf>,
+        /// The sink's digest public key (hex, base64 or a PEM file).
+        #[arg(long, value_name = "PUB", requires = "digests")]
+        sink_key: Option<String>,
     },
     /// Summarise who accessed what: per source principal and route, by decision.
     Report {
@@ -81,6 +77,86 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct SinkArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is
+    /// printed on stderr). Anything but loopback needs authentication, or
+    /// --allow-unauthenticated.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The trail: a file (one exact JSON line per record), or with
+    /// --rotate-bytes/--rotate-secs a directory of segment files.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// Largest accepted request body in bytes; larger batches get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Seconds between progress lines on stderr (printed only when something changed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    progress_secs: u64,
+    /// Serve TLS with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM, PKCS#8 or PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Accept client certificates issued by this CA (PEM); writers are then
+    /// identified by their SPIFFE ID (URI SAN).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// A SPIFFE ID allowed to write, exact or a prefix ending in `*`
+    /// (repeatable), e.g. spiffe://cluster.local/ns/shop/*.
+    #[arg(long = "allow-principal", value_name = "PATTERN")]
+    allow_principals: Vec<String>,
+    /// Accept `authorization: Bearer <token>` with the token held in this
+    /// environment variable (repeatable; each variable is its own identity).
+    #[arg(long = "token-env", value_name = "VAR")]
+    token_envs: Vec<String>,
+    /// Listen beyond loopback with no authentication at all.
+    #[arg(long)]
+    allow_unauthenticated: bool,
+    /// Most client connections open at once; more are closed at accept.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Most emitters the sink keeps state for; a batch that would add more gets 503.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_emitters: usize,
+    /// Recent seqs per emitter compared byte for byte against retries.
+    #[arg(long, value_name = "SEQS", default_value_t = 4096)]
+    window: u64,
+    /// Below this much free disk space, batches get 503 (proxies retry).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    min_free_bytes: u64,
+    /// Start a new segment when the current one would exceed this size.
+    #[arg(long, value_name = "BYTES")]
+    rotate_bytes: Option<u64>,
+    /// Start a new segment when the current one is this old.
+    #[arg(long, value_name = "SECONDS")]
+    rotate_secs: Option<u64>,
+    /// Gzip segments once they are closed.
+    #[arg(long)]
+    gzip: bool,
+    /// The keyring (KEY_ID PUBKEY [PATTERN...]): every batch must end in a
+    /// seal signed by one of its keys, or it gets 422 and is quarantined.
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
+    /// Sign digests of the trail with this Ed25519 private key (PKCS#8 PEM
+    /// or base64 seed) into PATH.digests/.
+    #[arg(long, value_name = "FILE")]
+    digest_key: Option<PathBuf>,
+    /// Seconds between digests.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        requires = "digest_key"
+    )]
+    digest_secs: u64,
+    /// Delete closed segments older than this many days, once a signed digest lists them.
+    #[arg(long, value_name = "DAYS", requires = "digest_key")]
+    retain_days: Option<f64>,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ReportFormat {
     Text,
@@ -88,18 +164,30 @@ enum ReportFormat {
 }
 
 const SINK_HELP: &str = "\
-Receive record batches over HTTP and append them to FILE.
+Receive record batches over HTTP(S) and append them to PATH.
 
 POST /v1/audit takes JSON lines (the filter's `jsonl` format); POST /v1/logs
 takes an OTLP/HTTP protobuf ExportLogsServiceRequest (the `otlp` format) whose
-log bodies are the records' JSON lines. GET /healthz answers 200.
+log bodies are the records' JSON lines. GET /healthz answers 200; GET /metrics
+gives Prometheus text.
 
-Every record is stored as its exact original JSON line, so the hash chain still
-verifies. A batch is appended and fsynced before the 2xx answer; records whose
-(emitter, seq) is already stored are dropped, also across restarts (the set is
-rebuilt from FILE at start). A malformed batch is refused whole with 400 and a
-reason; a body above --max-body-bytes gets 413; a failed write gets 503 so the
-filter retries. An incomplete last line left by a crash mid-write (never
+Writers authenticate with a client certificate (--client-ca, whose SPIFFE ID
+must match an --allow-principal) or a bearer token (--token-env); others get
+401/403 and nothing is stored. Each emitter belongs to the identity that first
+wrote it (PATH.owners); another identity gets 403.
+
+Every record is stored as its exact original line, fsynced before the 2xx. A
+byte-identical retry is acknowledged as a duplicate; different bytes for a
+stored (emitter, seq) get 409; a batch that does not continue the stored chain,
+has an impossible loss record or (with --keys) is not sealed by a listed key
+gets 422. Refused batches are kept in PATH.quarantine.jsonl. A malformed batch
+gets 400, a body above --max-body-bytes 413; below --min-free-bytes of free
+disk, too many emitters or a failed write, 503 so the filter retries.
+
+With --rotate-bytes/--rotate-secs PATH is a directory of segments; --gzip
+compresses closed ones. --digest-key writes signed digests to PATH.digests/
+(check them with `verify --digests`); --retain-days deletes old segments only
+once a digest lists them. An incomplete last line left by a crash (never
 acknowledged) is cut off at start.";
 
 const VERIFY_HELP: &str = "\
@@ -152,28 +240,17 @@ is found, 2 when FILE cannot be read.";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Sink {
-            listen,
-            out,
-            max_body_bytes,
-            progress_secs,
-        } => {
-            let options = sink::Options {
-                listen,
-                out,
-                max_body_bytes,
-                progress_secs: progress_secs.max(1),
-            };
-            match sink::run(options) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(2, &format!("mesh-audit sink: {e}")),
-            }
-        }
+        Command::Sink(args) => run_sink(*args),
         Command::Verify {
             file,
             key_env,
             json,
-        } => run_verify(&file, key_env.as_deref(), json),
+            digests,
+            sink_key,
+        } => {
+            let digests = digests.as_deref().zip(sink_key.as_deref());
+            run_verify(&file, key_env.as_deref(), json, digests)
+        }
         Command::Report {
             file,
             format,
@@ -183,7 +260,80 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_verify(file: &std::path::Path, key_env: Option<&str>, json: bool) -> ExitCode {
+fn run_sink(a: SinkArgs) -> ExitCode {
+    if a.retain_days.is_some() && a.rotate_bytes.is_none() && a.rotate_secs.is_none() {
+        return fail(2, "mesh-audit sink: --retain-days deletes closed segments: give --rotate-bytes or --rotate-secs");
+    }
+    if a.rotate_bytes == Some(0) || a.rotate_secs == Some(0) {
+        return fail(
+            2,
+            "mesh-audit sink: --rotate-bytes and --rotate-secs must be positive",
+        );
+    }
+    let options = sink::Options {
+        listen: a.listen,
+        store: store::Options {
+            storage: sink::storage::Options {
+                path: a.out,
+                rotate_bytes: a.rotate_bytes,
+                rotate_secs: a.rotate_secs,
+                gzip: a.gzip,
+                min_free_bytes: a.min_free_bytes,
+            },
+            window: a.window,
+            max_emitters: a.max_emitters,
+            keys: match a.keys.as_deref().map(keys::Keyring::load) {
+                None => None,
+                Some(Ok(k)) => Some(k),
+                Some(Err(e)) => {
+                    return fail(2, &format!("mesh-audit sink: --keys {}", escape::text(&e)))
+                }
+            },
+        },
+        auth: sink::auth::Options {
+            tls_cert: a.tls_cert,
+            tls_key: a.tls_key,
+            client_ca: a.client_ca,
+            allow_principals: a.allow_principals,
+            token_envs: a.token_envs,
+        },
+        max_body_bytes: a.max_body_bytes,
+        progress_secs: a.progress_secs.max(1),
+        max_connections: a.max_connections,
+        allow_unauthenticated: a.allow_unauthenticated,
+        digest: a.digest_key.map(|key| sink::digest::Options {
+            key,
+            every: std::time::Duration::from_secs(a.digest_secs.max(1)),
+            retain: a
+                .retain_days
+                .map(|d| std::time::Duration::from_secs_f64(d.max(0.0) * 86_400.0)),
+        }),
+    };
+    match sink::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(2, &format!("mesh-audit sink: {}", escape::text(&e))),
+    }
+}
+
+fn run_verify(
+    file: &std::path::Path,
+    key_env: Option<&str>,
+    json: bool,
+    digests: Option<(&std::path::Path, &str)>,
+) -> ExitCode {
+    let digest_check = match digests {
+        None => None,
+        Some((dir, key)) => {
+            let key = match keys::parse_public_key(key, std::path::Path::new(".")) {
+                Ok(k) => k,
+                Err(e) => return fail(2, &format!("mesh-audit verify: --sink-key: {e}")),
+            };
+            match digests::verify(file, dir, &key) {
+                Ok(o) => Some(o),
+                Err(e) => return fail(2, &format!("mesh-audit verify: {}", escape::text(&e))),
+            }
+        }
+    };
     let key = match key_env {
         None => None,
         Some(var) => match std::env::var(var) {
@@ -201,15 +351,28 @@ fn run_verify(file: &std::path::Path, key_env: Option<&str>, json: bool) -> Exit
         return fail(2, &format!("mesh-audit verify: {}: {e}", file.display()));
     }
     let outcome = verifier.finish();
+    let ok = outcome.ok && digest_check.as_ref().is_none_or(|d| d.ok);
     let text = if json {
-        serde_json::to_string_pretty(&outcome)
+        let mut value = serde_json::to_value(&outcome).unwrap_or_default();
+        if let (Some(d), Some(map)) = (&digest_check, value.as_object_mut()) {
+            map.insert(
+                "digests".into(),
+                serde_json::to_value(d).unwrap_or_default(),
+            );
+            map.insert("ok".into(), ok.into());
+        }
+        serde_json::to_string_pretty(&value)
             .map(|s| s + "\n")
             .unwrap_or_default()
     } else {
-        verify_text::render(&outcome)
+        let mut text = verify_text::render(&outcome);
+        if let Some(d) = &digest_check {
+            text.push_str(&digests::render(d));
+        }
+        text
     };
     print!("{text}");
-    if outcome.ok {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -1,57 +1,29 @@
-//! The sink's append-only record file: batches are parsed into records,
-//! de-duplicated by (emitter, seq) against everything already stored, appended
-//! as their exact original lines and fsynced before the caller acknowledges.
+//! The sink's record store: the trail (one file or segments, see
+//! [`Storage`]) plus what makes it safe to write to from a network. Each
+//! emitter belongs to the identity that first wrote it (kept in
+//! `PATH.owners`, so it survives restarts); a record whose (emitter, seq) is
+//! stored with different bytes is a conflict, never "200 and dropped"; a
+//! refused batch goes whole to `PATH.quarantine.jsonl`, never into the trail.
 
-use mesh_audit::audit::record::Record;
-use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
-use std::path::Path;
+use crate::keys::Keyring;
+use crate::sink::batch::{parse_record, Emitter, Incoming};
+use crate::sink::emitters::{Emitters, Head, Verdict};
+use crate::sink::storage::{self, AppendError, Opened, Segment, Storage};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 
-/// One record of an incoming batch: its identity and its exact bytes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Incoming {
-    pub emitter: String,
-    pub seq: u64,
-    pub line: Vec<u8>,
-}
+/// Owner of emitters found in a trail written before owners were recorded:
+/// the first identity that writes one claims it.
+const UNCLAIMED: &str = "";
 
-/// Parses one record line as the filter writes it; the error says why not.
-pub fn parse_record(line: Vec<u8>) -> Result<Incoming, String> {
-    let record: Record =
-        serde_json::from_slice(&line).map_err(|e| format!("not an audit record: {e}"))?;
-    let emitter = match record.emitter {
-        Some(e) if !e.is_empty() => e,
-        _ => return Err("record has no emitter".into()),
-    };
-    match record.seq {
-        Some(seq) if seq >= 1 => Ok(Incoming { emitter, seq, line }),
-        _ => Err("record has no seq (must be 1 or more)".into()),
-    }
-}
-
-/// Splits a JSON-lines body into records. Any bad line refuses the whole
-/// batch, so the filter reports it as `rejected` rather than half-stored.
-pub fn parse_jsonl(body: &[u8]) -> Result<Vec<Incoming>, String> {
-    let mut out = Vec::new();
-    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        out.push(parse_record(line.to_vec()).map_err(|e| format!("line {}: {e}", i + 1))?);
-    }
-    Ok(out)
-}
-
-/// What opening an existing file found.
-#[derive(Debug, Default, PartialEq)]
-pub struct Opened {
-    pub records: u64,
-    /// Lines that are not records with an emitter and seq (kept, not indexed).
-    pub unreadable: u64,
-    /// Bytes of an incomplete last line removed (a write that was never acknowledged).
-    pub truncated_bytes: u64,
+pub struct Options {
+    pub storage: storage::Options,
+    pub window: u64,
+    pub max_emitters: usize,
+    pub keys: Option<Keyring>,
 }
 
 /// What one append did.
@@ -59,223 +31,324 @@ pub struct Opened {
 pub struct Appended {
     pub stored: u64,
     pub duplicates: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// 403: the emitter belongs to another identity.
+    Forbidden,
+    /// 409: different bytes for a stored (emitter, seq).
+    Conflict,
+    /// 422: the batch does not verify against what is stored.
+    Invalid,
+    /// 503: cannot store now (disk floor, emitter cap, I/O); retry later.
+    Unavailable,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Refusal {
+    pub kind: Refused,
+    pub reason: String,
+    pub quarantined: bool,
+}
+
+/// What opening the store found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub opened: Opened,
+    pub records: u64,
+    pub unreadable: u64,
+    pub unclaimed: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Binding {
+    emitter: String,
+    identity: String,
+}
+
+#[derive(Serialize)]
+struct Quarantined<'a> {
+    ts: String,
+    identity: &'a str,
+    status: u16,
+    reason: &'a str,
+    records: Vec<String>,
+}
+
+/// `PATH.suffix`, beside the trail (for a directory: beside it, not inside).
+pub fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let clean: PathBuf = path.components().collect();
+    let mut s = clean.into_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 pub struct Store {
-    file: File,
-    len: u64,
-    seen: HashMap<String, HashSet<u64>>,
-    /// Set when a failed write could not be rolled back: the file's tail is
-    /// unknown, so nothing more may be appended until a restart re-reads it.
-    broken: bool,
-}
-
-#[derive(Deserialize)]
-struct Key {
-    emitter: Option<String>,
-    seq: Option<u64>,
+    storage: Storage,
+    emitters: Emitters,
+    owners: File,
+    quarantine: PathBuf,
+    max_emitters: usize,
+    min_free_bytes: u64,
+    keys: Option<Keyring>,
 }
 
 impl Store {
-    /// Opens (or creates) `path` and rebuilds the (emitter, seq) set from it.
-    pub fn open(path: &Path) -> io::Result<(Store, Opened)> {
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)?;
-        let mut opened = Opened::default();
-        let mut seen: HashMap<String, HashSet<u64>> = HashMap::new();
-        let mut complete = 0u64;
-        let mut reader = BufReader::with_capacity(1 << 20, &file);
-        reader.seek(SeekFrom::Start(0))?;
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            let Some(line) = buf.strip_suffix(b"\n") else {
-                break;
-            };
-            complete += n as u64;
-            if line.is_empty() {
-                continue;
-            }
-            match serde_json::from_slice::<Key>(line) {
-                Ok(Key {
-                    emitter: Some(e),
-                    seq: Some(s),
-                }) => {
-                    seen.entry(e).or_default().insert(s);
-                    opened.records += 1;
+    pub fn open(options: Options) -> io::Result<(Store, Loaded)> {
+        let path = options.storage.path.clone();
+        let min_free_bytes = options.storage.min_free_bytes;
+        let mut emitters = Emitters::new(options.window);
+        let owners_path = sidecar(&path, ".owners");
+        let owners = storage::open_regular(&owners_path)?;
+        for line in BufReader::new(&owners).lines() {
+            let line = line?;
+            if let Ok(b) = serde_json::from_str::<Binding>(&line) {
+                if let Some(e) = Emitter::parse(&b.emitter) {
+                    emitters.bind(e, &b.identity);
                 }
-                _ => opened.unreadable += 1,
             }
         }
-        drop(reader);
-        let len = file.metadata()?.len();
-        if len > complete {
-            file.set_len(complete)?;
-            file.sync_all()?;
-            opened.truncated_bytes = len - complete;
-        }
-        Ok((
-            Store {
-                file,
-                len: complete,
-                seen,
-                broken: false,
-            },
-            opened,
-        ))
+        let mut loaded = Loaded::default();
+        let (storage, opened) =
+            Storage::open(options.storage, |line, segment| match parse_record(line) {
+                Ok(r) => {
+                    if !emitters.contains(r.emitter) {
+                        emitters.bind(r.emitter, UNCLAIMED);
+                        loaded.unclaimed += 1;
+                    }
+                    emitters.insert(&r, segment);
+                    loaded.records += 1;
+                }
+                Err(_) => loaded.unreadable += 1,
+            })?;
+        loaded.opened = opened;
+        let store = Store {
+            storage,
+            emitters,
+            owners,
+            quarantine: sidecar(&path, ".quarantine.jsonl"),
+            max_emitters: options.max_emitters,
+            min_free_bytes,
+            keys: options.keys,
+        };
+        Ok((store, loaded))
     }
 
     pub fn emitters(&self) -> usize {
-        self.seen.len()
+        self.emitters.len()
     }
 
-    /// Appends the records not stored yet and fsyncs. On error nothing of the
-    /// batch counts as stored and the file is rolled back to its prior length.
-    pub fn append(&mut self, batch: Vec<Incoming>) -> io::Result<Appended> {
-        if self.broken {
-            return Err(io::Error::other(
-                "an earlier write failed and could not be undone; restart the sink",
-            ));
-        }
-        let mut result = Appended::default();
-        let mut fresh: HashSet<(String, u64)> = HashSet::new();
-        let mut bytes = Vec::new();
-        for rec in batch {
-            let stored = self
-                .seen
-                .get(&rec.emitter)
-                .is_some_and(|s| s.contains(&rec.seq));
-            if stored || !fresh.insert((rec.emitter, rec.seq)) {
-                result.duplicates += 1;
-                continue;
+    /// How many keys batches are verified with, if any.
+    pub fn keys(&self) -> Option<usize> {
+        self.keys.as_ref().map(Keyring::len)
+    }
+
+    pub fn heads(&self) -> Vec<Head> {
+        self.emitters.heads()
+    }
+
+    pub fn segments(&self) -> Vec<Segment> {
+        self.storage.segments()
+    }
+
+    pub fn storage(&mut self) -> &mut Storage {
+        &mut self.storage
+    }
+
+    pub fn quarantine_path(&self) -> &Path {
+        &self.quarantine
+    }
+
+    /// Stores the records of `batch` not stored yet, written by `identity`,
+    /// and fsyncs before returning. A refused batch stores nothing.
+    pub fn append(&mut self, batch: &[Incoming], identity: &str) -> Result<Appended, Refusal> {
+        let mut fresh_emitters: Vec<Emitter> = Vec::new();
+        let mut claimed: Vec<Emitter> = Vec::new();
+        for r in batch {
+            match self.emitters.owner(r.emitter) {
+                None => {
+                    if !fresh_emitters.contains(&r.emitter) {
+                        fresh_emitters.push(r.emitter);
+                    }
+                }
+                Some(owner) if owner == identity => {}
+                Some(UNCLAIMED) => {
+                    if !claimed.contains(&r.emitter) {
+                        claimed.push(r.emitter);
+                    }
+                }
+                Some(_) => {
+                    return Err(Refusal {
+                        kind: Refused::Forbidden,
+                        reason: format!(
+                            "emitter {} belongs to another identity; {identity} may not write it",
+                            r.emitter
+                        ),
+                        quarantined: false,
+                    })
+                }
             }
-            bytes.extend_from_slice(&rec.line);
-            bytes.push(b'\n');
+        }
+        if self.emitters.len() + fresh_emitters.len() > self.max_emitters {
+            return Err(Refusal {
+                kind: Refused::Unavailable,
+                reason: format!(
+                    "the sink holds its limit of {} emitters (--max-emitters)",
+                    self.max_emitters
+                ),
+                quarantined: false,
+            });
+        }
+
+        let mut result = Appended::default();
+        let mut in_batch: HashMap<(Emitter, u64), [u8; 32]> = HashMap::with_capacity(batch.len());
+        let mut bytes = Vec::with_capacity(batch.iter().map(|r| r.line.len() + 1).sum());
+        let mut fresh: Vec<&Incoming> = Vec::with_capacity(batch.len());
+        let mut conflicts: Vec<String> = Vec::new();
+        for r in batch {
+            let verdict = match (self.emitters.verdict(r), in_batch.get(&(r.emitter, r.seq))) {
+                (_, Some(sha)) if *sha == r.sha => Verdict::Duplicate,
+                (_, Some(_)) => Verdict::Conflict,
+                (v, None) => v,
+            };
+            match verdict {
+                Verdict::New => {
+                    in_batch.insert((r.emitter, r.seq), r.sha);
+                    bytes.extend_from_slice(&r.line);
+                    bytes.push(b'\n');
+                    fresh.push(r);
+                }
+                Verdict::Duplicate => result.duplicates += 1,
+                Verdict::Conflict => conflicts.push(format!(
+                    "emitter {} seq {}: different bytes than the stored record",
+                    r.emitter, r.seq
+                )),
+                Verdict::TooOld => conflicts.push(format!(
+                    "emitter {} seq {}: older than the sink's window of recent seqs, cannot be told from a conflict",
+                    r.emitter, r.seq
+                )),
+            }
+        }
+        if !conflicts.is_empty() {
+            let more = if conflicts.len() > 1 {
+                format!(" (and {} more)", conflicts.len() - 1)
+            } else {
+                String::new()
+            };
+            let reason = format!("conflict: {}{more}", conflicts[0]);
+            let lines: Vec<&[u8]> = batch.iter().map(|r| r.line.as_slice()).collect();
+            return Err(self.refuse(Refused::Conflict, 409, reason, &lines, identity));
         }
         if fresh.is_empty() {
             return Ok(result);
         }
-        if let Err(e) = self
-            .file
-            .write_all(&bytes)
-            .and_then(|()| self.file.sync_data())
+        if let Err(why) =
+            crate::sink::ingest::check(batch, &fresh, &self.emitters, self.keys.as_ref())
         {
-            if self
-                .file
-                .set_len(self.len)
-                .and_then(|()| self.file.sync_data())
-                .is_err()
-            {
-                self.broken = true;
-            }
-            return Err(e);
+            let lines: Vec<&[u8]> = batch.iter().map(|r| r.line.as_slice()).collect();
+            let reason = format!("does not verify: {why}");
+            return Err(self.refuse(Refused::Invalid, 422, reason, &lines, identity));
         }
-        self.len += bytes.len() as u64;
-        result.stored = fresh.len() as u64;
-        for (emitter, seq) in fresh {
-            self.seen.entry(emitter).or_default().insert(seq);
+        fresh_emitters.extend(claimed);
+        if !fresh_emitters.is_empty() {
+            self.bind(&fresh_emitters, identity)
+                .map_err(|e| unavailable(format!("could not record the emitters' owner: {e}")))?;
         }
+        self.storage.append(&bytes).map_err(|e| match e {
+            AppendError::Full { .. } => unavailable(format!("{e}; retry later")),
+            AppendError::Io(e) => unavailable(format!("could not store the batch: {e}")),
+        })?;
+        let segment = self.storage.segment();
+        for r in fresh {
+            self.emitters.insert(r, segment);
+            result.stored += 1;
+        }
+        result.bytes = bytes.len() as u64;
         Ok(result)
+    }
+
+    fn bind(&mut self, fresh: &[Emitter], identity: &str) -> io::Result<()> {
+        let mut lines = Vec::new();
+        for e in fresh {
+            let b = Binding {
+                emitter: e.to_string(),
+                identity: identity.to_string(),
+            };
+            serde_json::to_writer(&mut lines, &b)?;
+            lines.push(b'\n');
+        }
+        self.owners.write_all(&lines)?;
+        self.owners.sync_data()?;
+        for e in fresh {
+            self.emitters.bind(*e, identity);
+        }
+        Ok(())
+    }
+
+    /// Keeps a refused batch in the quarantine file (best effort: never below
+    /// the free-space floor) and builds the refusal.
+    pub fn refuse(
+        &mut self,
+        kind: Refused,
+        status: u16,
+        reason: String,
+        records: &[&[u8]],
+        identity: &str,
+    ) -> Refusal {
+        let entry = Quarantined {
+            ts: mesh_audit::audit::time::format_rfc3339(now_nanos()),
+            identity,
+            status,
+            reason: &reason,
+            records: records
+                .iter()
+                .map(|r| String::from_utf8_lossy(r).into_owned())
+                .collect(),
+        };
+        let quarantined = match self.write_quarantine(&entry) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!(
+                    "mesh-audit sink: could not write {}: {e}",
+                    self.quarantine.display()
+                );
+                false
+            }
+        };
+        Refusal {
+            kind,
+            reason,
+            quarantined,
+        }
+    }
+
+    fn write_quarantine(&self, entry: &Quarantined) -> io::Result<()> {
+        let mut line = serde_json::to_vec(entry)?;
+        line.push(b'\n');
+        let mut file = storage::open_regular(&self.quarantine)?;
+        if storage::available(&file)? < self.min_free_bytes.saturating_add(line.len() as u64) {
+            return Err(io::Error::other(
+                "free disk space is below the sink's floor",
+            ));
+        }
+        file.write_all(&line)?;
+        file.sync_data()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(emitter: &str, seq: u64) -> Vec<u8> {
-        format!("{{\"kind\":\"request\",\"ts\":\"2026-01-01T00:00:00.000000Z\",\"emitter\":\"{emitter}\",\"seq\":{seq}}}")
-            .into_bytes()
+fn unavailable(reason: String) -> Refusal {
+    Refusal {
+        kind: Refused::Unavailable,
+        reason,
+        quarantined: false,
     }
+}
 
-    fn temp(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("mesh-audit-store-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_file(&dir);
-        dir
-    }
-
-    #[test]
-    fn jsonl_batch_keeps_exact_bytes_and_names_the_bad_line() {
-        let mut body = line("e", 1);
-        body.extend_from_slice(b"\n");
-        body.extend_from_slice(&line("e", 2));
-        let parsed = parse_jsonl(&body).unwrap();
-        assert_eq!(
-            parsed[1],
-            Incoming {
-                emitter: "e".into(),
-                seq: 2,
-                line: line("e", 2)
-            }
-        );
-        body.extend_from_slice(b"\n{\"kind\":\"request\",\"ts\":\"t\"}\n");
-        assert_eq!(
-            parse_jsonl(&body).unwrap_err(),
-            "line 3: record has no emitter"
-        );
-        assert!(parse_jsonl(b"not json")
-            .unwrap_err()
-            .starts_with("line 1: not an audit record: "));
-    }
-
-    #[test]
-    fn duplicates_are_dropped_within_a_batch_and_across_reopen() {
-        let path = temp("dups");
-        let (mut store, _) = Store::open(&path).unwrap();
-        let batch = parse_jsonl(&[line("a", 1), line("a", 2), line("a", 1)].join(&b'\n')).unwrap();
-        assert_eq!(
-            store.append(batch.clone()).unwrap(),
-            Appended {
-                stored: 2,
-                duplicates: 1
-            }
-        );
-        drop(store);
-        let (mut store, opened) = Store::open(&path).unwrap();
-        assert_eq!(
-            opened,
-            Opened {
-                records: 2,
-                unreadable: 0,
-                truncated_bytes: 0
-            }
-        );
-        assert_eq!(
-            store.append(batch).unwrap(),
-            Appended {
-                stored: 0,
-                duplicates: 3
-            }
-        );
-        let text = std::fs::read(&path).unwrap();
-        assert_eq!(text, [line("a", 1), line("a", 2), Vec::new()].join(&b'\n'));
-        let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn an_incomplete_last_line_is_cut_off_at_open() {
-        let path = temp("tail");
-        let mut content = line("a", 1);
-        content.push(b'\n');
-        content.extend_from_slice(b"{\"kind\":\"req");
-        std::fs::write(&path, &content).unwrap();
-        let (mut store, opened) = Store::open(&path).unwrap();
-        assert_eq!(opened.truncated_bytes, 12);
-        store
-            .append(vec![parse_record(line("a", 2)).unwrap()])
-            .unwrap();
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            [line("a", 1), line("a", 2), Vec::new()].join(&b'\n')
-        );
-        let _ = std::fs::remove_file(&path);
-    }
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
 }

@@ -7,7 +7,8 @@
 
 use mesh_audit::audit::hex;
 use mesh_audit::audit::record::{Kind, LossReason, Record};
-use mesh_audit::deliver::chain::{link, GENESIS};
+use mesh_audit::deliver::chain::{genesis, link};
+use mesh_audit::digest::HmacKey;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -129,14 +130,15 @@ impl Verifier {
             Ok(r) => r,
             Err(e) => return self.bad(line, format!("not an audit record: {e}")),
         };
+        let loss_reason = record.loss_reason();
         let (Some(emitter), Some(seq)) = (record.emitter, record.seq) else {
             return self.bad(line, "record has no emitter or no seq".into());
         };
         if seq == 0 {
             return self.bad(line, "seq 0 is not a valid seq".into());
         }
-        let loss = match (record.kind, record.reason) {
-            (Kind::Request, _) => None,
+        let loss = match (record.kind, loss_reason) {
+            (Kind::Request | Kind::Seal | Kind::Close, _) => None,
             (Kind::Loss, None) => return self.bad(line, "loss record has no reason".into()),
             (Kind::Loss, Some(reason)) => Some(Loss {
                 seq,
@@ -167,7 +169,8 @@ impl Verifier {
         let mut emitters = Vec::new();
         for (emitter, mut entries) in self.emitters {
             entries.sort_by_key(|e| (e.seq, e.line));
-            let (outcome, checked, failed) = check_emitter(emitter, &entries);
+            let start = genesis(self.key.as_deref().map(HmacKey::new).as_ref(), &emitter);
+            let (outcome, checked, failed) = check_emitter(emitter, &start, &entries);
             links_checked += checked;
             links_failed += failed;
             emitters.push(outcome);
@@ -193,7 +196,11 @@ impl Verifier {
 
 /// Checks one emitter's records, sorted by (seq, line). Also returns how many
 /// links after seq 1 were checked and how many of those failed.
-fn check_emitter(emitter: String, entries: &[Entry]) -> (EmitterOutcome, usize, usize) {
+fn check_emitter(
+    emitter: String,
+    start: &str,
+    entries: &[Entry],
+) -> (EmitterOutcome, usize, usize) {
     let groups: Vec<&[Entry]> = entries.chunk_by(|a, b| a.seq == b.seq).collect();
     let losses: Vec<Loss> = entries.iter().filter_map(|e| e.loss.clone()).collect();
     let rejected: Vec<Gap> = losses
@@ -260,7 +267,7 @@ fn check_emitter(emitter: String, entries: &[Entry]) -> (EmitterOutcome, usize, 
                 .map(|j| groups[j])
                 .filter(|p| p[0].seq + 1 == seq);
             let allowed: Vec<String> = match before {
-                _ if seq == 1 => vec![GENESIS.to_string()],
+                _ if seq == 1 => vec![start.to_string()],
                 Some(p) => p.iter().map(|e| hex(&e.link)).collect(),
                 None => {
                     let explained = explained_gaps.iter().any(|gap: &Gap| gap.to_seq == seq - 1);

@@ -104,7 +104,9 @@ fn emitter(out: &mut String, e: &EmitterOutcome) {
     for m in &e.mismatches {
         let what = match (&m.found, m.seq) {
             (None, _) => "has no prev".to_string(),
-            (Some(_), 1) => "prev is not 64 zeros".to_string(),
+            (Some(_), 1) => {
+                "prev is not the genesis value (64 zeros, or keyed with --key-env)".to_string()
+            }
             (Some(_), s) => format!(
                 "prev does not match seq {}: seq {} was altered, or seq {s} was forged or altered",
                 s - 1,

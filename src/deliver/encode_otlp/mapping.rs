@@ -82,6 +82,8 @@ pub fn event_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Request => "mesh_audit.request",
         Kind::Loss => "mesh_audit.loss",
+        Kind::Seal => "mesh_audit.seal",
+        Kind::Close => "mesh_audit.close",
     }
 }
 

@@ -1,0 +1,147 @@
+//! The shipped demo bootstrap (envoy/demo.yaml) delivering to a real sink
+//! over mTLS: the proxy's workload identity is listed and its records are
+//! stored; when another writer got a seq first, the proxy's batch gets 409,
+//! which the filter counts in records_rejected and reports by a loss record.
+
+use crate::cli_support::sink::{pki_file, SinkProcess, Via};
+use crate::cli_support::Scratch;
+use crate::e2e::envoy::{launch, mesh_audit_stats, render, run_dir, stop, wait_ready};
+use crate::e2e::{free_port, pki, repo_root, wait_for, wasm};
+use mesh_audit::audit::hex;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+const BACKEND: &str = "spiffe://cluster.local/ns/default/sa/backend";
+
+fn get(port: u16, path: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: backend\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 "), "{reply:?}");
+}
+
+fn lines(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn wait_lines(out: &Path, n: usize) -> Vec<String> {
+    wait_for(Duration::from_secs(30), || {
+        let l = lines(out);
+        (l.len() >= n).then_some(l)
+    })
+    .unwrap_or_else(|| panic!("the sink holds {} records, not {n}", lines(out).len()))
+}
+
+#[test]
+fn the_demo_proxy_delivers_over_mtls_and_a_shadowed_seq_becomes_a_rejection_it_reports() {
+    let s = Scratch::new("sink-envoy");
+    let out = s.path("audit.jsonl");
+    let args = [
+        "--tls-cert".to_string(),
+        pki_file("audit-sink.pem"),
+        "--tls-key".into(),
+        pki_file("audit-sink-key.pem"),
+        "--client-ca".into(),
+        pki_file("ca.pem"),
+        "--allow-principal".into(),
+        BACKEND.into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut sink = SinkProcess::start(&out, &args);
+    sink.via = Via::Tls(None);
+
+    let dir = run_dir();
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let config = render(
+        &std::fs::read_to_string(repo_root().join("envoy/demo.yaml")).unwrap(),
+        &[
+            ("ADMIN_PORT", ports[0].to_string()),
+            ("MTLS_PORT", ports[1].to_string()),
+            ("PLAIN_PORT", ports[2].to_string()),
+            ("BACKEND_PORT", ports[3].to_string()),
+            ("CLOSED_PORT", ports[4].to_string()),
+            ("SINK_PORT", sink.port().to_string()),
+            ("CERT_DIR", pki().display().to_string()),
+            ("WASM", wasm().display().to_string()),
+        ],
+    );
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut envoy = launch(&path, &dir, 1, &[]);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_ready(&mut envoy, ports[0], "envoy");
+        for i in 1..=3 {
+            get(ports[2], &format!("/orders/{i}"));
+        }
+        let stored = wait_lines(&out, 3);
+        let first: serde_json::Value = serde_json::from_str(&stored[0]).unwrap();
+        let emitter = first["emitter"].as_str().unwrap().to_string();
+        let owners = std::fs::read_to_string(s.path("audit.jsonl.owners")).unwrap();
+        assert!(
+            owners.contains(&format!("\"identity\":\"{BACKEND}\"")),
+            "{owners}"
+        );
+
+        // The same identity (a compromised or misconfigured proxy) writes
+        // the emitter's next seq first, chained correctly.
+        let head = stored.last().unwrap();
+        let record: serde_json::Value = serde_json::from_str(head).unwrap();
+        let seq = record["seq"].as_u64().unwrap();
+        let old_prev = record["prev"].as_str().unwrap();
+        let forged = head
+            .replace(&format!("\"seq\":{seq},"), &format!("\"seq\":{},", seq + 1))
+            .replace(old_prev, &hex(&Sha256::digest(head.as_bytes())))
+            .replace("/orders/3", "/forged");
+        let (status, body) = sink
+            .post_lines(Via::Tls(Some("server")), "", &[forged.into_bytes()])
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+
+        for i in 4..=5 {
+            get(ports[2], &format!("/orders/{i}"));
+        }
+        let stats = wait_for(Duration::from_secs(30), || {
+            let st = mesh_audit_stats(ports[0]);
+            (st.get("records_rejected").copied().unwrap_or(0) >= 2).then_some(st)
+        })
+        .unwrap_or_else(|| panic!("no rejection counted: {:?}", mesh_audit_stats(ports[0])));
+        assert_eq!(stats["records_rejected"], 2, "{stats:?}");
+        let conflict = sink.wait_for_stderr("with 409");
+        assert!(conflict.contains(BACKEND), "{conflict}");
+        let loss = wait_for(Duration::from_secs(30), || {
+            lines(&out)
+                .into_iter()
+                .find(|l| l.contains("\"kind\":\"loss\"") && l.contains(&emitter))
+        })
+        .expect("the filter's loss record for the rejected batch");
+        let loss: serde_json::Value = serde_json::from_str(&loss).unwrap();
+        assert_eq!(loss["reason"], "rejected", "{loss}");
+        assert_eq!(
+            (loss["from_seq"].as_u64(), loss["to_seq"].as_u64()),
+            (Some(seq + 1), Some(seq + 2)),
+            "{loss}"
+        );
+        assert_eq!(
+            sink.metric("mesh_audit_sink_batches_rejected_total{reason=\"conflict\"}"),
+            1.0
+        );
+    }));
+    stop(&mut envoy, &dir, "envoy");
+    if let Err(e) = result {
+        eprintln!("sink stderr:\n{}", sink.stderr());
+        std::panic::resume_unwind(e);
+    }
+}

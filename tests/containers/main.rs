@@ -216,3 +216,33 @@ fn a_missing_wasm_fails_up_clearly_and_creates_nothing_in_its_place() {
         missing.display()
     );
 }
+
+/// The sink takes records only from the proxy's certificate: from a
+/// container on the sink's own network, the frontend's certificate (of the
+/// same CA) is refused with 403, no certificate with 401.
+#[test]
+fn the_sink_admits_only_the_proxys_certificate() {
+    if !engine_or_notice("the_sink_admits_only_the_proxys_certificate") {
+        return;
+    }
+    let _one = slot();
+    let stack = recipe("writers");
+    let post = |cert: &str| {
+        let tls = if cert.is_empty() {
+            String::new()
+        } else {
+            format!("--cert /pki/certs/{cert}.pem --key /pki/certs/{cert}-key.pem")
+        };
+        stack.on_network(
+            "audit",
+            &format!(
+                "curl -s -o /dev/null -w '%{{http_code}}' --cacert /pki/certs/ca.pem {tls} \
+                 -X POST -H 'content-type: application/x-ndjson' --data-binary '{{}}' \
+                 https://audit-sink:8080/v1/audit"
+            ),
+        )
+    };
+    assert_eq!(post("frontend"), "403");
+    assert_eq!(post(""), "401");
+    assert!(stack.trail().is_empty());
+}

@@ -292,6 +292,40 @@ impl Stack {
         docker_ok(&["exec", &self.container(service), "bash", "-c", script])
     }
 
+    /// Runs `script` with bash in a throw-away client container on the
+    /// recipe's network `name`, with the PKI volume; its output.
+    pub fn on_network(&self, name: &str, script: &str) -> String {
+        let image = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "MESH_AUDIT_CLIENT_IMAGE")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let pki = docker_ok(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            "label=com.docker.compose.volume=pki",
+        ]);
+        docker_ok(&[
+            "run",
+            "--rm",
+            "--label",
+            &format!("com.docker.compose.project={}", self.project),
+            "--network",
+            &self.network(name),
+            "-v",
+            &format!("{pki}:/pki:ro"),
+            &image,
+            "bash",
+            "-c",
+            script,
+        ])
+    }
+
     /// Starts `script` in a one-off container of `service` in the
     /// background; [`Background::wait`] collects its output.
     pub fn start(&self, service: &str, script: &str) -> Background {

@@ -285,6 +285,69 @@ fn check_build(service: &str, build: &Value) {
     }
 }
 
+/// The proxy → sink hop is mTLS: the sink serves its own certificate and
+/// admits only the proxy's identity; Envoy's sink cluster presents that
+/// identity (the backend's workload certificate, which envoy/pki.sh makes
+/// good for client authentication too) and checks the sink's.
+#[test]
+fn compose_sink_is_reached_over_mtls_by_the_proxys_identity_only() {
+    let compose = compose();
+    let proxy = "spiffe://cluster.local/ns/default/sa/backend";
+    let command: Vec<&str> = compose["services"]["sink"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for flag in [
+        "--tls-cert=/pki/certs/audit-sink.pem".to_string(),
+        "--tls-key=/pki/certs/audit-sink-key.pem".to_string(),
+        "--client-ca=/pki/certs/ca.pem".to_string(),
+        format!("--allow-principal={proxy}"),
+    ] {
+        assert!(
+            command.contains(&flag.as_str()),
+            "sink lacks {flag}: {command:?}"
+        );
+    }
+    assert!(
+        !command.iter().any(|a| a.contains("allow-unauthenticated")),
+        "{command:?}"
+    );
+    let config = yaml_doc(&compose_dir().join("envoy.yaml"));
+    let cluster = config["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "audit_sink")
+        .unwrap();
+    let tls = &cluster["transport_socket"]["typed_config"];
+    assert_eq!(tls["sni"], "audit-sink", "{tls}");
+    let context = &tls["common_tls_context"];
+    assert_eq!(
+        context["tls_certificates"][0]["certificate_chain"]["filename"],
+        "/pki/certs/server.pem"
+    );
+    assert_eq!(
+        context["validation_context"]["match_typed_subject_alt_names"][0]["matcher"]["exact"],
+        "spiffe://cluster.local/ns/audit/sa/audit-sink"
+    );
+    let out = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName,extendedKeyUsage",
+            "-in",
+        ])
+        .arg(pki().join("server.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("URI:{proxy}")), "{text}");
+    assert!(text.contains("TLS Web Client Authentication"), "{text}");
+}
+
 #[test]
 fn compose_envoy_gets_its_config_and_every_file_it_names() {
     let compose = compose();

@@ -66,3 +66,4 @@ include Makefile.envoy.mk
 include Makefile.bench.mk
 include Makefile.deploy.mk
 include Makefile.fuzz.mk
+include Makefile.images.mk

@@ -1,22 +1,31 @@
 #!/bin/sh
-# Requests from two mesh workloads to the audited proxy, each printed with its
-# status: the frontend is allowed, the batch reporter is denied /admin by
-# RBAC, /healthz is sampled out, and the frontend on /admin breaks the
-# `admin-only` access policy (recorded as a violation, not blocked).
+# Requests from one mesh workload (frontend or reporter) to the audited
+# proxy, each printed with its status: the frontend is allowed, the batch
+# reporter is denied /admin by RBAC, /healthz is sampled out, and the
+# frontend on /admin breaks the `admin-only` access policy (recorded as a
+# violation, not blocked).
 set -eu
 
-url=https://backend.default.svc:8443
+workload=${1:?usage: client.sh frontend|reporter}
+url=${MESH_AUDIT_URL:-https://backend.default.svc:8443}
 certs=/pki/certs
 
-call() { # workload path
+call() { # path
   code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$certs/ca.pem" \
-    --cert "$certs/$1.pem" --key "$certs/$1-key.pem" \
-    -H 'x-user-email: alice@example.com' "$url$2")
-  echo "$1 GET $2 -> $code"
+    --cert "$certs/$workload.pem" --key "$certs/$workload-key.pem" \
+    -H 'x-user-email: alice@example.com' "$url$1")
+  echo "$workload GET $1 -> $code"
 }
 
-call frontend '/orders/42?token=s3cr3t&page=2'
-call frontend /healthz
-call frontend /admin/users
-call reporter /orders/7
-call reporter /admin/users
+case $workload in
+  frontend)
+    call '/orders/42?token=s3cr3t&page=2'
+    call /healthz
+    call /admin/users
+    ;;
+  reporter)
+    call /orders/7
+    call /admin/users
+    ;;
+  *) echo "unknown workload $workload" >&2; exit 2 ;;
+esac

@@ -1,0 +1,579 @@
+//! One Compose project of the shipped recipe, driven through the machine's
+//! Compose tool (v2 `docker compose` or v1 `docker-compose`), with the images
+//! `make images` built, its own keys and loopback ports, and a project name
+//! of its own so that runs never meet. Dropping it removes every container,
+//! network and volume the project made.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn recipe_dir() -> PathBuf {
+    repo_root().join("examples/docker-compose")
+}
+
+/// Whether the container engine answers. Under `CI=true` a missing engine
+/// fails the test; elsewhere the test prints what it did not run and returns.
+pub fn engine_or_notice(test: &str) -> bool {
+    let answers = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if answers {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: no container engine answers `docker info`; CI needs one"
+    );
+    // Straight to stderr: the test harness captures eprintln!, and this
+    // must be seen in a passing run.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** NOT RUN: {test}: no container engine answers `docker info`. \
+         The container suite (compose recipe, faults across networks, two hops) \
+         did not run. ***\n"
+    );
+    false
+}
+
+/// The Compose tool: v2's plugin if the client has it, else v1.
+fn compose_tool() -> Vec<&'static str> {
+    let v2 = Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if v2 {
+        vec!["docker", "compose"]
+    } else {
+        vec!["docker-compose"]
+    }
+}
+
+/// The tags `make images` wrote into target/images/images.env.
+fn local_images() -> Vec<(String, String)> {
+    let env = repo_root().join("target/images/images.env");
+    let text = std::fs::read_to_string(&env)
+        .unwrap_or_else(|e| panic!("{}: {e}: run `make images`", env.display()));
+    let images: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(images.len(), 3, "{}: {images:?}", env.display());
+    for (_, tag) in &images {
+        let present = docker(&["image", "inspect", tag]).status.success();
+        assert!(
+            present,
+            "image {tag} is not in the engine: run `make images`"
+        );
+    }
+    images
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"))
+}
+
+/// `docker ARGS`, failing the test with its output unless it succeeds.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed:\n{}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub struct Stack {
+    pub project: String,
+    files: Vec<PathBuf>,
+    env: Vec<(String, String)>,
+    pub admin_port: u16,
+    pub https_port: u16,
+    pub chain_key: String,
+    pub scratch: PathBuf,
+}
+
+impl Stack {
+    /// A project of `compose_file` (the recipe, or a test's own file that
+    /// reuses its images and keys), nothing started yet.
+    pub fn new(label: &str, compose_file: &Path) -> Stack {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let project = format!(
+            "mesh-audit-test-{}-{}-{label}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        );
+        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&project);
+        std::fs::create_dir_all(&scratch).unwrap();
+        let hash_key = random_hex();
+        let chain_key = random_hex();
+        let keys = scratch.join("keys.env");
+        std::fs::write(
+            &keys,
+            format!("MESH_AUDIT_HASH_KEY={hash_key}\nMESH_AUDIT_CHAIN_KEY={chain_key}\n"),
+        )
+        .unwrap();
+        let (admin_port, https_port) = (free_port(), free_port());
+        let mut env = local_images();
+        env.push(("MESH_AUDIT_KEYS_FILE".into(), keys.display().to_string()));
+        env.push(("MESH_AUDIT_ADMIN_PORT".into(), admin_port.to_string()));
+        env.push(("MESH_AUDIT_HTTPS_PORT".into(), https_port.to_string()));
+        Stack {
+            project,
+            files: vec![compose_file.to_path_buf()],
+            env,
+            admin_port,
+            https_port,
+            chain_key,
+            scratch,
+        }
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let tool = compose_tool();
+        let mut cmd = Command::new(tool[0]);
+        cmd.args(&tool[1..]).args(["-p", &self.project]);
+        for file in &self.files {
+            cmd.arg("-f").arg(file);
+        }
+        cmd.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    pub fn compose(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("compose {args:?}: {e}"))
+    }
+
+    pub fn compose_ok(&self, args: &[&str]) -> String {
+        let out = self.compose(args);
+        assert!(
+            out.status.success(),
+            "compose {args:?} failed:\n{}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `up -d` of the given services (and what they depend on), then waits
+    /// until each reports healthy (or, without a healthcheck, running).
+    pub fn up(&self, services: &[&str]) {
+        let mut args = vec!["up", "-d", "--no-build"];
+        args.extend_from_slice(services);
+        self.compose_ok(&args);
+        for service in services {
+            self.wait_healthy(service);
+        }
+    }
+
+    pub fn wait_healthy(&self, service: &str) {
+        let id = self.container(service);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let status = docker_ok(&[
+                "inspect",
+                "-f",
+                "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+                &id,
+            ]);
+            if status == "healthy" || status == "running" {
+                return;
+            }
+            assert!(
+                status != "exited" && status != "unhealthy" && Instant::now() < deadline,
+                "{service} is {status}; its log:\n{}",
+                self.logs(service)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The id of the service's (first) container.
+    pub fn container(&self, service: &str) -> String {
+        let id = self.compose_ok(&["ps", "-q", service]);
+        let id = id.lines().next().unwrap_or_default().to_string();
+        assert!(!id.is_empty(), "{service} has no container");
+        id
+    }
+
+    pub fn logs(&self, service: &str) -> String {
+        text(&self.compose(&["logs", "--no-color", "--tail", "60", service]))
+    }
+
+    /// The Docker network Compose made for the recipe's network `name`.
+    pub fn network(&self, name: &str) -> String {
+        let id = docker_ok(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!(
+                "label=com.docker.compose.project={}",
+                self.compose_project()
+            ),
+            "--filter",
+            &format!("label=com.docker.compose.network={name}"),
+        ]);
+        assert!(!id.is_empty(), "no network {name} in {}", self.project);
+        id
+    }
+
+    /// Compose v1 strips characters v2 keeps; both keep these.
+    fn compose_project(&self) -> String {
+        self.project.clone()
+    }
+
+    /// The container's address on the recipe's network `name`.
+    pub fn address(&self, service: &str, network: &str) -> String {
+        let id = self.container(service);
+        // `network ls -q` prints the short id; inspect has the long one.
+        let net = self.network(network);
+        let all = docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.NetworkID}} {{.IPAddress}}\n{{end}}",
+            &id,
+        ]);
+        all.lines()
+            .find(|l| l.starts_with(&net))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("{service} is not on {network}: {all}"))
+            .to_string()
+    }
+
+    /// Runs `script` with bash in a one-off container of `service` (the
+    /// recipe's mounts and networks), waits, returns its output.
+    pub fn run(&self, service: &str, script: &str) -> String {
+        self.compose_ok(&[
+            "run",
+            "--rm",
+            "-T",
+            "--no-deps",
+            "--entrypoint",
+            "bash",
+            service,
+            "-c",
+            script,
+        ])
+    }
+
+    /// Runs `script` with bash in the service's running container.
+    pub fn exec(&self, service: &str, script: &str) -> String {
+        docker_ok(&["exec", &self.container(service), "bash", "-c", script])
+    }
+
+    /// Runs `script` with bash in a throw-away client container on the
+    /// recipe's network `name`, with the PKI volume; its output.
+    pub fn on_network(&self, name: &str, script: &str) -> String {
+        let image = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "MESH_AUDIT_CLIENT_IMAGE")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let pki = docker_ok(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            "label=com.docker.compose.volume=pki",
+        ]);
+        docker_ok(&[
+            "run",
+            "--rm",
+            "--label",
+            &format!("com.docker.compose.project={}", self.project),
+            "--network",
+            &self.network(name),
+            "-v",
+            &format!("{pki}:/pki:ro"),
+            &image,
+            "bash",
+            "-c",
+            script,
+        ])
+    }
+
+    /// Starts `script` in a one-off container of `service` in the
+    /// background; [`Background::wait`] collects its output.
+    pub fn start(&self, service: &str, script: &str) -> Background {
+        let name = format!(
+            "{}-{service}-{}",
+            self.project,
+            random_hex()[..8].to_owned()
+        );
+        self.compose_ok(&[
+            "run",
+            "-d",
+            "--no-deps",
+            "--name",
+            &name,
+            "--entrypoint",
+            "bash",
+            service,
+            "-c",
+            script,
+        ]);
+        Background { name }
+    }
+
+    /// A free loopback port in the variable `name`, for a published port.
+    pub fn publish(&mut self, name: &str) -> u16 {
+        let port = free_port();
+        self.set_env(name, &port.to_string());
+        port
+    }
+
+    /// The filter's metrics from the recipe's Envoy.
+    pub fn stats(&self) -> BTreeMap<String, u64> {
+        stats_at(self.admin_port)
+    }
+
+    /// The address of a container on its one network.
+    pub fn address_on_any(&self, service: &str) -> String {
+        let id = self.container(service);
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &id,
+        ])
+    }
+
+    /// Waits (bounded) until every admitted record is delivered and none is
+    /// buffered, per Envoy's counters.
+    pub fn settled(&self, timeout: Duration) -> BTreeMap<String, u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let stats = self.stats();
+            let get = |n: &str| stats.get(n).copied().unwrap_or(0);
+            if get("records_admitted") > 0
+                && get("records_delivered") + get("records_rejected") == get("records_admitted")
+                && get("records_buffered") == 0
+            {
+                return stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "records never settled: {stats:?}\nenvoy:\n{}\nsink:\n{}",
+                self.logs("envoy"),
+                self.logs("sink")
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Connections the mTLS listener (:8443) has accepted so far.
+    pub fn listener_connections(&self) -> u64 {
+        let body =
+            http_get(self.admin_port, "/stats?filter=downstream_cx_total").unwrap_or_else(|| {
+                panic!(
+                    "Envoy's admin on 127.0.0.1:{} is unreachable",
+                    self.admin_port
+                )
+            });
+        body.lines()
+            .find_map(|l| l.strip_prefix("listener.0.0.0.0_8443.downstream_cx_total: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no connection count for :8443 in {body}"))
+    }
+
+    pub fn admin_post(&self, path: &str) -> Option<String> {
+        http_request(self.admin_port, "POST", path)
+    }
+
+    /// Every line the sink stored, parsed.
+    pub fn trail(&self) -> Vec<Value> {
+        let id = self.container("sink");
+        docker_ok(&["exec", &id, "cat", "/data/audit.jsonl"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// `mesh-audit verify --json` with the chain key, inside the sink's
+    /// container: (exit success, outcome, text report).
+    pub fn verify(&self) -> (bool, Value, String) {
+        let id = self.container("sink");
+        let json = docker(&[
+            "exec",
+            &id,
+            "mesh-audit",
+            "verify",
+            "--json",
+            "--key-env",
+            "MESH_AUDIT_CHAIN_KEY",
+            "/data/audit.jsonl",
+        ]);
+        let human = docker(&[
+            "exec",
+            &id,
+            "mesh-audit",
+            "verify",
+            "--key-env",
+            "MESH_AUDIT_CHAIN_KEY",
+            "/data/audit.jsonl",
+        ]);
+        let outcome: Value = serde_json::from_slice(&json.stdout)
+            .unwrap_or_else(|e| panic!("verify --json: {e}:\n{}", text(&json)));
+        (json.status.success(), outcome, text(&human))
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let down = self.compose(&["down", "-v", "--remove-orphans", "-t", "2"]);
+        let label = format!(
+            "label=com.docker.compose.project={}",
+            self.compose_project()
+        );
+        // One-off containers (`run -d`) and anything `down` left.
+        for (kind, list) in [
+            ("container", vec!["ps", "-aq", "--filter", &label]),
+            ("network", vec!["network", "ls", "-q", "--filter", &label]),
+            ("volume", vec!["volume", "ls", "-q", "--filter", &label]),
+        ] {
+            let ids = String::from_utf8_lossy(&docker(&list).stdout).to_string();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let mut rm = vec![kind, "rm"];
+            if kind == "container" {
+                rm.push("-f");
+            }
+            rm.extend(ids);
+            let _ = docker(&rm);
+        }
+        if !down.status.success() {
+            eprintln!("compose down of {}: {}", self.project, text(&down));
+        }
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+pub struct Background {
+    name: String,
+}
+
+impl Background {
+    /// Waits (bounded) until the container has printed `lines` lines, which
+    /// it returns; it keeps running.
+    pub fn output_when(&self, lines: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = docker(&["logs", &self.name]);
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            if stdout.lines().count() >= lines {
+                return stdout;
+            }
+            let state = docker_ok(&["inspect", "-f", "{{.State.Status}}", &self.name]);
+            assert!(
+                state == "running" && Instant::now() < deadline,
+                "{} is {state} after {} of {lines} lines:\n{}",
+                self.name,
+                stdout.lines().count(),
+                text(&out)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Waits (bounded) for the container to exit; its output.
+    pub fn wait(&self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = docker_ok(&["inspect", "-f", "{{.State.Status}}", &self.name]);
+            if state == "exited" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still {state} after {timeout:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let code = docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &self.name]);
+        let out = docker(&["logs", &self.name]);
+        assert_eq!(code, "0", "{} failed:\n{}", self.name, text(&out));
+        let _ = docker(&["rm", "-f", &self.name]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A loopback port nothing listens on now, for a published container port.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The filter's metrics from the Envoy admin published on `port`, by name
+/// after `mesh_audit.` (Envoy 1.40 lists them as `wasmcustom.<name>`).
+pub fn stats_at(port: u16) -> BTreeMap<String, u64> {
+    let body = http_get(port, "/stats?filter=mesh_audit")
+        .unwrap_or_else(|| panic!("Envoy's admin on 127.0.0.1:{port} is unreachable"));
+    body.lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(": ")?;
+            let name = name.strip_prefix("wasmcustom.mesh_audit.")?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    http_request(port, "GET", path)
+}
+
+/// One HTTP/1.1 exchange (Envoy's admin refuses 1.0) with a published port on loopback: the body of a
+/// 200, else None.
+fn http_request(port: u16, method: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let (head, body) = reply.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}

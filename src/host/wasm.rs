@@ -252,7 +252,8 @@ impl Proxy for ProxyHost {
         let mut cas = 0;
         // SAFETY: pointers to locals; the host writes an allocation it made with our allocator.
         unsafe {
-            let status = proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas);
+            let status =
+                proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas);
             let value = owned(data, size);
             if status == OK {
                 value
@@ -264,7 +265,9 @@ impl Proxy for ProxyHost {
 
     fn set_shared_data(&self, key: &str, value: &[u8]) -> bool {
         // SAFETY: pointers and lengths of live slices; cas 0 = unconditional.
-        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), 0) == OK }
+        unsafe {
+            proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), 0) == OK
+        }
     }
 
     fn log(&self, level: Level, message: &str) {

@@ -130,7 +130,7 @@ fn bad_configs_name_the_path_and_the_problem() {
         (r#"{"sink":{"cluster":"s"},"capture":{"query":"yes"}}"#, "capture.query: expected true or false, got string \"yes\""),
         (r#"{"sink":{"cluster":"s"},"sampling":{"rules":[{"name":"a"}]}}"#, "sampling.rules[0].rate: is required"),
         (r#"{"sink":{"cluster":""}}"#, "sink.cluster: must not be empty"),
-        (r#"{"sink":{"cluster":"s","bogus":1}}"#, "sink.bogus: unknown field `bogus`, expected one of `cluster`, `authority`, `path`, `format`, `timeout_ms`, `headers`, `compression`"),
+        (r#"{"sink":{"cluster":"s","bogus":1}}"#, "sink.bogus: unknown field `bogus`, expected one of `cluster`, `authority`, `path`, `format`, `timeout_ms`, `headers`, `compression`, `token_env`"),
         (r#"{"sink":{"cluster":"s","compression":"br"}}"#, "sink.compression: unknown compression \"br\", expected none or gzip"),
         (r#"{"sink":{"cluster":"s","headers":{"Content-Encoding":"br"}}}"#, "sink.headers.Content-Encoding: is set by mesh-audit and cannot be overridden"),
         (r#"{"sink":{"cluster":"s"},"extra":true}"#, "extra: unknown field `extra`, expected one of `sink`, `batch`, `retry`, `on_overflow`, `capture`, `redact`, `sampling`, `integrity`, `access_policy`"),

@@ -24,13 +24,14 @@ fn a_full_buffer_counts_records_not_admitted_and_reports_them_with_a_loss_record
     each_guest(|guest| {
         let mut h = configured_on(
             guest,
-            r#"{"sink":{"cluster":"audit_sink"},"batch":{"max_records":2,"max_buffered_records":2,"flush_interval_ms":60000}}"#,
+            r#"{"sink":{"cluster":"audit_sink"},"batch":{"max_records":3,"max_buffered_records":3,"flush_interval_ms":60000}}"#,
         );
         for conn in 1..=4 {
             h.run(orders_request(conn));
         }
         h.tick();
-        assert_eq!(h.metric("mesh_audit.records_admitted"), 2);
+        // Two records and the seal that ends their batch fill the buffer.
+        assert_eq!(h.metric("mesh_audit.records_admitted"), 3);
         assert_eq!(h.metric("mesh_audit.records_not_admitted"), 2);
         let warns = h.logs_at_least(level::WARN);
         assert_eq!(
@@ -45,23 +46,29 @@ fn a_full_buffer_counts_records_not_admitted_and_reports_them_with_a_loss_record
         h.advance_and_tick(60_000);
         let batch = h.dispatched()[1].clone();
         let (l, r) = (lines(&batch), records(&batch));
-        assert_eq!(r.len(), 2, "{}", batch.body_text());
+        assert_eq!(
+            r.len(),
+            3,
+            "the loss, the request, their seal: {}",
+            batch.body_text()
+        );
         // The lost records ended at request.time + request.duration.
         let end = "2026-11-21T14:03:05.124690Z";
         let emitter = r[0]["emitter"].clone();
         assert_eq!(
             r[0],
-            json!({"kind": "loss", "ts": end, "emitter": emitter, "seq": 3,
-                   "prev": sha256_hex(lines(&first)[1].as_bytes()),
+            json!({"kind": "loss", "ts": end, "emitter": emitter, "seq": 4,
+                   "prev": sha256_hex(lines(&first)[2].as_bytes()),
                    "reason": "buffer_full", "count": 2, "since": end, "until": end})
         );
         assert_eq!(r[1]["kind"], "request");
-        assert_eq!(r[1]["seq"], 4);
+        assert_eq!(r[1]["seq"], 5);
         assert_eq!(r[1]["prev"], json!(sha256_hex(l[0].as_bytes())));
+        assert_eq!(r[2]["kind"], "seal");
         assert_eq!(
             h.metric("mesh_audit.records_admitted"),
-            4,
-            "the loss record is admitted too"
+            6,
+            "the loss record and the seals are admitted too"
         );
         assert_conserved(&h);
     });
@@ -89,7 +96,8 @@ fn fail_closed_answers_503_while_the_buffer_is_full() {
         );
         h.tick();
         assert_eq!(h.metric("mesh_audit.requests_rejected"), 1);
-        assert_eq!(h.metric("mesh_audit.records_admitted"), 1);
+        // The served request and the seal that ends its one-record batch.
+        assert_eq!(h.metric("mesh_audit.records_admitted"), 2);
 
         // Once delivered, there is room again: requests are served.
         let token = h.dispatched()[0].token.unwrap();
@@ -105,7 +113,8 @@ fn a_batch_the_sink_rejects_is_dropped_and_named_by_a_loss_record() {
             guest,
             r#"{"sink":{"cluster":"audit_sink"},"batch":{"max_records":3,"flush_interval_ms":60000}}"#,
         );
-        for conn in 1..=3 {
+        // Two records and their seal make a full batch of 3.
+        for conn in 1..=2 {
             h.run(orders_request(conn));
         }
         h.tick();
@@ -130,14 +139,17 @@ fn a_batch_the_sink_rejects_is_dropped_and_named_by_a_loss_record() {
         h.advance_and_tick(60_000);
         let r = records(&h.dispatched()[1]);
         let now = "2026-11-21T14:03:05.000000Z";
+        assert_eq!(r.len(), 2, "the loss record and its seal");
         assert_eq!(
-            r,
-            [
-                json!({"kind": "loss", "ts": now, "emitter": r[0]["emitter"], "seq": 4,
-                    "prev": sha256_hex(lines(&rejected)[2].as_bytes()),
-                    "reason": "rejected", "count": 3, "from_seq": 1, "to_seq": 3,
-                    "since": now, "until": now})
-            ]
+            r[0],
+            json!({"kind": "loss", "ts": now, "emitter": r[0]["emitter"], "seq": 4,
+                "prev": sha256_hex(lines(&rejected)[2].as_bytes()),
+                "reason": "rejected", "count": 3, "from_seq": 1, "to_seq": 3,
+                "since": now, "until": now})
+        );
+        assert_eq!(
+            (r[1]["kind"].clone(), r[1]["from_seq"].clone()),
+            (json!("seal"), json!(4))
         );
     });
 }
@@ -157,19 +169,32 @@ fn sampling_by_request_id_decides_alike_on_every_hop() {
                 h.run(req.header("x-request-id", id));
             }
             h.advance_and_tick(1_000);
-            assert_eq!(
-                h.metric("mesh_audit.records_sampled_out")
-                    + h.metric("mesh_audit.records_admitted"),
-                40
-            );
-            h.dispatched()
+            let kept: Vec<String> = h
+                .dispatched()
                 .iter()
                 .flat_map(records)
+                .filter(|r| r["kind"] != "seal")
                 .map(|r| {
                     assert_eq!(r["sample"], json!({"rate": 0.5}));
                     r["request_id"].as_str().unwrap().to_string()
                 })
-                .collect()
+                .collect();
+            assert_eq!(
+                h.metric("mesh_audit.records_sampled_out") + kept.len() as i64,
+                40
+            );
+            let seals = h
+                .dispatched()
+                .iter()
+                .flat_map(records)
+                .filter(|r| r["kind"] == "seal")
+                .count();
+            assert_eq!(
+                h.metric("mesh_audit.records_admitted"),
+                (kept.len() + seals) as i64,
+                "the kept requests and the seals of their batches"
+            );
+            kept
         };
         let expected: Vec<String> = ids
             .iter()
@@ -200,7 +225,8 @@ fn rules_pick_the_rate_and_denied_requests_are_always_kept() {
         h.advance_and_tick(1_000);
         assert_eq!(h.metric("mesh_audit.records_sampled_out"), 1);
         let r = records(&h.dispatched()[0]);
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len(), 3, "the two kept records and their seal");
+        assert_eq!(r[2]["kind"], "seal");
         assert_eq!(
             (r[0]["response"]["code"].clone(), r[0]["sample"].clone()),
             (json!(503), json!({"rule": "errors", "rate": 1.0}))
@@ -231,7 +257,8 @@ fn a_policy_violation_is_marked_counted_and_kept() {
         assert_eq!(h.metric("mesh_audit.policy_violations"), 1);
         assert_eq!(h.metric("mesh_audit.records_sampled_out"), 1);
         let r = records(&h.dispatched()[0]);
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.len(), 2, "the kept record and its seal");
+        assert_eq!(r[1]["kind"], "seal");
         assert_eq!(r[0]["violation"], "admin-only");
         assert_eq!(r[0]["request"]["path"], "/admin/users");
         assert_eq!(

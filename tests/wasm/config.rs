@@ -142,7 +142,7 @@ fn bad_configs_are_refused_with_exactly_one_line_naming_path_and_problem() {
             (
                 r#"{"sink":{"cluster":"s","bogus":1}}"#,
                 "sink.bogus: unknown field `bogus`, expected one of `cluster`, `authority`, `path`, \
-                 `format`, `timeout_ms`, `headers`, `compression`",
+                 `format`, `timeout_ms`, `headers`, `compression`, `token_env`",
             ),
             (r#"{"sink":{"cluster":""}}"#, "sink.cluster: must not be empty"),
             (

@@ -4,10 +4,12 @@
 
 use crate::host::fixtures::{configured_on, lines, orders_request, records};
 use crate::host::{each_guest, level, status, Answer, Host};
+use serde_json::json;
 
+/// A batch holds `max_records` records, its seal included: 3 requests fill one.
 const SINK: &str = r#"{"sink":{"cluster":"audit_sink","authority":"audit.example","path":"/ingest",
   "timeout_ms":2500,"headers":{"x-audit-tenant":"shop"}},
-  "batch":{"max_records":3,"flush_interval_ms":60000},"retry":{"backoff_base_ms":200,"backoff_max_ms":1000}}"#;
+  "batch":{"max_records":4,"flush_interval_ms":60000},"retry":{"backoff_base_ms":200,"backoff_max_ms":1000}}"#;
 
 fn run_n(h: &mut Host, n: u64) {
     for i in 0..n {
@@ -23,7 +25,7 @@ fn a_full_batch_leaves_at_the_next_tick_without_waiting_for_the_interval() {
         h.tick();
         assert!(
             h.dispatch_attempts().is_empty(),
-            "2 < max_records and the interval has not passed"
+            "2 + the seal < max_records and the interval has not passed"
         );
         run_n(&mut h, 1);
         h.tick();
@@ -33,7 +35,7 @@ fn a_full_batch_leaves_at_the_next_tick_without_waiting_for_the_interval() {
             .iter()
             .map(|r| r["seq"].as_u64().unwrap())
             .collect();
-        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(seqs, [1, 2, 3, 4], "three requests and their seal");
         // Ticks come at min(flush_interval_ms, 100); what is left over waits
         // for the interval.
         assert_eq!(h.tick_period_ms(), Some(100));
@@ -42,7 +44,7 @@ fn a_full_batch_leaves_at_the_next_tick_without_waiting_for_the_interval() {
         h.advance_and_tick(60_000);
         let sent = h.dispatched();
         assert_eq!(sent.len(), 2, "{}", h.log_dump());
-        assert_eq!(records(&sent[1])[0]["seq"], 4);
+        assert_eq!(records(&sent[1])[0]["seq"], 5, "after the first seal");
     });
 }
 
@@ -61,7 +63,9 @@ fn a_partial_batch_leaves_when_the_flush_interval_has_passed() {
         );
         h.advance_and_tick(1);
         assert_eq!(h.dispatched().len(), 1);
-        assert_eq!(records(&h.dispatched()[0]).len(), 1);
+        let r = records(&h.dispatched()[0]);
+        assert_eq!(r.len(), 2, "the record and its seal");
+        assert_eq!(r[1]["kind"], "seal");
     });
 }
 
@@ -83,10 +87,10 @@ fn a_batch_is_posted_to_the_sink_with_the_configured_headers_and_timeout() {
         assert_eq!(d.header("x-audit-tenant").as_deref(), Some("shop"));
         let emitter = records(d)[0]["emitter"].as_str().unwrap().to_string();
         assert_eq!(d.header("x-mesh-audit-emitter"), Some(emitter));
-        assert_eq!(d.header("x-mesh-audit-seq").as_deref(), Some("1-3"));
+        assert_eq!(d.header("x-mesh-audit-seq").as_deref(), Some("1-4"));
         assert_eq!(d.timeout_ms, 2500);
         assert!(d.trailers.is_empty());
-        assert_eq!(lines(d).len(), 3);
+        assert_eq!(lines(d).len(), 4);
     });
 }
 
@@ -96,11 +100,12 @@ fn an_acknowledged_batch_is_counted_delivered_and_leaves_the_buffer() {
         let mut h = configured_on(guest, SINK);
         run_n(&mut h, 3);
         h.tick();
-        assert_eq!(h.metric("mesh_audit.records_buffered"), 3);
+        // Three requests and their seal.
+        assert_eq!(h.metric("mesh_audit.records_buffered"), 4);
         h.reply(h.token(0), 200, b"");
         h.tick();
-        assert_eq!(h.metric("mesh_audit.records_admitted"), 3);
-        assert_eq!(h.metric("mesh_audit.records_delivered"), 3);
+        assert_eq!(h.metric("mesh_audit.records_admitted"), 4);
+        assert_eq!(h.metric("mesh_audit.records_delivered"), 4);
         assert_eq!(h.metric("mesh_audit.records_buffered"), 0);
         assert_eq!(h.metric("mesh_audit.batches_sent"), 1);
         assert_eq!(h.metric("mesh_audit.batch_failures"), 0);
@@ -126,7 +131,7 @@ fn a_refused_dispatch_keeps_the_records_and_sends_them_later() {
             "{errors:?}"
         );
         assert_eq!(h.metric("mesh_audit.batch_failures"), 1);
-        assert_eq!(h.metric("mesh_audit.records_buffered"), 3);
+        assert_eq!(h.metric("mesh_audit.records_buffered"), 4);
 
         // The cluster appears; once the backoff (at most backoff_base_ms) passes, the same batch goes.
         h.known_cluster("audit_sink");
@@ -136,7 +141,7 @@ fn a_refused_dispatch_keeps_the_records_and_sends_them_later() {
         assert_eq!(sent[0].body, body, "the same records, same bytes");
         h.reply(h.token(0), 200, b"");
         h.tick();
-        assert_eq!(h.metric("mesh_audit.records_delivered"), 3);
+        assert_eq!(h.metric("mesh_audit.records_delivered"), 4);
         assert_eq!(h.metric("mesh_audit.records_buffered"), 0);
         assert_eq!(h.metric("mesh_audit.batch_retries"), 1);
     });
@@ -157,12 +162,13 @@ fn a_503_reply_keeps_the_records_and_they_are_resent_in_order() {
             1,
             "nothing newer leaves while the failed batch waits"
         );
-        assert_eq!(h.metric("mesh_audit.records_buffered"), 6);
+        // Two batches of three requests and their seal.
+        assert_eq!(h.metric("mesh_audit.records_buffered"), 8);
         assert_eq!(h.metric("mesh_audit.batch_failures"), 1);
         let warns = h.logs_at_least(level::WARN);
         assert_eq!(warns.len(), 1, "{}", h.log_dump());
         assert!(
-            warns[0].contains("failed a batch of 3 records (status 503)"),
+            warns[0].contains("failed a batch of 4 records (status 503)"),
             "{warns:?}"
         );
 
@@ -186,8 +192,8 @@ fn a_503_reply_keeps_the_records_and_they_are_resent_in_order() {
             .flat_map(records)
             .map(|r| r["seq"].as_u64().unwrap())
             .collect();
-        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
-        assert_eq!(h.metric("mesh_audit.records_delivered"), 6);
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(h.metric("mesh_audit.records_delivered"), 8);
         assert_eq!(h.metric("mesh_audit.records_buffered"), 0);
     });
 }
@@ -200,7 +206,15 @@ fn shutdown_with_buffered_records_flushes_and_reports_done_after_the_ack() {
         assert!(!h.shutdown(), "records are held: done must wait");
         let sent = h.dispatched();
         assert_eq!(sent.len(), 1, "shutdown flushes the partial batch at once");
-        assert_eq!(records(&sent[0]).len(), 2);
+        let kinds: Vec<serde_json::Value> = records(&sent[0])
+            .iter()
+            .map(|r| r["kind"].clone())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["request", "request", "close", "seal"],
+            "ended by the close record, sealed"
+        );
         h.tick();
         assert!(!h.done_called(), "no done before the sink answers");
         h.reply(h.token(0), 200, b"");
@@ -210,7 +224,7 @@ fn shutdown_with_buffered_records_flushes_and_reports_done_after_the_ack() {
             h.log_dump()
         );
         assert_eq!(h.state().done_calls, 1);
-        assert_eq!(h.metric("mesh_audit.records_delivered"), 2);
+        assert_eq!(h.metric("mesh_audit.records_delivered"), 4);
         assert_eq!(h.metric("mesh_audit.records_buffered"), 0);
     });
 }
@@ -230,7 +244,7 @@ fn shutdown_reports_done_once_sink_timeout_ms_passes_without_a_reply() {
         assert!(
             warns
                 .iter()
-                .any(|w| w == "mesh-audit: shutdown: sink.timeout_ms passed; 2 records undelivered"),
+                .any(|w| w == "mesh-audit: shutdown: sink.timeout_ms passed; 4 records undelivered"),
             "{}",
             h.log_dump()
         );
@@ -247,8 +261,35 @@ fn shutdown_reports_done_once_sink_timeout_ms_passes_without_a_reply() {
 fn shutdown_with_nothing_buffered_is_immediate() {
     each_guest(|guest| {
         let mut h = configured_on(guest, SINK);
-        assert!(h.shutdown());
+        assert!(
+            h.shutdown(),
+            "an emitter without records has nothing to close"
+        );
         assert!(h.dispatch_attempts().is_empty());
+    });
+}
+
+#[test]
+fn shutdown_after_everything_was_delivered_still_delivers_the_close_record() {
+    each_guest(|guest| {
+        let mut h = configured_on(guest, SINK);
+        run_n(&mut h, 3);
+        h.tick();
+        h.reply(h.token(0), 200, b"");
+        assert!(!h.shutdown(), "the close record must be acknowledged first");
+        let sent = h.dispatched();
+        assert_eq!(sent.len(), 2);
+        let r = records(&sent[1]);
+        assert_eq!(
+            (r[0]["kind"].clone(), r[0]["reason"].clone()),
+            (json!("close"), json!("shutdown"))
+        );
+        assert_eq!(
+            (r[1]["kind"].clone(), r[1]["seq"].clone()),
+            (json!("seal"), json!(6))
+        );
+        h.reply(h.token(1), 200, b"");
+        assert!(h.done_called(), "{}", h.log_dump());
     });
 }
 
@@ -272,8 +313,8 @@ fn an_otlp_sink_gets_a_protobuf_export_request_whose_bodies_are_the_records() {
         let export = ExportLogsServiceRequest::decode(d.body.as_slice()).unwrap();
         assert_eq!(export.resource_logs.len(), 1);
         let logs = &export.resource_logs[0].scope_logs[0].log_records;
-        assert_eq!(logs.len(), 2);
-        for (i, log) in logs.iter().enumerate() {
+        assert_eq!(logs.len(), 3, "two records and their seal");
+        for (i, log) in logs.iter().take(2).enumerate() {
             let Some(Value::StringValue(body)) = log.body.as_ref().and_then(|b| b.value.clone())
             else {
                 panic!("log {i} has no string body: {log:?}");
@@ -283,9 +324,10 @@ fn an_otlp_sink_gets_a_protobuf_export_request_whose_bodies_are_the_records() {
             assert_eq!(record["kind"], "request");
             assert_eq!(log.trace_id.len(), 16, "from the traceparent");
         }
+        assert!(logs[2].trace_id.is_empty(), "a seal belongs to no trace");
         h.reply(h.token(0), 200, b"");
         h.tick();
-        assert_eq!(h.metric("mesh_audit.records_delivered"), 2);
+        assert_eq!(h.metric("mesh_audit.records_delivered"), 3);
     });
 }
 
@@ -297,12 +339,17 @@ fn shutdown_waits_for_every_batch_in_flight_and_pending() {
         h.tick();
         run_n(&mut h, 2);
         assert!(!h.shutdown());
-        assert_eq!(h.dispatched().len(), 2, "the pending records leave at once");
+        assert_eq!(
+            h.dispatched().len(),
+            2,
+            "the pending records leave at once, with the close record"
+        );
         h.reply(h.token(0), 200, b"");
         assert!(!h.done_called(), "one batch is still in flight");
         h.reply(h.token(1), 200, b"");
         assert!(h.done_called(), "{}", h.log_dump());
-        assert_eq!(h.metric("mesh_audit.records_delivered"), 5);
+        // 3 requests + seal, then 2 requests + close + seal.
+        assert_eq!(h.metric("mesh_audit.records_delivered"), 8);
         assert_eq!(h.metric("mesh_audit.records_buffered"), 0);
     });
 }

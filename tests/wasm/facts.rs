@@ -53,7 +53,8 @@ fn an_authz_local_reply_with_another_status_is_always_kept() {
         h.run(not_found);
         h.advance_and_tick(1_000);
         let recs = records(&h.dispatched()[0]);
-        assert_eq!(recs.len(), 1);
+        assert_eq!(recs.len(), 2, "the kept record and its seal");
+        assert_eq!(recs[1]["kind"], "seal");
         assert_eq!(recs[0]["request_id"], "ext");
         assert_eq!(recs[0]["decision"], "denied");
         assert_eq!(h.metric("mesh_audit.records_sampled_out"), 1);

@@ -44,9 +44,11 @@ fn an_mtls_request_becomes_a_complete_record() {
             batch.header("content-type").as_deref(),
             Some("application/x-ndjson")
         );
-        assert_eq!(batch.header("x-mesh-audit-seq").as_deref(), Some("1-1"));
+        // The record and the seal that ends its batch.
+        assert_eq!(batch.header("x-mesh-audit-seq").as_deref(), Some("1-2"));
         let recs = records(&batch);
-        assert_eq!(recs.len(), 1);
+        assert_eq!(recs.len(), 2, "the record and the seal ending its batch");
+        assert_eq!(recs[1]["kind"], "seal");
         let r = &recs[0];
         let emitter = r["emitter"].as_str().unwrap().to_string();
         assert!(is_hex(&emitter, 32), "{emitter}");
@@ -147,7 +149,8 @@ fn the_next_record_chains_to_the_exact_bytes_of_the_previous_one_and_decodes_fla
         h.run(failed);
         let batch = flush(&mut h);
         let (l, r) = (lines(&batch), records(&batch));
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len(), 3, "two records and their seal");
+        assert_eq!(r[2]["kind"], "seal");
         assert_eq!(r[1]["seq"], 2);
         assert_eq!(r[1]["emitter"], r[0]["emitter"]);
         assert_eq!(r[1]["prev"], json!(sha256_hex(l[0].as_bytes())));
@@ -234,7 +237,8 @@ fn a_second_request_on_a_kept_alive_connection_costs_at_most_12_host_calls() {
         }
         // Both were recorded, from the cached facts too.
         let r = records(&flush(&mut h));
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len(), 3, "both records and their seal");
+        assert_eq!(r[2]["kind"], "seal");
         assert_eq!(r[1]["source"], r[0]["source"]);
         assert_eq!(r[1]["tls"], r[0]["tls"]);
     });
@@ -274,7 +278,8 @@ fn garbage_property_bytes_do_not_trap() {
         let out = h.run(req);
         assert_eq!((out.request_action, out.response_action), (0, 0));
         h.advance_and_tick(1_000);
-        assert_eq!(h.metric("mesh_audit.records_admitted"), 1);
+        // The record and the seal that ends its batch.
+        assert_eq!(h.metric("mesh_audit.records_admitted"), 2);
         for d in h.dispatched() {
             for l in lines(&d) {
                 serde_json::from_str::<Value>(&l)
@@ -299,17 +304,27 @@ fn non_utf8_and_huge_header_values_do_not_trap() {
         h.advance_and_tick(1_000);
         let admitted = h.metric("mesh_audit.records_admitted");
         let not_admitted = h.metric("mesh_audit.records_not_admitted");
-        assert_eq!(admitted + not_admitted, 1, "{:?}", h.metrics());
-        for d in h.dispatched() {
-            for l in lines(&d) {
-                let r: Value =
-                    serde_json::from_str(&l).unwrap_or_else(|e| panic!("invalid JSON ({e})"));
-                assert!(
-                    r["request"]["headers"]["user-agent"].is_string(),
-                    "{}",
-                    r["request"]
-                );
-            }
+        let sent: Vec<Value> = h
+            .dispatched()
+            .iter()
+            .flat_map(lines)
+            .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("invalid JSON ({e})")))
+            .collect();
+        let (seals, requests): (Vec<&Value>, Vec<&Value>) =
+            sent.iter().partition(|r| r["kind"] == "seal");
+        // Seals are admitted too; the one request is admitted or counted.
+        assert_eq!(
+            admitted - seals.len() as i64 + not_admitted,
+            1,
+            "{:?}",
+            h.metrics()
+        );
+        for r in requests {
+            assert!(
+                r["request"]["headers"]["user-agent"].is_string(),
+                "{}",
+                r["request"]
+            );
         }
     });
 }
@@ -359,6 +374,7 @@ fn the_filter_never_alters_or_holds_the_traffic_it_audits() {
         );
         assert!(h.stub_calls().is_empty(), "{:?}", h.stub_calls());
         h.advance_and_tick(1_000);
-        assert_eq!(h.metric("mesh_audit.records_admitted"), 1);
+        // The record and the seal that ends its batch.
+        assert_eq!(h.metric("mesh_audit.records_admitted"), 2);
     });
 }

@@ -23,15 +23,16 @@ fn failed_batches_are_retried_and_counted_until_acknowledged() {
         // At most backoff_base_ms for the first retry, twice that for the next.
         h.advance_and_tick(200);
         h.reply(h.token(0), 503, b"");
-        assert_eq!(h.metric("mesh_audit.records_buffered"), 1);
+        // The record and its seal.
+        assert_eq!(h.metric("mesh_audit.records_buffered"), 2);
         h.advance_and_tick(400);
         let sent = h.dispatched();
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[1].body, sent[0].body, "a retry resends the same bytes");
         h.reply(h.token(1), 200, b"");
         h.tick();
-        assert_eq!(h.metric("mesh_audit.records_admitted"), 1);
-        assert_eq!(h.metric("mesh_audit.records_delivered"), 1);
+        assert_eq!(h.metric("mesh_audit.records_admitted"), 2);
+        assert_eq!(h.metric("mesh_audit.records_delivered"), 2);
         assert_eq!(h.metric("mesh_audit.records_buffered"), 0);
         assert_eq!(h.metric("mesh_audit.batch_failures"), 2);
         assert_eq!(h.metric("mesh_audit.batch_retries"), 2);
@@ -44,8 +45,8 @@ fn failed_batches_are_retried_and_counted_until_acknowledged() {
         assert_eq!(debug.len(), 2, "one debug line per batch sent: {debug:?}");
         assert!(
             debug[1].starts_with(
-                "mesh-audit: sent records 1-1 to s (attempt 3); admitted=1 delivered=0 \
-                 rejected=0 buffered=1 in_flight=1"
+                "mesh-audit: sent records 1-2 to s (attempt 3); admitted=2 delivered=0 \
+                 rejected=0 buffered=2 in_flight=1"
             ),
             "{}",
             debug[1]
@@ -58,8 +59,9 @@ fn a_loss_is_reported_on_tick_even_without_more_traffic() {
     each_guest(|guest| {
         let mut h = configured_on(
             guest,
-            r#"{"sink":{"cluster":"s"},"batch":{"max_records":2,"max_buffered_records":2,"flush_interval_ms":60000}}"#,
+            r#"{"sink":{"cluster":"s"},"batch":{"max_records":3,"max_buffered_records":3,"flush_interval_ms":60000}}"#,
         );
+        // Two records and their seal fill the buffer; the third is not admitted.
         for conn in 1..=3 {
             h.run(orders_request(conn));
         }

@@ -62,7 +62,8 @@ fn get(stats: &BTreeMap<String, u64>, name: &str) -> u64 {
 /// Every answered request is in the trail exactly once; the trail holds
 /// only requests, the seals ending their batches and any close records;
 /// the counters of each Envoy lifetime (a restart resets them) balance with
-/// nothing rejected, and the trail is exactly what they count delivered;
+/// nothing rejected, and the trail is what they count delivered (exactly,
+/// for one lifetime; at least, when an earlier one was read before it ended);
 /// strict `verify` is clean (no loss record among its checks). The outcome.
 fn assert_nothing_admitted_lost(
     stack: &Stack,
@@ -90,12 +91,25 @@ fn assert_nothing_admitted_lost(
         assert_eq!(get(stats, "records_rejected"), 0, "{fault}: {stats:?}");
     }
     let delivered: u64 = lifetimes.iter().map(|s| get(s, "records_delivered")).sum();
-    assert_eq!(
-        delivered,
-        trail.len() as u64,
-        "{fault}: {delivered} records counted delivered, {} in the trail; {lifetimes:?}",
-        trail.len()
-    );
+    if lifetimes.len() == 1 {
+        assert_eq!(
+            delivered,
+            trail.len() as u64,
+            "{fault}: {delivered} records counted delivered, {} in the trail; {lifetimes:?}",
+            trail.len()
+        );
+    } else {
+        // An earlier lifetime's counters are its last scrape before it was
+        // stopped: a request still carried by a kept-alive connection of the
+        // drained listener (and its seal) can be delivered after it. So they
+        // are a lower bound; that nothing admitted is missing is the request
+        // count above and the strict verify below.
+        assert!(
+            delivered <= trail.len() as u64,
+            "{fault}: {delivered} records counted delivered, only {} in the trail; {lifetimes:?}",
+            trail.len()
+        );
+    }
     let outcome = assert_verify_clean(stack, fault);
     assert_eq!(outcome["records"], trail.len(), "{fault}");
     eprintln!(
@@ -263,9 +277,10 @@ fn envoy_drained_and_restarted_under_load_loses_nothing() {
     }
 }
 
-/// After a drain: the listener has stopped taking connections (its
-/// connection count holds still for 2 s) and every admitted record is
-/// delivered.
+/// After a drain: the listener has stopped taking connections and requests
+/// (its connection count and the records admitted hold still for 2 s; a
+/// kept-alive connection may still carry a request during a graceful
+/// drain) and every admitted record is delivered.
 fn quiet(stack: &Stack, fault: &str) -> BTreeMap<String, u64> {
     let deadline = Instant::now() + SETTLE;
     let mut last = None;
@@ -273,15 +288,16 @@ fn quiet(stack: &Stack, fault: &str) -> BTreeMap<String, u64> {
         std::thread::sleep(Duration::from_secs(2));
         let connections = stack.listener_connections();
         let stats = stack.settled(SETTLE);
-        if last == Some(connections) {
+        let now = (connections, get(&stats, "records_admitted"));
+        if last == Some(now) {
             eprintln!("{fault}: counters after the drain {stats:?}");
             return stats;
         }
         assert!(
             Instant::now() < deadline,
-            "{fault}: the listener kept taking connections"
+            "{fault}: the listener kept taking connections or requests"
         );
-        last = Some(connections);
+        last = Some(now);
     }
 }
 

@@ -423,29 +423,36 @@ impl Stack {
             .collect()
     }
 
+    /// The `mode` strict `verify` reports for this project's trail.
+    pub fn verify_mode(&self) -> &'static str {
+        "hmac"
+    }
+
+    /// The key id every seal must be signed with, when the project signs.
+    pub fn signing_key_id(&self) -> Option<&str> {
+        None
+    }
+
     /// `mesh-audit verify --json` with the chain key, inside the sink's
     /// container: (exit success, outcome, text report).
     pub fn verify(&self) -> (bool, Value, String) {
         let id = self.container("sink");
-        let json = docker(&[
-            "exec",
-            &id,
-            "mesh-audit",
-            "verify",
-            "--json",
-            "--key-env",
-            "MESH_AUDIT_CHAIN_KEY",
-            "/data/audit.jsonl",
-        ]);
-        let human = docker(&[
-            "exec",
-            &id,
-            "mesh-audit",
-            "verify",
-            "--key-env",
-            "MESH_AUDIT_CHAIN_KEY",
-            "/data/audit.jsonl",
-        ]);
+        let run = |json: bool| {
+            let mut args = vec![
+                "exec",
+                &id,
+                "mesh-audit",
+                "verify",
+                "--key-env",
+                "MESH_AUDIT_CHAIN_KEY",
+            ];
+            if json {
+                args.push("--json");
+            }
+            args.push("/data/audit.jsonl");
+            docker(&args)
+        };
+        let (json, human) = (run(true), run(false));
         let outcome: Value = serde_json::from_slice(&json.stdout)
             .unwrap_or_else(|e| panic!("verify --json: {e}:\n{}", text(&json)));
         (json.status.success(), outcome, text(&human))

@@ -5,10 +5,12 @@
 //! describes its own side of the call.
 
 use crate::stack::{repo_root, stats_at, Stack};
-use crate::{assert_verify_clean, engine_or_notice, records_of_kind, slot, SETTLE};
+use crate::{
+    assert_admitted_accounted, assert_verify_clean, engine_or_notice, records_of_kind, slot, SETTLE,
+};
 use mesh_audit::audit::sample::unit_interval;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 200;
@@ -17,17 +19,19 @@ const FRONTEND: &str = "spiffe://cluster.local/ns/shop/sa/frontend";
 const BACKEND: &str = "spiffe://cluster.local/ns/default/sa/backend";
 
 /// Waits (bounded) until an Envoy has decided every request and delivered
-/// what it kept.
-fn settled(port: u16, name: &str, kept: u64) {
+/// everything it admitted: the requests it kept and each batch's seal.
+fn settled(port: u16, name: &str, kept: u64) -> BTreeMap<String, u64> {
     let deadline = Instant::now() + SETTLE;
     loop {
         let stats = stats_at(port);
         let get = |n: &str| stats.get(n).copied().unwrap_or(0);
         if get("records_sampled_out") == REQUESTS as u64 - kept
-            && get("records_admitted") == kept
-            && get("records_delivered") == kept
+            && get("records_admitted") > kept
+            && get("records_delivered") == get("records_admitted")
+            && get("records_buffered") == 0
         {
-            return;
+            assert_admitted_accounted(&stats, name);
+            return stats;
         }
         assert!(Instant::now() < deadline, "{name}: {stats:?}");
         std::thread::sleep(Duration::from_millis(250));
@@ -81,8 +85,8 @@ fn both_sidecars_in_their_own_containers_keep_the_same_requests_with_their_own_p
     }
 
     let kept = expected.len() as u64;
-    settled(stack.admin_port, "caller", kept);
-    settled(callee_admin, "callee", kept);
+    let caller_stats = settled(stack.admin_port, "caller", kept);
+    let callee_stats = settled(callee_admin, "callee", kept);
 
     let (app, caller, callee) = (
         stack.address_on_any("app"),
@@ -124,5 +128,11 @@ fn both_sidecars_in_their_own_containers_keep_the_same_requests_with_their_own_p
         assert_eq!(r["route"]["name"], "orders", "{r}");
     }
     let outcome = assert_verify_clean(&stack, "two hops");
-    assert_eq!(outcome["records"], 2 * kept, "{outcome}");
+    assert_eq!(outcome["records"], trail.len(), "{outcome}");
+    let delivered = caller_stats["records_delivered"] + callee_stats["records_delivered"];
+    assert_eq!(
+        delivered,
+        trail.len() as u64,
+        "{caller_stats:?} {callee_stats:?}"
+    );
 }

@@ -192,8 +192,14 @@ fn a_valid_configuration_takes_over_from_an_invalid_one() {
     h.elapse_ms(1_000);
     assert_eq!(h.metric("mesh_audit.config_invalid"), 0);
     assert_eq!(h.metric("mesh_audit.requests_unaudited"), 1);
-    assert_eq!(h.metric("mesh_audit.records_admitted"), 1);
+    assert_eq!(
+        h.metric("mesh_audit.records_admitted"),
+        1 + 1,
+        "the audited request and its seal"
+    );
     let r = records(&h.dispatched()[0]);
+    assert_eq!((r.len(), &r[1]["kind"]), (2, &serde_json::json!("seal")));
+    assert_eq!(r[0]["kind"], "request");
     assert_eq!(r[0]["plugin"]["config"], config_digest(VALID));
     assert_eq!(r[0]["seq"], 1);
     h.elapse_ms(60_000);
@@ -222,7 +228,12 @@ fn an_invalid_update_keeps_the_valid_configuration_running() {
     assert_eq!(h.metric("mesh_audit.config_invalid"), 1);
     assert_eq!(h.metric("mesh_audit.requests_unaudited"), 0);
     let r = records(&h.dispatched()[0]);
-    assert_eq!(r.len(), 2, "both requests audited");
+    let kinds: Vec<&str> = r.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["request", "request", "seal"],
+        "both requests audited, then their seal"
+    );
     assert_eq!(r[1]["plugin"]["config"], config_digest(VALID));
     assert_eq!(r[1]["seq"], 2, "the same chain goes on");
     h.elapse_ms(60_000);
@@ -253,11 +264,17 @@ fn a_new_vm_falls_back_to_the_last_valid_configuration_an_earlier_vm_left() {
     next.run(orders_request(1));
     next.elapse_ms(1_000);
     assert_eq!(next.metric("mesh_audit.config_invalid"), 1);
-    assert_eq!(next.metric("mesh_audit.records_admitted"), 1);
     assert_eq!(
-        records(&next.dispatched()[0])[0]["plugin"]["config"],
-        config_digest(VALID)
+        next.metric("mesh_audit.records_admitted"),
+        1 + 1,
+        "the audited request and its seal"
     );
+    let r = records(&next.dispatched()[0]);
+    assert_eq!(
+        (&r[0]["kind"], &r[1]["kind"]),
+        (&"request".into(), &"seal".into())
+    );
+    assert_eq!(r[0]["plugin"]["config"], config_digest(VALID));
 
     // Without it, the same update leaves the filter inert.
     let mut fresh = Host::new();

@@ -3,7 +3,9 @@
 //! reported by a `loss` record; `Retry-After` sets the next attempt;
 //! `sink.compression: gzip` sends `content-encoding: gzip`; the resource
 //! carries `service.instance.id` from the node id, read once per VM. Bodies
-//! are built and read with the official OpenTelemetry definitions.
+//! are built and read with the official OpenTelemetry definitions. A batch
+//! is its records, then their seal: `max_records` 4 makes three requests a
+//! full batch.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -27,7 +29,7 @@ const NODE_ID: &str = "sidecar~10.1.2.3~backend-5d9f8-x2x7k.shop~shop.svc.cluste
 fn otlp(extra: &str) -> String {
     format!(
         r#"{{"sink":{{"cluster":"audit_sink","format":"otlp"{extra}}},
-        "batch":{{"max_records":3,"flush_interval_ms":60000}},
+        "batch":{{"max_records":4,"flush_interval_ms":60000}},
         "retry":{{"backoff_base_ms":200,"backoff_max_ms":2000}},
         "capture":{{"request_headers":["user-agent"]}}}}"#
     )
@@ -67,6 +69,14 @@ fn bodies(e: &ExportLogsServiceRequest) -> Vec<Value> {
         .collect()
 }
 
+/// The `kind` of each record of an export, in order.
+fn kinds(e: &ExportLogsServiceRequest) -> Vec<String> {
+    bodies(e)
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn attribute(list: &[KeyValue], key: &str) -> Option<Any> {
     list.iter()
         .find(|kv| kv.key == key)
@@ -97,6 +107,10 @@ fn a_partial_success_rejects_that_many_records_and_reports_them_by_a_loss_record
     let mut h = configured(&otlp(""));
     run_n(&mut h, 3);
     h.tick();
+    assert_eq!(
+        kinds(&export(&h.dispatched()[0])),
+        ["request", "request", "request", "seal"]
+    );
     let token = h.token(0);
     h.reply_with(
         token,
@@ -107,8 +121,9 @@ fn a_partial_success_rejects_that_many_records_and_reports_them_by_a_loss_record
         &partial(2, "2 log records exceed the size limit"),
     );
     h.tick();
-    // 3 requests + the loss record admitted; 1 delivered, 2 rejected, the loss held.
-    assert_eq!(balance(&h), (4, 1, 2, 1), "{}", h.log_dump());
+    // 3 requests + their seal + the loss record admitted; of the batch of 4,
+    // 2 delivered and 2 rejected; the loss held.
+    assert_eq!(balance(&h), (3 + 1 + 1, 2, 2, 1), "{}", h.log_dump());
     let warned = h.logs_at_least(host::level::WARN);
     assert!(
         warned
@@ -122,18 +137,21 @@ fn a_partial_success_rejects_that_many_records_and_reports_them_by_a_loss_record
     h.tick();
     let next = h.dispatched();
     assert_eq!(next.len(), 2, "{}", h.log_dump());
-    let loss = &bodies(&export(&next[1]))[0];
-    assert_eq!(loss["kind"], "loss");
+    let sent = export(&next[1]);
+    assert_eq!(kinds(&sent), ["loss", "request", "request", "seal"]);
+    let loss = &bodies(&sent)[0];
     assert_eq!(loss["reason"], "rejected");
     assert_eq!(loss["count"], 2);
     assert_eq!(
         (loss["from_seq"].as_u64(), loss["to_seq"].as_u64()),
-        (Some(1), Some(3))
+        (Some(1), Some(4)),
+        "the rejected batch: 3 requests and their seal"
     );
-    assert_eq!(loss["seq"], 4);
+    assert_eq!(loss["seq"], 5);
     h.reply(h.token(1), 200, b"");
     h.tick();
-    assert_eq!(balance(&h), (6, 4, 2, 0));
+    // 5 requests, 2 seals, the loss record: all settled.
+    assert_eq!(balance(&h), (5 + 2 + 1, 6, 2, 0));
 }
 
 #[test]
@@ -143,14 +161,15 @@ fn a_collector_refusing_more_than_the_batch_rejects_it_all_and_a_warning_rejects
     h.tick();
     h.reply(h.token(0), 200, &partial(9, "quota"));
     h.tick();
-    assert_eq!(balance(&h), (4, 0, 3, 1));
+    // The whole batch (3 requests and their seal) rejected, the loss held.
+    assert_eq!(balance(&h), (3 + 1 + 1, 0, 4, 1));
 
     let mut h = configured(&otlp(""));
     run_n(&mut h, 3);
     h.tick();
     h.reply(h.token(0), 200, &partial(0, "deprecated attribute"));
     h.tick();
-    assert_eq!(balance(&h), (3, 3, 0, 0));
+    assert_eq!(balance(&h), (3 + 1, 4, 0, 0), "3 requests and their seal");
     assert!(h.logs_at_least(host::level::WARN).iter().any(|l| l
         .contains("accepted a batch with a warning")
         && l.contains("deprecated attribute")));
@@ -167,7 +186,8 @@ fn a_json_partial_success_counts_too() {
         br#"{"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"bad"}}"#,
     );
     h.tick();
-    assert_eq!(balance(&h), (4, 2, 1, 1));
+    // 3 requests + their seal + the loss; 3 of the batch of 4 delivered.
+    assert_eq!(balance(&h), (3 + 1 + 1, 3, 1, 1));
 }
 
 #[test]
@@ -210,9 +230,9 @@ fn gzip_compression_sends_content_encoding_and_the_same_export() {
         d.header("content-type").as_deref(),
         Some("application/x-protobuf")
     );
-    let records = bodies(&export(d));
-    assert_eq!(records.len(), 3);
-    assert_eq!(records[2]["seq"], 3);
+    let e = export(d);
+    assert_eq!(kinds(&e), ["request", "request", "request", "seal"]);
+    assert_eq!(bodies(&e)[3]["seq"], 4);
 
     // Off unless asked for, for either format.
     let mut h = configured(&otlp(""));
@@ -220,7 +240,7 @@ fn gzip_compression_sends_content_encoding_and_the_same_export() {
     h.tick();
     assert_eq!(h.dispatched()[0].header("content-encoding"), None);
     let mut h = configured(
-        r#"{"sink":{"cluster":"audit_sink","compression":"gzip"},"batch":{"max_records":2}}"#,
+        r#"{"sink":{"cluster":"audit_sink","compression":"gzip"},"batch":{"max_records":3}}"#,
     );
     run_n(&mut h, 2);
     h.tick();
@@ -230,7 +250,11 @@ fn gzip_compression_sends_content_encoding_and_the_same_export() {
     flate2::read::GzDecoder::new(&d.body[..])
         .read_to_string(&mut text)
         .unwrap();
-    assert_eq!(text.lines().count(), 2);
+    let kinds: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].clone())
+        .collect();
+    assert_eq!(kinds, ["request", "request", "seal"], "{text}");
 }
 
 /// The service.instance.id of every batch `h` sent, and the node
@@ -250,7 +274,9 @@ fn instance_ids_and_node_reads(mut h: Host) -> (Vec<Option<Any>>, Vec<String>) {
         .dispatched()
         .iter()
         .map(|d| {
-            let resource = export(d).resource_logs[0].resource.clone().unwrap();
+            let e = export(d);
+            assert_eq!(kinds(&e), ["request", "request", "request", "seal"]);
+            let resource = e.resource_logs[0].resource.clone().unwrap();
             attribute(&resource.attributes, "service.instance.id")
         })
         .collect();

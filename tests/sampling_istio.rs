@@ -43,8 +43,16 @@ fn rules_on_the_destination_workload_and_the_normalized_path_decide() {
     h.run(istio(3, backend, "/healthz"));
     h.run(istio(4, backend, "/healthz/../admin"));
     h.advance_and_tick(1000);
-    let kept: Vec<(String, String)> = records(&h.dispatched()[0])
+    let batch = records(&h.dispatched()[0]);
+    let kinds: Vec<&str> = batch.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["request", "request", "seal"],
+        "the kept requests, then their seal"
+    );
+    let kept: Vec<(String, String)> = batch
         .iter()
+        .filter(|r| r["kind"] == "request")
         .map(|r| {
             (
                 r["destination"]["principal"].as_str().unwrap().to_string(),
@@ -60,4 +68,9 @@ fn rules_on_the_destination_workload_and_the_normalized_path_decide() {
         ]
     );
     assert_eq!(h.metric("mesh_audit.records_sampled_out"), 2);
+    assert_eq!(
+        h.metric("mesh_audit.records_admitted"),
+        2 + 1,
+        "the kept requests and their seal"
+    );
 }

@@ -121,15 +121,31 @@ fn the_access_logger_writes_the_records_the_http_filter_writes() {
     let failed = record_of(&logger_records, &by_logger[2].1);
     assert_eq!(failed.str("/decision"), Some("error"));
 
-    // Chain and counters hold in the logger as in the filter.
+    // Chain and counters hold in the logger as in the filter: every batch
+    // ends with a seal (SPEC §4.1), which takes the next seq and counts as
+    // admitted and delivered like the four request records.
     let stats = logger.settled_stats(WAIT);
-    assert_eq!(stats.get("records_admitted"), Some(&4));
-    assert_eq!(stats.get("records_delivered"), Some(&4));
+    let mut trail = logger_sink.records();
+    trail.sort_by_key(|r| r.u64("/seq"));
+    let kinds = |kind: &str| {
+        trail
+            .iter()
+            .filter(|r| r.str("/kind") == Some(kind))
+            .count()
+    };
+    let (requests, seals) = (kinds("request"), kinds("seal"));
+    assert_eq!(requests, 4, "{trail:#?}");
+    assert!(seals >= 1, "no seal in the logger's trail: {trail:#?}");
+    assert_eq!(requests + seals, trail.len(), "{trail:#?}");
+    let total = Some(&(trail.len() as u64));
+    assert_eq!(stats.get("records_admitted"), total, "{stats:?}");
+    assert_eq!(stats.get("records_delivered"), total, "{stats:?}");
     assert_eq!(stats.get("policy_violations"), Some(&1));
-    let mut seqs: Vec<u64> = logger_records
-        .iter()
-        .filter_map(|r| r.u64("/seq"))
-        .collect();
-    seqs.sort_unstable();
-    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    let seqs: Vec<u64> = trail.iter().filter_map(|r| r.u64("/seq")).collect();
+    assert_eq!(seqs, (1..=trail.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        trail.last().and_then(|r| r.str("/kind")),
+        Some("seal"),
+        "the trail does not end with its batch's seal: {trail:#?}"
+    );
 }

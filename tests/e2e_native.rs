@@ -90,10 +90,11 @@ fn key_order(line: &str) -> Vec<String> {
 }
 
 /// A record without what differs between two Envoys by nature: times,
-/// the emitter and its chain, request ids, ports.
+/// the emitter and its chain (`seq` and `prev` count the seals the wasm
+/// filter writes after every batch), request ids, ports.
 fn comparable(mut rec: Value) -> Value {
     let obj = rec.as_object_mut().unwrap();
-    for volatile in ["ts", "emitter", "prev", "request_id", "duration_ms"] {
+    for volatile in ["ts", "emitter", "seq", "prev", "request_id", "duration_ms"] {
         obj.remove(volatile);
     }
     for (section, field) in [
@@ -122,16 +123,21 @@ fn native_records_equal_the_wasm_filters_for_the_same_requests() {
     let n = wasm_replies.len();
     let mut from_wasm = wasm_sink.wait_for_records(n, WAIT);
     let mut from_native = native_sink.wait_for_records(n, WAIT);
-    // One worker each: one emitter, seq 1..n in request order.
+    // One worker each: one emitter, its request records in request order.
     from_wasm.sort_by_key(|r| r.u64("/seq"));
     from_native.sort_by_key(|r| r.u64("/seq"));
+    assert_eq!(from_wasm.len(), n, "{from_wasm:#?}");
     assert_eq!(from_native.len(), n, "{from_native:#?}");
     for (i, (w, nat)) in from_wasm.iter().zip(&from_native).enumerate() {
-        assert_eq!(nat.u64("/seq"), Some(i as u64 + 1), "{}", nat.line);
+        assert_eq!(
+            w.str("/request_id"),
+            Some(wasm_replies[i].request_id()),
+            "wasm record {i} is not request {i}"
+        );
         assert_eq!(
             nat.str("/request_id"),
             Some(native_replies[i].request_id()),
-            "record {i} is not request {i}"
+            "native record {i} is not request {i}"
         );
         assert_eq!(
             key_order(&nat.line),
@@ -176,17 +182,45 @@ fn native_records_equal_the_wasm_filters_for_the_same_requests() {
     assert_eq!(from_native[5].flags(), vec!["NR".to_string()]);
     assert_eq!(from_native[3].json["tls"]["mtls"], json!(false));
 
-    let stats = native.settled_stats(WAIT);
+    // Each trail on its own: seq 1..=N without a gap over every record it
+    // holds, the wasm filter's seals included; the counters count them all.
+    let wasm_trail = settled_trail("wasm", &wasm, &wasm_sink, n);
+    let seals = wasm_trail
+        .iter()
+        .filter(|r| r.str("/kind") == Some("seal"))
+        .count();
+    assert!(seals >= 1, "the wasm filter wrote no seal: {wasm_trail:#?}");
+    assert_eq!(n + seals, wasm_trail.len(), "{wasm_trail:#?}");
     assert_eq!(
-        stats.get("records_admitted"),
-        Some(&(n as u64)),
-        "{stats:?}"
+        wasm_trail.last().and_then(|r| r.str("/kind")),
+        Some("seal"),
+        "the wasm trail does not end with its last batch's seal: {wasm_trail:#?}"
     );
+    settled_trail("native", &native, &native_sink, n);
+}
+
+/// Once `envoy`'s counters settled: every record `sink` acknowledged, by
+/// `seq`, after checking that they run 1..=N, hold the `requests` request
+/// records and are the N records the filter admitted and delivered.
+fn settled_trail(build: &str, envoy: &Envoy, sink: &Sink, requests: usize) -> Vec<e2e::Record> {
+    let stats = envoy.settled_stats(WAIT);
+    let mut trail = sink.records();
+    trail.sort_by_key(|r| r.u64("/seq"));
+    let seqs: Vec<u64> = trail.iter().filter_map(|r| r.u64("/seq")).collect();
     assert_eq!(
-        stats.get("records_delivered"),
-        Some(&(n as u64)),
-        "{stats:?}"
+        seqs,
+        (1..=trail.len() as u64).collect::<Vec<_>>(),
+        "{build}: {trail:#?}"
     );
+    let in_requests = trail
+        .iter()
+        .filter(|r| r.str("/kind") == Some("request"))
+        .count();
+    assert_eq!(in_requests, requests, "{build}: {trail:#?}");
+    let total = Some(&(trail.len() as u64));
+    assert_eq!(stats.get("records_admitted"), total, "{build}: {stats:?}");
+    assert_eq!(stats.get("records_delivered"), total, "{build}: {stats:?}");
+    trail
 }
 
 #[test]
@@ -245,11 +279,39 @@ fn sigterm_with_records_buffered_loses_nothing_and_the_trail_verifies() {
         .iter()
         .map(|e| e["records"].as_u64().unwrap())
         .sum();
-    assert_eq!(total, REQUESTS as u64, "{}", verified.text);
+    assert_eq!(total, records.len() as u64, "{}", verified.text);
+    assert_eq!(report["records"], json!(records.len()), "{report:#}");
     for e in emitters {
+        let emitter = e["emitter"].as_str().unwrap();
+        let kinds = |kind: &str| {
+            records
+                .iter()
+                .filter(|r| r["emitter"] == emitter && r["kind"] == kind)
+                .count() as u64
+        };
+        // The shutdown hook drained in time: the emitter's requests, then
+        // its `close` record and the seal that vouches for everything.
+        let (requests, closes, seals) = (kinds("request"), kinds("close"), kinds("seal"));
+        assert_eq!(closes, 1, "{e:#}");
+        assert!(seals >= 1, "{e:#}");
+        assert_eq!(e["records"], json!(requests + closes + seals), "{e:#}");
+        assert_eq!(e["seals"], json!(seals), "{e:#}");
         assert_eq!(e["ok"], json!(true), "{e:#}");
         assert_eq!(e["chained"], json!(true), "{e:#}");
-        for list in ["unexplained_gaps", "duplicates", "mismatches", "losses"] {
+        assert_eq!(e["first_seq"], json!(1), "{e:#}");
+        assert_eq!(e["last_seq"], e["records"], "{e:#}");
+        assert_eq!(e["closed"], json!(true), "{e:#}");
+        assert_eq!(e["close_reason"], json!("shutdown"), "{e:#}");
+        assert_eq!(e["sealed_through"], e["last_seq"], "{e:#}");
+        assert!(e.get("open_since").is_none(), "{e:#}");
+        assert!(e.get("unsealed_from").is_none(), "{e:#}");
+        for list in [
+            "problems",
+            "unexplained_gaps",
+            "duplicates",
+            "mismatches",
+            "losses",
+        ] {
             assert_eq!(e[list], json!([]), "{list}: {e:#}");
         }
     }
@@ -272,7 +334,8 @@ fn validate_native_example(keys: &[(&str, &str)]) -> (bool, String) {
             native_module().parent().unwrap(),
         )
         .env_remove("MESH_AUDIT_HASH_KEY")
-        .env_remove("MESH_AUDIT_CHAIN_KEY");
+        .env_remove("MESH_AUDIT_CHAIN_KEY")
+        .env_remove("MESH_AUDIT_STRICT_CONFIG");
     for (k, v) in keys {
         cmd.env(k, v);
     }
@@ -286,7 +349,7 @@ fn validate_native_example(keys: &[(&str, &str)]) -> (bool, String) {
 }
 
 #[test]
-fn the_native_example_config_validates_and_needs_its_keys_from_envoys_environment() {
+fn the_native_example_config_validates_and_degrades_without_its_keys_unless_strict() {
     let keys = [
         ("MESH_AUDIT_HASH_KEY", "example-hash-key"),
         ("MESH_AUDIT_CHAIN_KEY", "example-chain-key"),
@@ -301,8 +364,26 @@ fn the_native_example_config_validates_and_needs_its_keys_from_envoys_environmen
         "{text}"
     );
 
+    assert!(!text.contains("degraded configuration"), "{text}");
+    let missing = "redact.hash_key_env: environment variable MESH_AUDIT_HASH_KEY is not set";
+
+    // Without the hash key (SPEC §2.7): valid, and degraded, loudly.
     let (ok, text) = validate_native_example(&keys[1..]);
-    assert!(!ok, "validated without MESH_AUDIT_HASH_KEY:\n{text}");
-    let expected = "mesh-audit: invalid configuration: redact.hash_key_env: environment variable MESH_AUDIT_HASH_KEY is not set";
-    assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    assert!(
+        ok,
+        "refused without MESH_AUDIT_HASH_KEY outside strict mode:\n{text}"
+    );
+    let degraded = format!("mesh-audit: degraded configuration: {missing}");
+    assert!(text.contains(&degraded), "no `{degraded}` in:\n{text}");
+    assert!(text.contains("(hash_key_missing)"), "{text}");
+
+    // Strict mode, from Envoy's environment: the same gap refuses it.
+    let strict = [keys[1], ("MESH_AUDIT_STRICT_CONFIG", "1")];
+    let (ok, text) = validate_native_example(&strict);
+    assert!(
+        !ok,
+        "validated without MESH_AUDIT_HASH_KEY in strict mode:\n{text}"
+    );
+    let refused = format!("mesh-audit: invalid configuration: {missing}");
+    assert!(text.contains(&refused), "no `{refused}` in:\n{text}");
 }

@@ -87,8 +87,10 @@ fn a_real_envoys_node_id_names_the_otlp_resource_and_gzip_exports_verify_from_th
         let (status, _) = envoy.mtls_get("frontend", path, &[("user-agent", "audit-e2e/1.0")]);
         assert_eq!(status, 200, "{path}");
     }
-    let exchanges = relay.wait_for("an acknowledged batch", |x| {
-        x.iter().any(|e| e.outcome == Outcome::Relayed)
+    // A batch holds `max_records` records, its seal included: each request
+    // leaves in a batch of its own, sealed.
+    let exchanges = relay.wait_for("both batches acknowledged", |x| {
+        x.iter().filter(|e| e.outcome == Outcome::Relayed).count() >= 2
     });
     let batch = &exchanges[0];
     assert_eq!(
@@ -112,7 +114,8 @@ fn a_real_envoys_node_id_names_the_otlp_resource_and_gzip_exports_verify_from_th
     );
 
     let records = lines(&e);
-    assert_eq!(records.len(), 2);
+    let kinds: Vec<&Value> = records.iter().map(|r| &r["kind"]).collect();
+    assert_eq!(kinds, [&json!("request"), &json!("seal")], "{records:#?}");
     let log = &e.resource_logs[0].scope_logs[0].log_records[0];
     let subject = records[0]["source"]["subject"].as_str().expect("a subject");
     let digest = records[0]["source"]["cert_sha256"]
@@ -131,8 +134,12 @@ fn a_real_envoys_node_id_names_the_otlp_resource_and_gzip_exports_verify_from_th
         Some(Any::StringValue("audit-e2e/1.0".into()))
     );
 
-    // The CLI sink took the gzip body, stored the exact lines, and they verify.
-    assert_eq!(stored(&file).len(), 2);
+    // The CLI sink took the gzip bodies, stored the exact lines (two
+    // requests, each with its batch's seal), and they verify.
+    let trail = stored(&file);
+    let count = |kind: &str| trail.iter().filter(|r| r["kind"] == kind).count();
+    assert_eq!((count("request"), count("seal")), (2, 2), "{trail:#?}");
+    assert_eq!(trail.len(), 4, "{trail:#?}");
     let verified = verify(&file);
     assert_eq!(verified.exit_code, Some(0), "{}", verified.text);
     assert_eq!(verified.json["ok"], json!(true), "{:#}", verified.json);
@@ -243,13 +250,22 @@ fn a_real_collectors_retry_after_is_waited_for_and_its_partial_success_is_a_repo
         1,
         &[],
     );
-    for i in 1..=3 {
+    // Two requests and their seal fill the first batch (seq 1-3): a batch
+    // holds `max_records` records, its seal included.
+    for i in 1..=2 {
         assert_eq!(
             envoy.mtls_get("frontend", &format!("/orders/{i}"), &[]).0,
             200
         );
     }
     let seen = collector.wait_for(2);
+    let first: Vec<Value> = lines(&export(&seen[0].1));
+    let kinds: Vec<&Value> = first.iter().map(|r| &r["kind"]).collect();
+    assert_eq!(
+        kinds,
+        [&json!("request"), &json!("request"), &json!("seal")],
+        "{first:#?}"
+    );
     let waited = seen[1].0 - seen[0].0;
     // Without Retry-After the first retry comes after 50..100 ms.
     assert!(
@@ -267,9 +283,9 @@ fn a_real_collectors_retry_after_is_waited_for_and_its_partial_success_is_a_repo
     assert_eq!(stats["records_delivered"], 2, "{stats:?}");
     assert_eq!(
         stats["records_admitted"], 4,
-        "3 requests and the loss record"
+        "2 requests, their seal and the loss record: {stats:?}"
     );
-    assert_eq!(stats["records_buffered"], 1, "{stats:?}");
+    assert_eq!(stats["records_buffered"], 1, "the loss record: {stats:?}");
     assert!(
         envoy
             .log()
@@ -278,15 +294,18 @@ fn a_real_collectors_retry_after_is_waited_for_and_its_partial_success_is_a_repo
         envoy.log()
     );
 
-    // The loss record leaves with the next batch and names the range.
-    for i in 4..=5 {
-        assert_eq!(
-            envoy.mtls_get("frontend", &format!("/orders/{i}"), &[]).0,
-            200
-        );
-    }
+    // The loss record leaves with the next batch (the loss record, one more
+    // request and their seal) and names the range.
+    assert_eq!(envoy.mtls_get("frontend", "/orders/3", &[]).0, 200);
     let seen = collector.wait_for(3);
+    assert_eq!(seen[2].1.header("x-mesh-audit-seq"), Some("4-6"));
     let next = lines(&export(&seen[2].1));
+    let kinds: Vec<&Value> = next.iter().map(|r| &r["kind"]).collect();
+    assert_eq!(
+        kinds,
+        [&json!("loss"), &json!("request"), &json!("seal")],
+        "{next:#?}"
+    );
     let loss = next
         .iter()
         .find(|r| r["kind"] == "loss")
@@ -297,9 +316,11 @@ fn a_real_collectors_retry_after_is_waited_for_and_its_partial_success_is_a_repo
         (loss["from_seq"].as_u64(), loss["to_seq"].as_u64()),
         (Some(1), Some(3))
     );
+    // Delivered: 2 of the first batch, all 3 of the second.
     let stats = envoy.stats_when("everything settled", |s| {
         s.get("records_buffered") == Some(&0) && s.get("records_delivered") == Some(&5)
     });
+    assert_eq!(stats["records_admitted"], 6, "{stats:?}");
     assert_eq!(
         stats["records_admitted"],
         stats["records_delivered"] + stats["records_rejected"],

@@ -86,7 +86,25 @@ fn the_demo_proxy_delivers_over_mtls_and_a_shadowed_seq_becomes_a_rejection_it_r
         for i in 1..=3 {
             get(ports[2], &format!("/orders/{i}"));
         }
-        let stored = wait_lines(&out, 3);
+        wait_lines(&out, 3);
+        // Every batch ends with its seal: wait until the three requests and
+        // their seals are stored and nothing is buffered or in flight, so
+        // the last stored seq is the emitter's head.
+        let stored = wait_for(Duration::from_secs(30), || {
+            let st = mesh_audit_stats(ports[0]);
+            let get = |name: &str| st.get(name).copied().unwrap_or(0);
+            let settled = get("records_buffered") == 0
+                && get("records_admitted") > 0
+                && get("records_delivered") == get("records_admitted");
+            let l = lines(&out);
+            let requests = l
+                .iter()
+                .filter(|l| l.contains("\"kind\":\"request\""))
+                .count();
+            let stored_all = l.len() as u64 == get("records_delivered");
+            (settled && stored_all && requests == 3).then_some(l)
+        })
+        .unwrap_or_else(|| panic!("never settled: {:?}", mesh_audit_stats(ports[0])));
         let first: serde_json::Value = serde_json::from_str(&stored[0]).unwrap();
         let emitter = first["emitter"].as_str().unwrap().to_string();
         let owners = std::fs::read_to_string(s.path("audit.jsonl.owners")).unwrap();
@@ -96,29 +114,53 @@ fn the_demo_proxy_delivers_over_mtls_and_a_shadowed_seq_becomes_a_rejection_it_r
         );
 
         // The same identity (a compromised or misconfigured proxy) writes
-        // the emitter's next seq first, chained correctly.
-        let head = stored.last().unwrap();
-        let record: serde_json::Value = serde_json::from_str(head).unwrap();
-        let seq = record["seq"].as_u64().unwrap();
-        let old_prev = record["prev"].as_str().unwrap();
-        let forged = head
-            .replace(&format!("\"seq\":{seq},"), &format!("\"seq\":{},", seq + 1))
+        // the emitter's next seq first, chained correctly: a copy of the last
+        // request, after the seal that is the emitter's head.
+        let parsed: Vec<serde_json::Value> = stored
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let at_head = |kind: &str| {
+            (0..stored.len())
+                .filter(|&i| parsed[i]["kind"] == kind)
+                .max_by_key(|&i| parsed[i]["seq"].as_u64())
+                .unwrap()
+        };
+        let head = &stored[at_head("seal")];
+        let seq = parsed[at_head("seal")]["seq"].as_u64().unwrap();
+        assert_eq!(
+            Some(seq),
+            parsed.iter().filter_map(|r| r["seq"].as_u64()).max(),
+            "the last batch does not end with its seal: {stored:#?}"
+        );
+        let last_request = &parsed[at_head("request")];
+        let old_seq = last_request["seq"].as_u64().unwrap();
+        let old_prev = last_request["prev"].as_str().unwrap();
+        let forged = stored[at_head("request")]
+            .replace(
+                &format!("\"seq\":{old_seq},"),
+                &format!("\"seq\":{},", seq + 1),
+            )
             .replace(old_prev, &hex(&Sha256::digest(head.as_bytes())))
             .replace("/orders/3", "/forged");
+        assert!(forged.contains("/forged"), "{forged}");
         let (status, body) = sink
             .post_lines(Via::Tls(Some("server")), "", &[forged.into_bytes()])
             .unwrap();
         assert_eq!(status, 200, "{body}");
 
-        for i in 4..=5 {
-            get(ports[2], &format!("/orders/{i}"));
-        }
+        // The next request's batch (the request and its seal) takes the
+        // shadowed seq and the one after it.
+        get(ports[2], "/orders/4");
         let stats = wait_for(Duration::from_secs(30), || {
             let st = mesh_audit_stats(ports[0]);
             (st.get("records_rejected").copied().unwrap_or(0) >= 2).then_some(st)
         })
         .unwrap_or_else(|| panic!("no rejection counted: {:?}", mesh_audit_stats(ports[0])));
-        assert_eq!(stats["records_rejected"], 2, "{stats:?}");
+        assert_eq!(
+            stats["records_rejected"], 2,
+            "the request and its seal: {stats:?}"
+        );
         let conflict = sink.wait_for_stderr("with 409");
         assert!(conflict.contains(BACKEND), "{conflict}");
         let loss = wait_for(Duration::from_secs(30), || {

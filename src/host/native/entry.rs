@@ -6,7 +6,8 @@
 use super::abi::{self, EnvoyBuffer, EnvoyHeader};
 use super::worker::Logger;
 use super::{guard, log, main_thread, Handoff, PENDING, QUEUE_CAPACITY};
-use crate::config::{error_line, Config, Overflow};
+use crate::config::{degraded_line, error_line, Config, Overflow};
+use crate::filter::root::STRICT_ENV;
 use crate::host::Level;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
@@ -77,6 +78,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
             return std::ptr::null();
         };
         let env = |name: &str| std::env::var(name).ok();
+        let strict = env(STRICT_ENV).is_some_and(|v| matches!(v.trim(), "1" | "true"));
         match Config::from_json(&json, &env) {
             // An access logger cannot answer a request: fail-closed would
             // silently be fail-open, so the configuration is refused.
@@ -84,9 +86,24 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
                 log(Level::Error, REJECT_UNSUPPORTED);
                 std::ptr::null()
             }
-            Ok(_) => Box::into_raw(Box::new(LoggerConfig { json }))
-                .cast_const()
-                .cast(),
+            // Strict mode (SPEC §2.7): a missing key variable refuses the
+            // configuration here, while Envoy can still fail fast, instead
+            // of leaving every worker's logger unconfigured.
+            Ok(c) if strict && !c.degraded.is_empty() => {
+                for d in &c.degraded {
+                    log(Level::Error, &error_line(&d.problem));
+                }
+                std::ptr::null()
+            }
+            Ok(c) => {
+                // Said at load time too, so `envoy --mode validate` shows it.
+                for d in &c.degraded {
+                    log(Level::Error, &degraded_line(d));
+                }
+                Box::into_raw(Box::new(LoggerConfig { json }))
+                    .cast_const()
+                    .cast()
+            }
             Err(e) => {
                 // Envoy refuses the access log: a standalone Envoy fails fast.
                 log(Level::Error, &error_line(&e));

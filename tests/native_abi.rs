@@ -427,6 +427,16 @@ pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_incre
     0
 }
 #[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_set_gauge(
+    _: *mut c_void,
+    _id: usize,
+    _labels: *mut ModuleBuffer,
+    _n: usize,
+    _value: u64,
+) -> u32 {
+    0
+}
+#[no_mangle]
 pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_decrement_gauge(
     _: *mut c_void,
     _id: usize,

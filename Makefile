@@ -38,7 +38,7 @@ cli:
 # ones), installs the pinned Envoy, then runs every test: unit, wasm-level,
 # CLI, real Envoy (both builds), and the native module's ABI-level test.
 test: build native envoy
-	$(CARGO) test --features cli --all-targets
+	$(CARGO) test --features cli --lib --bins --tests
 	$(CARGO) test --features native --test native_abi
 
 # The inner loop, no Envoy: formatting, lints, unit tests, and the wasm-level

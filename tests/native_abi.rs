@@ -569,7 +569,15 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
             "{:?}",
             r.counters
         );
-        assert_eq!(r.gauges, vec!["mesh_audit.records_buffered".to_string()]);
+        // The three gauges of SPEC §2.6.
+        assert_eq!(
+            r.gauges,
+            vec![
+                "mesh_audit.records_buffered".to_string(),
+                "mesh_audit.config_invalid".to_string(),
+                "mesh_audit.degraded".to_string(),
+            ]
+        );
     });
 
     // A bad configuration is refused with the documented line; a null
@@ -688,13 +696,17 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
     };
     assert_eq!(header(":method"), Some("POST"));
     assert_eq!(header(":path"), Some("/v1/audit"));
-    assert_eq!(header("x-mesh-audit-seq"), Some("1-3"));
+    // Three requests and the seal that ends their batch.
+    assert_eq!(header("x-mesh-audit-seq"), Some("1-4"));
     let lines: Vec<serde_json::Value> = String::from_utf8(body)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert_eq!(lines[3]["kind"], "seal", "{lines:#?}");
+    assert_eq!(lines[3]["from_seq"], 1);
+    assert_eq!(lines[3]["to_seq"], 3);
     let first = &lines[0];
     assert_eq!(first["request_id"], "req-1");
     assert_eq!(
@@ -757,10 +769,12 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
             .filter(|(id, _)| *id == delivered)
             .map(|(_, v)| v)
             .sum();
-        assert_eq!(total, 3, "{:?}", r.increments);
+        // The three requests and their seal.
+        assert_eq!(total, 4, "{:?}", r.increments);
     });
 
-    // Nothing is buffered: the shutdown completes at once, with Envoy's context.
+    // At shutdown the emitter ends with a close record and its seal; the
+    // shutdown completes, with Envoy's context, once the sink acknowledged them.
     unsafe {
         envoy_dynamic_module_on_bootstrap_extension_shutdown(
             std::ptr::null_mut(),
@@ -769,6 +783,32 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
             42usize as *mut c_void,
         )
     };
+    assert_eq!(
+        *SHUTDOWN_DONE.lock().unwrap(),
+        0,
+        "not before the close is acknowledged"
+    );
+    let closing = with(|r| r.callouts.get(1).cloned());
+    let (_, _, body) = closing.expect("no callout with the close record at shutdown");
+    let kinds: Vec<String> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert_eq!(kinds, ["\"close\"", "\"seal\""]);
+    unsafe {
+        envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
+            envoy_config,
+            ext,
+            102,
+            0,
+            reply.as_ptr(),
+            reply.len(),
+            std::ptr::null(),
+            0,
+        )
+    };
+    tick(envoy_config);
     assert_eq!(*SHUTDOWN_DONE.lock().unwrap(), 1);
     unsafe { envoy_dynamic_module_on_access_logger_destroy(logger) };
     unsafe { envoy_dynamic_module_on_access_logger_config_destroy(config) };

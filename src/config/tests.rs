@@ -319,3 +319,21 @@ fn sink_token_env_becomes_a_bearer_header_that_is_never_printed() {
         .to_string()
         .contains("sink.headers.authorization: is set from sink.token_env"));
 }
+
+#[test]
+fn a_missing_signing_key_leaves_seals_unsigned_and_says_so() {
+    let c = parse(r#"{"sink":{"cluster":"s"},"integrity":{"signing_key_env":"NO_SIGNING_KEY"}}"#)
+        .unwrap();
+    assert!(c.integrity.signer.is_none());
+    let codes: Vec<(&str, Scope)> = c.degraded.iter().map(|d| (d.code, d.scope)).collect();
+    assert_eq!(codes, [("signing_key_missing", Scope::Records)]);
+    assert_eq!(
+        degraded_line(&c.degraded[0]),
+        "mesh-audit: degraded configuration: integrity.signing_key_env: environment variable NO_SIGNING_KEY is not set (pass it in vm_config.environment_variables); seals are unsigned (signing_key_missing)"
+    );
+    // A signing key is still refused outright without the chain it vouches through.
+    assert_eq!(
+        err(r#"{"sink":{"cluster":"s"},"integrity":{"chain":false,"signing_key_env":"NO_SIGNING_KEY"}}"#),
+        "integrity.signing_key_env: needs integrity.chain: a seal vouches for the records before it only through the chain"
+    );
+}

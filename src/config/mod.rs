@@ -915,7 +915,7 @@ fn validate(raw: RawConfig, env: &dyn Env, digest: String) -> Result<Config, Con
                 .metadata_namespace
                 .unwrap_or_else(|| "envoy.filters.http.jwt_authn".into());
             non_empty("capture.jwt.metadata_namespace", &ns)?;
-            let key = j.payload_key.unwrap_or_else(|| "jwt_payload".into());
+            let key = j.payload_key.unwrap_or_else(|| "payload".into());
             non_empty("capture.jwt.payload_key", &key)?;
             let claims = if j.claims.is_empty() {
                 vec!["sub".into(), "iss".into()]

@@ -134,7 +134,7 @@ fn jwt_claims_come_from_verified_metadata_and_fall_back_claim_by_claim() {
         "metadata",
         "filter_metadata",
         "envoy.filters.http.jwt_authn",
-        "jwt_payload",
+        "payload",
     ];
     each_guest(|guest| {
         let mut h = Host::on(guest);

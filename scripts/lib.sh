@@ -54,7 +54,9 @@ ensure_wasm_target() {
     echo "wasm32-wasip1 is not installed, rustup could not add it, and $WASM32_WASIP1_STD does not exist" >&2
     return 1
   fi
-  sums=$(dirname "$WASM32_WASIP1_STD")/../SHA256SUMS
+  # The archive's checksum list sits beside it; an archive that does not
+  # match is refused, never unpacked into the toolchain.
+  sums=$(dirname "$WASM32_WASIP1_STD")/SHA256SUMS
   if [[ -f $sums ]]; then
     expected=$(awk -v f="$(basename "$WASM32_WASIP1_STD")" '$2 ~ "(^|/)" f "$" {print $1}' "$sums")
     if [[ -n $expected && $(sha256sum "$WASM32_WASIP1_STD" | cut -d' ' -f1) != "$expected" ]]; then

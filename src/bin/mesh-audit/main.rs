@@ -10,8 +10,6 @@ mod args;
 mod check_config;
 mod digests;
 mod escape;
-mod graph;
-mod html;
 mod keygen;
 mod keys;
 mod lines;
@@ -21,7 +19,7 @@ mod store;
 mod verify;
 mod wasmplugin;
 
-use args::{Cli, Command, ReportFormat, SinkArgs};
+use args::{Cli, Command, SinkArgs};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -38,14 +36,14 @@ fn main() -> ExitCode {
             sink_key,
         } => {
             let digests = digests.as_deref().zip(sink_key.as_deref());
-            run_verify(&file, key_env.as_deref(), keys.as_deref(), json, digests)
+            verify::run(&file, key_env.as_deref(), keys.as_deref(), json, digests)
         }
         Command::Keygen { out, patterns } => keygen::run(&out, &patterns),
         Command::Report {
             file,
             format,
             output,
-        } => run_report(&file, format, output.as_deref()),
+        } => report::run(&file, format, output.as_deref()),
         Command::CheckConfig { file } => check_config::run(&file),
     }
 }
@@ -102,102 +100,6 @@ fn run_sink(a: SinkArgs) -> ExitCode {
     match sink::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(2, &format!("mesh-audit sink: {}", escape::text(&e))),
-    }
-}
-
-fn run_verify(
-    file: &std::path::Path,
-    key_env: Option<&str>,
-    keys: Option<&std::path::Path>,
-    json: bool,
-    digests: Option<(&std::path::Path, &str)>,
-) -> ExitCode {
-    let digest_check = match digests {
-        None => None,
-        Some((dir, key)) => {
-            let key = match keys::parse_public_key(key, std::path::Path::new(".")) {
-                Ok(k) => k,
-                Err(e) => return fail(2, &format!("mesh-audit verify: --sink-key: {e}")),
-            };
-            match digests::verify(file, dir, &key) {
-                Ok(o) => Some(o),
-                Err(e) => return fail(2, &format!("mesh-audit verify: {}", escape::text(&e))),
-            }
-        }
-    };
-    let key = match key_env {
-        None => None,
-        Some(var) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Some(v.into_bytes()),
-            _ => {
-                return fail(
-                    2,
-                    &format!("mesh-audit verify: environment variable {var} is not set"),
-                )
-            }
-        },
-    };
-    let keyring = match keys.map(keys::Keyring::load).transpose() {
-        Ok(k) => k,
-        Err(e) => return fail(2, &format!("mesh-audit verify: keyring {e}")),
-    };
-    let mut verifier = verify::Verifier::new(key, keyring);
-    if let Err(e) = lines::for_each_line(file, |number, bytes| verifier.add_line(number, bytes)) {
-        return fail(2, &format!("mesh-audit verify: {}: {e}", file.display()));
-    }
-    let outcome = verifier.finish();
-    let ok = outcome.ok && digest_check.as_ref().is_none_or(|d| d.ok);
-    let text = if json {
-        let mut value = serde_json::to_value(&outcome).unwrap_or_default();
-        if let (Some(d), Some(map)) = (&digest_check, value.as_object_mut()) {
-            map.insert(
-                "digests".into(),
-                serde_json::to_value(d).unwrap_or_default(),
-            );
-            map.insert("ok".into(), ok.into());
-        }
-        serde_json::to_string_pretty(&value)
-            .map(|s| s + "\n")
-            .unwrap_or_default()
-    } else {
-        let mut text = verify::text::render(&outcome);
-        if let Some(d) = &digest_check {
-            text.push_str(&digests::render(d));
-        }
-        text
-    };
-    print!("{text}");
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-fn run_report(
-    file: &std::path::Path,
-    format: ReportFormat,
-    output: Option<&std::path::Path>,
-) -> ExitCode {
-    let mut summary = report::Summary::default();
-    if let Err(e) = lines::for_each_line(file, |_, bytes| summary.add_line(bytes)) {
-        return fail(2, &format!("mesh-audit report: {}: {e}", file.display()));
-    }
-    summary.finish();
-    let name = file.display().to_string();
-    let text = match format {
-        ReportFormat::Text => report::render_text(&summary),
-        ReportFormat::Html => html::render(&summary, &name),
-    };
-    match output {
-        None => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Some(path) => match std::fs::write(path, text) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(2, &format!("mesh-audit report: {}: {e}", path.display())),
-        },
     }
 }
 

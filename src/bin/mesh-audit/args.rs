@@ -22,53 +22,16 @@ pub enum Command {
     Sink(Box<SinkArgs>),
     /// Check a stored trail: sequence gaps, duplicates and the hash chain, per emitter.
     #[command(long_about = VERIFY_HELP)]
-    Verify {
-        /// The file a sink wrote (one record per line, any order).
-        file: PathBuf,
-        /// Environment variable holding the chain key (the proxies' integrity.key_env).
-        #[arg(long, value_name = "VAR")]
-        key_env: Option<String>,
-        /// Keyring of the proxies' public signing keys: `KEY_ID PUBKEY [PATTERN...]` per line.
-        #[arg(long, value_name = "FILE")]
-        keys: Option<PathBuf>,
-        /// Print the result as one JSON document.
-        #[arg(long)]
-        json: bool,
-        /// The sink's signed digests (PATH.digests): also check that nothing
-        /// they cover was edited, truncated or deleted.
-        #[arg(long, value_name = "DIR", requires = "sink_key")]
-        digests: Option<PathBuf>,
-        /// The sink's digest public key (hex, base64 or a PEM file).
-        #[arg(long, value_name = "PUB", requires = "digests")]
-        sink_key: Option<String>,
-    },
+    Verify(VerifyArgs),
     /// Make an Ed25519 signing key pair for integrity.signing_key_env, and its keyring line.
     #[command(long_about = KEYGEN_HELP)]
-    Keygen {
-        /// Path prefix of the files written: PREFIX.key.pem (private) and PREFIX.pub.pem.
-        #[arg(long, value_name = "PREFIX")]
-        out: PathBuf,
-        /// destination.principal patterns this key may vouch for (exact, or ending in `*`).
-        #[arg(value_name = "PATTERN")]
-        patterns: Vec<String>,
-    },
+    Keygen(KeygenArgs),
     /// Summarise who accessed what: per source principal and route, by decision.
-    Report {
-        /// The file a sink wrote.
-        file: PathBuf,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-        format: ReportFormat,
-        /// Write the report to this file instead of stdout.
-        #[arg(long, short = 'o', value_name = "FILE")]
-        output: Option<PathBuf>,
-    },
+    Report(ReportArgs),
     /// Validate a plugin configuration, every mesh-audit filter of an Envoy
     /// bootstrap, or an Istio WasmPlugin, with the filter's own error text.
     #[command(long_about = CHECK_CONFIG_HELP)]
-    CheckConfig {
-        /// JSON plugin configuration, Envoy bootstrap (YAML or JSON) or WasmPlugin YAML.
-        file: PathBuf,
-    },
+    CheckConfig(CheckConfigArgs),
 }
 
 #[derive(clap::Args)]
@@ -155,6 +118,55 @@ pub struct SinkArgs {
 pub enum ReportFormat {
     Text,
     Html,
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The file a sink wrote (one record per line, any order).
+    pub file: PathBuf,
+    /// Environment variable holding the chain key (the proxies' integrity.key_env).
+    #[arg(long, value_name = "VAR")]
+    pub key_env: Option<String>,
+    /// Keyring of the proxies' public signing keys: `KEY_ID PUBKEY [PATTERN...]` per line.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Print the result as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// The sink's signed digests (PATH.digests): also check that nothing
+    /// they cover was edited, truncated or deleted.
+    #[arg(long, value_name = "DIR", requires = "sink_key")]
+    pub digests: Option<PathBuf>,
+    /// The sink's digest public key (hex, base64 or a PEM file).
+    #[arg(long, value_name = "PUB", requires = "digests")]
+    pub sink_key: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct KeygenArgs {
+    /// Path prefix of the files written: PREFIX.key.pem (private) and PREFIX.pub.pem.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
+    /// destination.principal patterns this key may vouch for (exact, or ending in `*`).
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// The file a sink wrote.
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Write the report to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct CheckConfigArgs {
+    /// JSON plugin configuration, Envoy bootstrap (YAML or JSON) or WasmPlugin YAML.
+    pub file: PathBuf,
 }
 
 pub const SINK_HELP: &str = "\

@@ -3,14 +3,16 @@
 //! filter of an Envoy bootstrap, or Istio WasmPlugin resources, with the
 //! environment the filter would see.
 
+use crate::args::CheckConfigArgs;
+use crate::status::{self, OutputError, Verdict};
 use crate::wasmplugin;
 use mesh_audit::config::{degraded_line, error_line, Config};
 use mesh_audit::filter::root::STRICT_ENV;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::ExitCode;
+use std::io;
+use std::path::PathBuf;
 
 const WASM_TYPE: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
 const STRING_VALUE: &str = "google.protobuf.StringValue";
@@ -26,39 +28,61 @@ pub struct Finding {
 /// How a variable is looked up in this process's environment.
 pub type HostEnv<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-pub fn run(path: &Path) -> ExitCode {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("mesh-audit check-config: {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    };
-    match check(&bytes, &|name| std::env::var(name).ok()) {
-        Err(why) => {
-            println!("{}: {why}", path.display());
-            ExitCode::from(1)
-        }
+/// Why `check-config` could not check FILE (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckConfigError {
+    #[error("{}: {source}", .path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// Why FILE holds nothing to check: a failed check (exit status 1), printed
+/// on stdout after the file's name like any other finding.
+#[derive(Debug, thiserror::Error)]
+pub enum NotChecked {
+    #[error("not valid JSON or YAML: {0}")]
+    Syntax(yaml_serde::Error),
+    #[error("not valid YAML: {0}")]
+    Merge(yaml_serde::Error),
+    #[error("document {index}: {source}")]
+    Document {
+        index: usize,
+        source: serde_json::Error,
+    },
+    #[error("no mesh-audit configuration found: expected a plugin configuration (JSON), an Envoy bootstrap or an Istio WasmPlugin")]
+    NoConfiguration,
+    #[error("no mesh-audit filter found (an envoy.filters.http.wasm filter with root_id \"mesh-audit\" or code mesh_audit.wasm)")]
+    NoFilter,
+}
+
+pub fn run(args: &CheckConfigArgs) -> Result<Verdict, CheckConfigError> {
+    let path = &args.file;
+    let bytes = std::fs::read(path).map_err(|source| CheckConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let (text, ok) = match check(&bytes, &|name| std::env::var(name).ok()) {
+        Err(why) => (format!("{}: {why}\n", path.display()), false),
         Ok(findings) => {
+            let mut text = String::new();
             for f in &findings {
                 let result = f.error.as_deref().unwrap_or("ok");
                 match &f.location {
-                    Some(at) => println!("{at}: {result}"),
-                    None => println!("{result}"),
+                    Some(at) => text.push_str(&format!("{at}: {result}\n")),
+                    None => text.push_str(&format!("{result}\n")),
                 }
             }
-            if findings.iter().all(|f| f.error.is_none()) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            (text, findings.iter().all(|f| f.error.is_none()))
         }
-    }
+    };
+    status::write(&text, None)?;
+    Ok(Verdict::of(ok))
 }
 
 /// Checks every mesh-audit configuration in `bytes`; `Err` when there is none
 /// or the file cannot be read as JSON or YAML.
-pub fn check(bytes: &[u8], host: HostEnv) -> Result<Vec<Finding>, String> {
+pub fn check(bytes: &[u8], host: HostEnv) -> Result<Vec<Finding>, NotChecked> {
     let text = String::from_utf8_lossy(bytes);
     if text.trim_start().starts_with('{') {
         return Ok(match serde_json::from_slice::<Value>(bytes) {
@@ -73,27 +97,26 @@ pub fn check(bytes: &[u8], host: HostEnv) -> Result<Vec<Finding>, String> {
     let mut found = Vec::new();
     let mut recognised = false;
     for (i, doc) in yaml_serde::Deserializer::from_slice(bytes).enumerate() {
-        let mut value = yaml_serde::Value::deserialize(doc)
-            .map_err(|e| format!("not valid JSON or YAML: {e}"))?;
-        value
-            .apply_merge()
-            .map_err(|e| format!("not valid YAML: {e}"))?;
-        let doc: Value =
-            serde_json::to_value(&value).map_err(|e| format!("document {}: {e}", i + 1))?;
+        let mut value = yaml_serde::Value::deserialize(doc).map_err(NotChecked::Syntax)?;
+        value.apply_merge().map_err(NotChecked::Merge)?;
+        let doc: Value = serde_json::to_value(&value).map_err(|source| NotChecked::Document {
+            index: i + 1,
+            source,
+        })?;
         if let Some(f) = classify(&doc, Some(i + 1), host) {
             recognised = true;
             found.extend(f);
         }
     }
     if !recognised {
-        return Err("no mesh-audit configuration found: expected a plugin configuration (JSON), an Envoy bootstrap or an Istio WasmPlugin".into());
+        return Err(NotChecked::NoConfiguration);
     }
     non_empty(found)
 }
 
-fn non_empty(found: Vec<Finding>) -> Result<Vec<Finding>, String> {
+fn non_empty(found: Vec<Finding>) -> Result<Vec<Finding>, NotChecked> {
     if found.is_empty() {
-        Err("no mesh-audit filter found (an envoy.filters.http.wasm filter with root_id \"mesh-audit\" or code mesh_audit.wasm)".into())
+        Err(NotChecked::NoFilter)
     } else {
         Ok(found)
     }

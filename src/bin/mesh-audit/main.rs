@@ -4,7 +4,7 @@
 //! the filter does (`check-config`) and makes signing keys (`keygen`).
 //!
 //! Exit status: 0 success, 1 the check failed (verification, configuration),
-//! 2 usage or I/O error.
+//! 2 usage or I/O error; errors are typed ([`status`] says how and why).
 
 mod args;
 mod check_config;
@@ -15,48 +15,45 @@ mod keys;
 mod lines;
 mod report;
 mod sink;
+mod status;
 mod store;
 mod verify;
 mod wasmplugin;
 
 use args::{Cli, Command, SinkArgs};
 use clap::Parser;
+use status::Verdict;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Sink(args) => run_sink(*args),
-        Command::Verify {
-            file,
-            key_env,
-            keys,
-            json,
-            digests,
-            sink_key,
-        } => {
-            let digests = digests.as_deref().zip(sink_key.as_deref());
-            verify::run(&file, key_env.as_deref(), keys.as_deref(), json, digests)
-        }
-        Command::Keygen { out, patterns } => keygen::run(&out, &patterns),
-        Command::Report {
-            file,
-            format,
-            output,
-        } => report::run(&file, format, output.as_deref()),
-        Command::CheckConfig { file } => check_config::run(&file),
+    match Cli::parse().command {
+        Command::Sink(args) => status::exit("sink", run_sink(*args)),
+        Command::Verify(args) => status::exit("verify", verify::run(&args)),
+        Command::Keygen(args) => status::exit("keygen", keygen::run(&args)),
+        Command::Report(args) => status::exit("report", report::run(&args)),
+        Command::CheckConfig(args) => status::exit("check-config", check_config::run(&args)),
     }
 }
 
-fn run_sink(a: SinkArgs) -> ExitCode {
+/// Why the sink did not start, or stopped (exit status 2).
+#[derive(Debug, thiserror::Error)]
+enum SinkError {
+    #[error("--retain-days deletes closed segments: give --rotate-bytes or --rotate-secs")]
+    RetainWithoutRotation,
+    #[error("--rotate-bytes and --rotate-secs must be positive")]
+    ZeroRotation,
+    #[error("--keys {0}")]
+    Keyring(#[from] keys::KeyringError),
+    #[error("{0}")]
+    Run(String),
+}
+
+fn run_sink(a: SinkArgs) -> Result<Verdict, SinkError> {
     if a.retain_days.is_some() && a.rotate_bytes.is_none() && a.rotate_secs.is_none() {
-        return fail(2, "mesh-audit sink: --retain-days deletes closed segments: give --rotate-bytes or --rotate-secs");
+        return Err(SinkError::RetainWithoutRotation);
     }
     if a.rotate_bytes == Some(0) || a.rotate_secs == Some(0) {
-        return fail(
-            2,
-            "mesh-audit sink: --rotate-bytes and --rotate-secs must be positive",
-        );
+        return Err(SinkError::ZeroRotation);
     }
     let options = sink::Options {
         listen: a.listen,
@@ -70,13 +67,7 @@ fn run_sink(a: SinkArgs) -> ExitCode {
             },
             window: a.window,
             max_emitters: a.max_emitters,
-            keys: match a.keys.as_deref().map(keys::Keyring::load) {
-                None => None,
-                Some(Ok(k)) => Some(k),
-                Some(Err(e)) => {
-                    return fail(2, &format!("mesh-audit sink: --keys {}", escape::text(&e)))
-                }
-            },
+            keys: a.keys.as_deref().map(keys::Keyring::load).transpose()?,
         },
         auth: sink::auth::Options {
             tls_cert: a.tls_cert,
@@ -97,13 +88,6 @@ fn run_sink(a: SinkArgs) -> ExitCode {
                 .map(|d| std::time::Duration::from_secs_f64(d.max(0.0) * 86_400.0)),
         }),
     };
-    match sink::run(options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(2, &format!("mesh-audit sink: {}", escape::text(&e))),
-    }
-}
-
-fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("{message}");
-    ExitCode::from(code)
+    sink::run(options).map_err(SinkError::Run)?;
+    Ok(Verdict::Pass)
 }

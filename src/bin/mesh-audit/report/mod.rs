@@ -11,34 +11,28 @@ mod rows;
 mod summary;
 mod text;
 
-use crate::args::ReportFormat;
-use crate::lines;
-use std::process::ExitCode;
+use crate::args::{ReportArgs, ReportFormat};
+use crate::lines::{for_each_line, TrailError};
+use crate::status::{self, OutputError, Verdict};
 use summary::Summary;
 
-pub fn run(
-    file: &std::path::Path,
-    format: ReportFormat,
-    output: Option<&std::path::Path>,
-) -> ExitCode {
+/// Why `report` could not report (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Trail(#[from] TrailError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+pub fn run(args: &ReportArgs) -> Result<Verdict, ReportError> {
     let mut summary = Summary::default();
-    if let Err(e) = lines::for_each_line(file, |_, bytes| summary.add_line(bytes)) {
-        return crate::fail(2, &format!("mesh-audit report: {}: {e}", file.display()));
-    }
+    for_each_line(&args.file, |_, bytes| summary.add_line(bytes))?;
     summary.finish();
-    let name = file.display().to_string();
-    let text = match format {
+    let text = match args.format {
         ReportFormat::Text => text::render(&summary),
-        ReportFormat::Html => html::render(&summary, &name),
+        ReportFormat::Html => html::render(&summary, &args.file.display().to_string()),
     };
-    match output {
-        None => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Some(path) => match std::fs::write(path, text) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => crate::fail(2, &format!("mesh-audit report: {}: {e}", path.display())),
-        },
-    }
+    status::write(&text, args.output.as_deref())?;
+    Ok(Verdict::Pass)
 }

@@ -15,56 +15,52 @@ mod seals;
 mod text;
 mod verifier;
 
-use crate::keys::{parse_public_key, Keyring};
-use crate::{digests, escape, lines};
-use std::process::ExitCode;
+use crate::args::VerifyArgs;
+use crate::digests::{self, DigestsError};
+use crate::keys::{parse_public_key, Keyring, KeyringError, PublicKeyError};
+use crate::lines::{for_each_line, TrailError};
+use crate::status::{self, OutputError, Verdict};
+use std::path::Path;
 use verifier::Verifier;
 
-pub fn run(
-    file: &std::path::Path,
-    key_env: Option<&str>,
-    keys: Option<&std::path::Path>,
-    json: bool,
-    digests: Option<(&std::path::Path, &str)>,
-) -> ExitCode {
-    let digest_check = match digests {
+/// Why `verify` could not check the trail (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("--sink-key: {0}")]
+    SinkKey(PublicKeyError),
+    #[error(transparent)]
+    Digests(#[from] DigestsError),
+    #[error("environment variable {0} is not set (or empty): export the proxies' chain key (their integrity.key_env) in it, or leave out --key-env")]
+    KeyEnvUnset(String),
+    #[error("--keys {0}")]
+    Keyring(#[from] KeyringError),
+    #[error(transparent)]
+    Trail(#[from] TrailError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+pub fn run(args: &VerifyArgs) -> Result<Verdict, VerifyError> {
+    let digest_check = match args.digests.as_deref().zip(args.sink_key.as_deref()) {
         None => None,
         Some((dir, key)) => {
-            let key = match parse_public_key(key, std::path::Path::new(".")) {
-                Ok(k) => k,
-                Err(e) => return crate::fail(2, &format!("mesh-audit verify: --sink-key: {e}")),
-            };
-            match digests::verify(file, dir, &key) {
-                Ok(o) => Some(o),
-                Err(e) => {
-                    return crate::fail(2, &format!("mesh-audit verify: {}", escape::text(&e)))
-                }
-            }
+            let key = parse_public_key(key, Path::new(".")).map_err(VerifyError::SinkKey)?;
+            Some(digests::verify(&args.file, dir, &key)?)
         }
     };
-    let key = match key_env {
+    let key = match &args.key_env {
         None => None,
         Some(var) => match std::env::var(var) {
             Ok(v) if !v.is_empty() => Some(v.into_bytes()),
-            _ => {
-                return crate::fail(
-                    2,
-                    &format!("mesh-audit verify: environment variable {var} is not set"),
-                )
-            }
+            _ => return Err(VerifyError::KeyEnvUnset(var.clone())),
         },
     };
-    let keyring = match keys.map(Keyring::load).transpose() {
-        Ok(k) => k,
-        Err(e) => return crate::fail(2, &format!("mesh-audit verify: keyring {e}")),
-    };
+    let keyring = args.keys.as_deref().map(Keyring::load).transpose()?;
     let mut verifier = Verifier::new(key, keyring);
-    if let Err(e) = lines::for_each_line(file, |number, bytes| verifier.add_line(number, bytes)) {
-        return crate::fail(2, &format!("mesh-audit verify: {}: {e}", file.display()));
-    }
+    for_each_line(&args.file, |number, bytes| verifier.add_line(number, bytes))?;
     let outcome = verifier.finish();
     let ok = outcome.ok && digest_check.as_ref().is_none_or(|d| d.ok);
-    let text = if json {
+    let text = if args.json {
         let mut value = serde_json::to_value(&outcome).unwrap_or_default();
         if let (Some(d), Some(map)) = (&digest_check, value.as_object_mut()) {
             map.insert(
@@ -83,10 +79,6 @@ pub fn run(
         }
         text
     };
-    print!("{text}");
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    status::write(&text, None)?;
+    Ok(Verdict::of(ok))
 }

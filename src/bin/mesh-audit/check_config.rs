@@ -266,6 +266,17 @@ fn envoy_filter(at: String, config: &Map<String, Value>, host: HostEnv) -> Optio
         })
         .unwrap_or_default();
     let env = |name: &str| proxy_env(&inline, &from_host, host, name);
+    let not_a_string = |found: Option<&str>| {
+        let found = found
+            .map(|what| format!(", found {what}"))
+            .unwrap_or_default();
+        Some(vec![Finding {
+            location: Some(at.clone()),
+            error: Some(format!(
+                "configuration must be a {STRING_VALUE} holding the JSON configuration{found}"
+            )),
+        }])
+    };
     let bytes = match config.get("configuration") {
         None => Vec::new(),
         Some(Value::String(s)) => s.clone().into_bytes(),
@@ -277,23 +288,11 @@ fn envoy_filter(at: String, config: &Map<String, Value>, host: HostEnv) -> Optio
                 }
                 (Some(t), _) if t.ends_with(STRING_VALUE) => Vec::new(),
                 (t, _) => {
-                    let what = t.unwrap_or("an object without a string value");
-                    let error = format!("configuration must be a {STRING_VALUE} holding the JSON configuration, found {what}");
-                    return Some(vec![Finding {
-                        location: Some(at),
-                        error: Some(error),
-                    }]);
+                    return not_a_string(Some(t.unwrap_or("an object without a string value")))
                 }
             }
         }
-        Some(_) => {
-            let error =
-                format!("configuration must be a {STRING_VALUE} holding the JSON configuration");
-            return Some(vec![Finding {
-                location: Some(at),
-                error: Some(error),
-            }]);
-        }
+        Some(_) => return not_a_string(None),
     };
     Some(validate(Some(at), &bytes, &env))
 }
@@ -360,4 +359,64 @@ fn istio(doc: &Value, index: Option<usize>, host: HostEnv) -> Vec<Finding> {
         found.extend(config);
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter_with(configuration: Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "static_resources": {"listeners": [{"name": "in", "filter_chains": [{"filters": [{
+                "name": "hcm",
+                "typed_config": {"http_filters": [{
+                    "name": "envoy.filters.http.wasm",
+                    "typed_config": {
+                        "@type": format!("type.googleapis.com/{WASM_TYPE}"),
+                        "config": {"root_id": "mesh-audit", "configuration": configuration}
+                    }
+                }]}
+            }]}]}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_configuration_that_is_not_a_string_value_is_named_with_what_was_found() {
+        let at = "static_resources.listeners[0](in).filter_chains[0].filters[0](hcm).http_filters[0](envoy.filters.http.wasm)";
+        let cases = [
+            (
+                serde_json::json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": {}}),
+                "configuration must be a google.protobuf.StringValue holding the JSON configuration, found type.googleapis.com/google.protobuf.Struct",
+            ),
+            (
+                serde_json::json!({"value": 7}),
+                "configuration must be a google.protobuf.StringValue holding the JSON configuration, found an object without a string value",
+            ),
+            (
+                serde_json::json!(7),
+                "configuration must be a google.protobuf.StringValue holding the JSON configuration",
+            ),
+        ];
+        for (configuration, error) in cases {
+            let found = check(&filter_with(configuration), &|_| None).unwrap();
+            assert_eq!(
+                found,
+                vec![Finding {
+                    location: Some(at.to_string()),
+                    error: Some(error.to_string()),
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn files_without_a_configuration_say_why() {
+        let none = check(b"kind: Deployment\n", &|_| None).unwrap_err();
+        assert!(matches!(none, NotChecked::NoConfiguration), "{none}");
+        let no_filter = check(b"static_resources: {}\n", &|_| None).unwrap_err();
+        assert!(matches!(no_filter, NotChecked::NoFilter), "{no_filter}");
+        let broken = check(b"foo: [1\n", &|_| None).unwrap_err();
+        assert!(matches!(broken, NotChecked::Syntax(_)), "{broken}");
+    }
 }

@@ -18,7 +18,6 @@ mod sink;
 mod status;
 mod store;
 mod verify;
-mod wasmplugin;
 
 use args::{Cli, Command, SinkArgs};
 use clap::Parser;

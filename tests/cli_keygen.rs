@@ -80,3 +80,22 @@ fn keygen_writes_a_pair_whose_keyring_line_verifies_its_seals() {
         pem
     );
 }
+
+#[test]
+fn an_existing_public_key_stops_keygen_before_it_writes_a_private_one() {
+    let s = Scratch::new("keygen-half");
+    std::fs::write(s.path("ops.pub.pem"), b"kept").unwrap();
+    let prefix = s.path("ops");
+    let out = run(&["keygen", "--out", prefix.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ops.pub.pem: already exists, and keygen never replaces a key"),
+        "{err}"
+    );
+    assert!(
+        !s.path("ops.key.pem").exists(),
+        "no private key without its pair"
+    );
+    assert_eq!(std::fs::read(s.path("ops.pub.pem")).unwrap(), b"kept");
+}

@@ -269,3 +269,76 @@ fn a_line_that_is_not_a_record_fails() {
         "the emitter's own records are intact"
     );
 }
+
+/// Exit status 2 and `mesh-audit <command>: <what> (<what to do>)` on stderr.
+fn fails_with(args: &[&str], wanted: &str) {
+    let out = run(args, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.starts_with(&format!("mesh-audit {}: ", args[0])),
+        "{err}"
+    );
+    assert!(err.contains(wanted), "{args:?}: {err}\nwant {wanted}");
+}
+
+#[test]
+fn what_stops_a_check_exits_2_and_says_what_to_do() {
+    let s = Scratch::new("verify-unreadable");
+    let absent = s.path("absent.jsonl");
+    let absent = absent.to_str().unwrap();
+    for command in ["verify", "report"] {
+        fails_with(
+            &[command, absent],
+            "(give the file or directory `mesh-audit sink --out` wrote)",
+        );
+    }
+    let empty = s.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails_with(
+        &["verify", empty.to_str().unwrap()],
+        "the directory holds no segment files",
+    );
+    let file = s.write_lines("trail.jsonl", &trail(EMITTER, None, requests(2)));
+    let ring = s.write_lines("keyring", &[b"only-one-word".to_vec()]);
+    fails_with(
+        &["verify", &file, "--keys", &ring],
+        &format!("--keys {ring}: line 1: expected KEY_ID PUBKEY [PATTERN...]"),
+    );
+    fails_with(
+        &[
+            "verify",
+            &file,
+            "--digests",
+            s.path("trail.jsonl.digests").to_str().unwrap(),
+            "--sink-key",
+            &"ab".repeat(32),
+        ],
+        "--sink-key: not a valid Ed25519 public key",
+    );
+    let into_nowhere = s.path("no-such-dir/report.html");
+    fails_with(
+        &["report", &file, "-o", into_nowhere.to_str().unwrap()],
+        "check that its directory exists",
+    );
+}
+
+#[test]
+fn a_reader_that_stops_reading_leaves_the_verdict_as_the_exit_status() {
+    let s = Scratch::new("verify-closed-stdout");
+    let file = s.write_lines("trail.jsonl", &trail(EMITTER, None, requests(2000)));
+    let mut child = std::process::Command::new(cli_support::bin())
+        .args(["verify", &file])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

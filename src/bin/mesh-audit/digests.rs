@@ -10,7 +10,8 @@
 //! and that no emitter lost records the digest covered.
 
 use crate::escape::text as escape;
-use crate::lines::{for_each_line, open_plain};
+use crate::keys::unhex;
+use crate::lines::{for_each_line, open_plain, TrailError};
 use crate::sink::storage::list_segments;
 use ed25519_dalek::{Signature, VerifyingKey};
 use mesh_audit::audit::hex;
@@ -19,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Read;
-use std::path::Path;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 const SIG_MEMBER: &str = ",\"sig\":\"";
 
@@ -74,12 +75,9 @@ fn decode(bytes: &[u8], key: &VerifyingKey) -> Result<Digest, String> {
     let d: Digest = serde_json::from_str(text).map_err(|e| format!("not a digest: {e}"))?;
     let at = text.rfind(SIG_MEMBER).ok_or("has no signature")?;
     let message = format!("{}}}", &text[..at]);
-    let sig_hex = d.sig.as_deref().unwrap_or("");
-    let sig: Vec<u8> = (0..sig_hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(sig_hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect();
-    let sig = <[u8; 64]>::try_from(sig.as_slice())
-        .map_err(|_| "signature is not 128 hex digits".to_string())?;
+    let sig = unhex(d.sig.as_deref().unwrap_or(""))
+        .and_then(|s| <[u8; 64]>::try_from(s).ok())
+        .ok_or("signature is not 128 hex digits")?;
     key.verify_strict(message.as_bytes(), &Signature::from_bytes(&sig))
         .map_err(|_| "signature does not verify with --sink-key".to_string())?;
     if d.kind != "digest" {
@@ -93,6 +91,32 @@ pub fn digest_file_index(name: &str) -> Option<u64> {
     (index.len() == 8 && rest.ends_with(".json"))
         .then(|| index.parse().ok())
         .flatten()
+}
+
+/// The digest files in `dir` (`NNNNNNNN-<UTC>.json`), by index.
+pub fn list_digests(dir: &Path) -> io::Result<Vec<(u64, String)>> {
+    let mut names: Vec<(u64, String)> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            digest_file_index(&name).map(|i| (i, name))
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Why the digests could not be checked at all.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestsError {
+    #[error("--digests {}: {source}{}", .dir.display(), crate::status::if_missing(.source, " (the sink writes PATH.digests/ when it runs with --digest-key)"))]
+    ReadDir { dir: PathBuf, source: io::Error },
+    #[error("--digests {}: no digest files (NNNNNNNN-<UTC>.json): give the sink's PATH.digests/ directory; the sink writes the first digest --digest-secs after it starts", .dir.display())]
+    Empty { dir: PathBuf },
+    #[error("{}: {source}", .path.display())]
+    ReadDigest { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Trail(#[from] TrailError),
 }
 
 /// What checking the digests found.
@@ -109,20 +133,17 @@ pub struct Outcome {
     pub problems: Vec<String>,
 }
 
-pub fn verify(trail: &Path, dir: &Path, key: &VerifyingKey) -> Result<Outcome, String> {
-    let mut names: Vec<(u64, String)> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            digest_file_index(&name).map(|i| (i, name))
-        })
-        .collect();
-    names.sort();
+pub fn verify(trail: &Path, dir: &Path, key: &VerifyingKey) -> Result<Outcome, DigestsError> {
+    let names = list_digests(dir).map_err(|source| DigestsError::ReadDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let mut out = Outcome::default();
     let mut newest: Option<(Digest, String)> = None;
     for (index, name) in &names {
-        let bytes = std::fs::read(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        let path = dir.join(name);
+        let bytes =
+            std::fs::read(&path).map_err(|source| DigestsError::ReadDigest { path, source })?;
         let d = match decode(&bytes, key) {
             Ok(d) => d,
             Err(e) => {
@@ -164,7 +185,9 @@ pub fn verify(trail: &Path, dir: &Path, key: &VerifyingKey) -> Result<Outcome, S
     }
     let Some((d, sha)) = newest else {
         if names.is_empty() {
-            return Err(format!("{}: no digest files", dir.display()));
+            return Err(DigestsError::Empty {
+                dir: dir.to_path_buf(),
+            });
         }
         out.problems
             .push("no digest verifies: nothing of the trail is covered".into());
@@ -243,7 +266,7 @@ fn check_files(trail: &Path, d: &Digest, problems: &mut Vec<String>) {
     }
 }
 
-fn check_emitters(trail: &Path, d: &Digest, problems: &mut Vec<String>) -> Result<(), String> {
+fn check_emitters(trail: &Path, d: &Digest, problems: &mut Vec<String>) -> Result<(), TrailError> {
     #[derive(Deserialize)]
     struct Key<'a> {
         #[serde(borrow)]
@@ -272,8 +295,7 @@ fn check_emitters(trail: &Path, d: &Digest, problems: &mut Vec<String>) -> Resul
                 }
             }
         }
-    })
-    .map_err(|e| format!("{}: {e}", trail.display()))?;
+    })?;
     let mut missing: Vec<&(String, u64)> = want
         .iter()
         .filter(|(_, (_, found))| !found)

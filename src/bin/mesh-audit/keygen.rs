@@ -1,24 +1,35 @@
 //! `mesh-audit keygen`: an Ed25519 key pair for seals and its keyring line.
 
+use crate::args::KeygenArgs;
+use crate::status::{self, if_missing, OutputError, Verdict};
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use mesh_audit::audit::hex;
 use mesh_audit::deliver::seal::Signer;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-pub fn run(prefix: &Path, patterns: &[String]) -> ExitCode {
-    match write_pair(prefix, patterns) {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("mesh-audit keygen: {e}");
-            ExitCode::from(2)
-        }
-    }
+/// Why no key pair was made (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum KeygenError {
+    #[error("pattern {0:?} is empty or has spaces: a pattern is a destination principal, exact or a prefix ending in `*` (spiffe://cluster.local/ns/shop/*)")]
+    Pattern(String),
+    #[error("no randomness from the operating system: {0}")]
+    Randomness(getrandom::Error),
+    #[error("cannot encode the key pair: {0}")]
+    Encode(String),
+    #[error("{}: already exists, and keygen never replaces a key: choose another --out, or move the old pair away first", .0.display())]
+    Exists(PathBuf),
+    #[error("{}: {source}{}", .path.display(), if_missing(.source, " (the directory --out names must exist)"))]
+    Write { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+pub fn run(args: &KeygenArgs) -> Result<Verdict, KeygenError> {
+    let line = write_pair(&args.out, &args.patterns)?;
+    status::write(&format!("{line}\n"), None)?;
+    Ok(Verdict::Pass)
 }
 
 fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
@@ -28,23 +39,28 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Writes PREFIX.key.pem and PREFIX.pub.pem; returns the keyring line.
-fn write_pair(prefix: &Path, patterns: &[String]) -> Result<String, String> {
+fn write_pair(prefix: &Path, patterns: &[String]) -> Result<String, KeygenError> {
     if let Some(bad) = patterns
         .iter()
         .find(|p| p.trim().is_empty() || p.contains(char::is_whitespace))
     {
-        return Err(format!("pattern {bad:?} is empty or has spaces"));
+        return Err(KeygenError::Pattern(bad.clone()));
+    }
+    let key_path = with_suffix(prefix, ".key.pem");
+    let pub_path = with_suffix(prefix, ".pub.pem");
+    // Both are checked first, so an existing public key never leaves a
+    // private key without its pair.
+    if let Some(existing) = [&key_path, &pub_path].into_iter().find(|p| p.exists()) {
+        return Err(KeygenError::Exists(existing.clone()));
     }
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::getrandom(seed.as_mut()).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::getrandom(seed.as_mut()).map_err(KeygenError::Randomness)?;
     let signer = Signer::from_seed(&seed);
-    let private = signer.to_pkcs8_pem()?;
+    let private = signer.to_pkcs8_pem().map_err(KeygenError::Encode)?;
     let public = signer
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| format!("cannot encode the public key: {e}"))?;
-    let key_path = with_suffix(prefix, ".key.pem");
-    let pub_path = with_suffix(prefix, ".pub.pem");
+        .map_err(|e| KeygenError::Encode(e.to_string()))?;
     create(&key_path, private.as_bytes(), 0o600)?;
     create(&pub_path, public.as_bytes(), 0o644)?;
     let mut line = format!(
@@ -60,7 +76,7 @@ fn write_pair(prefix: &Path, patterns: &[String]) -> Result<String, String> {
 }
 
 /// Creates `path` with `mode`, refusing to replace an existing file.
-fn create(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+fn create(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeygenError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -70,10 +86,15 @@ fn create(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
     }
     #[cfg(not(unix))]
     let _ = mode;
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let failed = |source: io::Error| match source.kind() {
+        io::ErrorKind::AlreadyExists => KeygenError::Exists(path.to_path_buf()),
+        _ => KeygenError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    let mut file = options.open(path).map_err(failed)?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(failed)
 }

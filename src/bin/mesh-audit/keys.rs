@@ -11,7 +11,74 @@ use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
 use mesh_audit::config::PrincipalMatch;
 use mesh_audit::deliver::seal::{key_id, Signer};
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A public key that cannot be used, as a flag or a keyring line gives it.
+#[derive(Debug, thiserror::Error)]
+pub enum PublicKeyError {
+    #[error("a raw public key is 32 bytes (64 hex digits, or 44 characters of base64)")]
+    Length,
+    #[error("not a valid Ed25519 public key")]
+    Invalid,
+    #[error("a weak (small-order) Ed25519 public key: make a new pair with mesh-audit keygen")]
+    Weak,
+    #[error("{}: {source} (a public key is 64 hex digits, base64 of 32 bytes, or a PEM file)", .path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{}: is a private key; the keyring takes public keys (mesh-audit keygen writes both)", .path.display())]
+    Private { path: PathBuf },
+    #[error("{}: not an Ed25519 public key PEM", .path.display())]
+    NotPem { path: PathBuf },
+}
+
+/// What is wrong in keyring text.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringProblem {
+    #[error(
+        "line {0}: expected KEY_ID PUBKEY [PATTERN...] (mesh-audit keygen prints such a line)"
+    )]
+    Shape(usize),
+    #[error("line {line}: {source}")]
+    PublicKey { line: usize, source: PublicKeyError },
+    #[error("line {line}: key id {} does not match its key, whose id is {actual}", crate::escape::text(.id))]
+    WrongId {
+        line: usize,
+        id: String,
+        actual: String,
+    },
+    #[error("line {line}: key {id} is listed twice")]
+    Twice { line: usize, id: String },
+    #[error("the keyring lists no key: add a line KEY_ID PUBKEY [PATTERN...] per key (mesh-audit keygen prints one)")]
+    Empty,
+}
+
+/// A keyring file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("{}: {source}", .path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{}: {problem}", .path.display())]
+    Bad {
+        path: PathBuf,
+        problem: KeyringProblem,
+    },
+}
+
+/// A private key file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateKeyError {
+    #[error("{}: {source}", .path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{}: {reason}", .path.display())]
+    Bad { path: PathBuf, reason: String },
+}
+
+/// The sink's setup still reports its errors as text.
+impl From<PrivateKeyError> for String {
+    fn from(e: PrivateKeyError) -> String {
+        e.to_string()
+    }
+}
 
 /// One trusted public key.
 #[derive(Clone, Debug)]
@@ -41,35 +108,49 @@ pub struct Keyring {
 
 impl Keyring {
     /// Reads a keyring file; PEM paths in it are relative to its directory.
-    pub fn load(path: &Path) -> Result<Keyring, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Keyring, KeyringError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyringError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Keyring::parse(&text, base).map_err(|e| format!("{}: {e}", path.display()))
+        Keyring::parse(&text, base).map_err(|problem| KeyringError::Bad {
+            path: path.to_path_buf(),
+            problem,
+        })
     }
 
     /// Parses keyring text; the error names the line.
-    pub fn parse(text: &str, base: &Path) -> Result<Keyring, String> {
+    pub fn parse(text: &str, base: &Path) -> Result<Keyring, KeyringProblem> {
         let mut keys: Vec<Key> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let at = |e: String| format!("line {}: {e}", i + 1);
+            let number = i + 1;
             let mut words = line.split_whitespace();
             let (Some(id), Some(public)) = (words.next(), words.next()) else {
-                return Err(at("expected KEY_ID PUBKEY [PATTERN...]".into()));
+                return Err(KeyringProblem::Shape(number));
             };
-            let public = parse_public_key(public, base).map_err(at)?;
+            let public =
+                parse_public_key(public, base).map_err(|source| KeyringProblem::PublicKey {
+                    line: number,
+                    source,
+                })?;
             let actual = key_id(&public);
             if id != actual {
-                return Err(at(format!(
-                    "key id {} does not match its key, whose id is {actual}",
-                    crate::escape::text(id)
-                )));
+                return Err(KeyringProblem::WrongId {
+                    line: number,
+                    id: id.to_string(),
+                    actual,
+                });
             }
             if keys.iter().any(|k| k.id == actual) {
-                return Err(at(format!("key {actual} is listed twice")));
+                return Err(KeyringProblem::Twice {
+                    line: number,
+                    id: actual,
+                });
             }
             let shown: Vec<String> = words.map(str::to_string).collect();
             keys.push(Key {
@@ -80,7 +161,7 @@ impl Keyring {
             });
         }
         if keys.is_empty() {
-            return Err("the keyring lists no key".into());
+            return Err(KeyringProblem::Empty);
         }
         Ok(Keyring { keys })
     }
@@ -96,9 +177,9 @@ impl Keyring {
 
 /// A public key as the keyring or a flag gives it: 64 hex digits, base64 of
 /// the 32 raw bytes, or a path (relative to `base`) to a PEM public key.
-pub fn parse_public_key(text: &str, base: &Path) -> Result<VerifyingKey, String> {
-    let raw = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Some(unhex(text))
+pub fn parse_public_key(text: &str, base: &Path) -> Result<VerifyingKey, PublicKeyError> {
+    let raw = if text.len() == 64 {
+        unhex(text)
     } else if text.len() == 44 || text.len() == 43 {
         <base64ct::Base64 as base64ct::Encoding>::decode_vec(text)
             .or_else(|_| <base64ct::Base64Unpadded as base64ct::Encoding>::decode_vec(text))
@@ -108,53 +189,60 @@ pub fn parse_public_key(text: &str, base: &Path) -> Result<VerifyingKey, String>
     };
     let public = match raw {
         Some(bytes) => {
-            let bytes: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| "a raw public key is 32 bytes".to_string())?;
-            VerifyingKey::from_bytes(&bytes)
-                .map_err(|_| "is not a valid Ed25519 public key".to_string())?
+            let bytes: [u8; 32] = bytes.try_into().map_err(|_| PublicKeyError::Length)?;
+            VerifyingKey::from_bytes(&bytes).map_err(|_| PublicKeyError::Invalid)?
         }
         None => read_public_pem(&base.join(text))?,
     };
     if public.is_weak() {
-        return Err("is a weak (small-order) Ed25519 public key".into());
+        return Err(PublicKeyError::Weak);
     }
     Ok(public)
 }
 
-fn read_public_pem(path: &Path) -> Result<VerifyingKey, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "{}: {e} (a public key is 64 hex digits, base64 of 32 bytes, or a PEM file)",
-            path.display()
-        )
+fn read_public_pem(path: &Path) -> Result<VerifyingKey, PublicKeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PublicKeyError::Read {
+        path: path.to_path_buf(),
+        source,
     })?;
     if text.contains("PRIVATE KEY-----") {
-        return Err(format!(
-            "{}: is a private key; the keyring takes public keys (mesh-audit keygen writes both)",
-            path.display()
-        ));
+        return Err(PublicKeyError::Private {
+            path: path.to_path_buf(),
+        });
     }
-    VerifyingKey::from_public_key_pem(text.trim())
-        .map_err(|_| format!("{}: not an Ed25519 public key PEM", path.display()))
+    VerifyingKey::from_public_key_pem(text.trim()).map_err(|_| PublicKeyError::NotPem {
+        path: path.to_path_buf(),
+    })
 }
 
-fn unhex(text: &str) -> Vec<u8> {
-    text.as_bytes()
+/// The bytes `text` spells in hex digits (either case), or `None` when it is
+/// not an even number of them.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    digits
         .chunks(2)
         .map(|pair| {
-            let digit = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
-            digit(pair[0]) << 4 | digit(pair[1])
+            let digit = |b: u8| (b as char).to_digit(16);
+            Some((digit(pair[0])? << 4 | digit(pair[1])?) as u8)
         })
         .collect()
 }
 
 /// A private key file: PKCS#8 PEM, or the 32-byte seed in base64.
-pub fn load_private_key(path: &Path) -> Result<Signer, String> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-    );
-    Signer::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+pub fn load_private_key(path: &Path) -> Result<Signer, PrivateKeyError> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+        PrivateKeyError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?);
+    Signer::parse(&text).map_err(|reason| PrivateKeyError::Bad {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -239,7 +327,7 @@ mod tests {
             (format!("{} {}\n", a.key_id(), "0".repeat(64)), "weak"),
         ];
         for (text, want) in cases {
-            let err = Keyring::parse(&text, &dir).unwrap_err();
+            let err = Keyring::parse(&text, &dir).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}\n→ {err}\nwant {want}");
         }
     }
@@ -248,7 +336,9 @@ mod tests {
     fn a_key_id_with_control_characters_is_shown_escaped() {
         let a = signer(1);
         let text = format!("\u{1b}[31mevil {}\n", hex(a.verifying_key().as_bytes()));
-        let err = Keyring::parse(&text, Path::new(".")).unwrap_err();
+        let err = Keyring::parse(&text, Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains('\u{1b}'), "{err}");
     }
 }

@@ -4,51 +4,52 @@
 //! be large, so they are streamed, never read whole.
 
 use crate::sink::storage::list_segments;
+use crate::status::if_missing;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
-use std::path::Path;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+/// Why a trail could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TrailError {
+    #[error("{}: {source}{}", .path.display(), if_missing(.source, " (give the file or directory `mesh-audit sink --out` wrote)"))]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{}: the directory holds no segment files (NNNNNNNN-*.jsonl[.gz]): give the directory `mesh-audit sink --out` wrote with --rotate-bytes/--rotate-secs, or one trail file", .path.display())]
+    NoSegments { path: PathBuf },
+}
+
+impl TrailError {
+    fn at(path: &Path) -> impl FnOnce(io::Error) -> TrailError + '_ {
+        move |source| TrailError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
 
 /// Calls `f(line_number, line_bytes)` for every non-empty line of the trail
 /// at `path` (numbers start at 1 and run on across segments; the bytes
 /// exclude the newline).
-pub fn for_each_line(path: &Path, mut f: impl FnMut(usize, &[u8])) -> io::Result<()> {
+pub fn for_each_line(path: &Path, mut f: impl FnMut(usize, &[u8])) -> Result<(), TrailError> {
     let mut number = 0;
-    if path.is_dir() {
-        let segments = list_segments(path)?;
-        if segments.is_empty() {
-            return Err(io::Error::other(
-                "the directory holds no segment files (NNNNNNNN-*.jsonl[.gz])",
-            ));
-        }
-        for (_, name) in segments {
-            read_file(&path.join(&name), &mut number, &mut f)
-                .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
-        }
-        return Ok(());
+    if !path.is_dir() {
+        return read_lines(path, &mut number, &mut f).map_err(TrailError::at(path));
     }
-    read_file(path, &mut number, &mut f)
+    let segments = list_segments(path).map_err(TrailError::at(path))?;
+    if segments.is_empty() {
+        return Err(TrailError::NoSegments {
+            path: path.to_path_buf(),
+        });
+    }
+    for (_, name) in segments {
+        let segment = path.join(&name);
+        read_lines(&segment, &mut number, &mut f).map_err(TrailError::at(&segment))?;
+    }
+    Ok(())
 }
 
-fn read_file(path: &Path, number: &mut usize, f: &mut impl FnMut(usize, &[u8])) -> io::Result<()> {
-    let mut file = BufReader::with_capacity(1 << 20, File::open(path)?);
-    // Gzip by its magic number, whatever the file is called.
-    let gzipped = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    if gzipped {
-        read_lines(
-            BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(file)),
-            number,
-            f,
-        )
-    } else {
-        read_lines(file, number, f)
-    }
-}
-
-fn read_lines(
-    mut reader: impl BufRead,
-    number: &mut usize,
-    f: &mut impl FnMut(usize, &[u8]),
-) -> io::Result<()> {
+fn read_lines(path: &Path, number: &mut usize, f: &mut impl FnMut(usize, &[u8])) -> io::Result<()> {
+    let mut reader = open_plain(path)?;
     let mut buf = Vec::new();
     loop {
         buf.clear();
@@ -63,11 +64,13 @@ fn read_lines(
     }
 }
 
-/// The whole uncompressed content of a trail file (gzip by magic number).
-pub fn open_plain(path: &Path) -> io::Result<Box<dyn Read>> {
+/// The uncompressed content of a trail file: gzip by its magic number,
+/// whatever the file is called.
+pub fn open_plain(path: &Path) -> io::Result<Box<dyn BufRead>> {
     let mut file = BufReader::with_capacity(1 << 20, File::open(path)?);
     if file.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(file)))
+        let plain = flate2::read::MultiGzDecoder::new(file);
+        Ok(Box::new(BufReader::with_capacity(1 << 20, plain)))
     } else {
         Ok(Box::new(file))
     }

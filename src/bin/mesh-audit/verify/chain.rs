@@ -2,7 +2,7 @@
 //! (and which of them `rejected` loss records explain), duplicates, and each
 //! `prev` against the link of the previous record of the same emitter.
 
-use super::Entry;
+use super::entry::Entry;
 use mesh_audit::audit::hex;
 use serde::Serialize;
 

@@ -3,7 +3,8 @@
 //! the rules of SPEC §4.1 and §7.
 
 use super::chain::Facts;
-use super::{Entry, Mode, Problem, SealCheck, Signature};
+use super::entry::{Entry, SealCheck, Signature};
+use super::outcome::{Mode, Problem};
 use crate::keys::Keyring;
 use mesh_audit::audit::record::{Kind, LossReason};
 use std::collections::HashSet;

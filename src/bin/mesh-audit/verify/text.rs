@@ -2,7 +2,7 @@
 //! emitter, problems in capitals, what the result proves, a summary line
 //! last. Everything read from the trail is escaped ([`crate::escape`]).
 
-use super::{EmitterOutcome, Mode, Outcome};
+use super::outcome::{EmitterOutcome, Mode, Outcome};
 use crate::escape;
 use mesh_audit::audit::record::LossReason;
 use std::fmt::Write;

@@ -2,9 +2,10 @@
 //! no external assets) a reviewer can open in any browser. Every value from
 //! a record is escaped: principals and paths come from the network.
 
+use super::graph;
+use super::rows::{access_rows, ACCESS_HEADER};
+use super::summary::Summary;
 use crate::escape::html as escape;
-use crate::graph;
-use crate::report::{access_rows, Summary, ACCESS_HEADER};
 use std::fmt::Write;
 
 const CSS: &str = "

@@ -3,8 +3,8 @@
 //! edge per pair labelled with its counts. Edges with denials are red and
 //! dashed, edges with errors orange, the rest green.
 
+use super::summary::Counts;
 use crate::escape::html as escape;
-use crate::report::Counts;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 

@@ -178,16 +178,12 @@ fn targets(spec: &Map<String, Value>, out: &mut Vec<String>) {
     if let Some(r) = spec.get("targetRef").filter(|v| !v.is_null()) {
         refs.push(("spec.targetRef".into(), r));
     }
-    match spec.get("targetRefs") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(list)) => {
-            refs.extend(
-                list.iter()
-                    .enumerate()
-                    .map(|(i, r)| (format!("spec.targetRefs[{i}]"), r)),
-            );
-        }
-        Some(other) => out.push(format!("spec.targetRefs: expected a list, got {other}")),
+    if let Some(list) = list(spec.get("targetRefs"), "spec.targetRefs", out) {
+        refs.extend(
+            list.iter()
+                .enumerate()
+                .map(|(i, r)| (format!("spec.targetRefs[{i}]"), r)),
+        );
     }
     for (path, r) in refs {
         let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
@@ -212,14 +208,21 @@ fn targets(spec: &Map<String, Value>, out: &mut Vec<String>) {
     }
 }
 
-fn matches(spec: &Map<String, Value>, out: &mut Vec<String>) {
-    let list = match spec.get("match") {
-        None | Some(Value::Null) => return,
-        Some(Value::Array(list)) => list,
+/// The list at `path`; `None` when it is absent, or is not a list (a problem).
+fn list<'a>(v: Option<&'a Value>, path: &str, out: &mut Vec<String>) -> Option<&'a Vec<Value>> {
+    match v {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(list)) => Some(list),
         Some(other) => {
-            out.push(format!("spec.match: expected a list, got {other}"));
-            return;
+            out.push(format!("{path}: expected a list, got {other}"));
+            None
         }
+    }
+}
+
+fn matches(spec: &Map<String, Value>, out: &mut Vec<String>) {
+    let Some(list) = list(spec.get("match"), "spec.match", out) else {
+        return;
     };
     for (i, m) in list.iter().enumerate() {
         let path = format!("spec.match[{i}]");
@@ -253,13 +256,8 @@ fn vm_env(spec: &Map<String, Value>, out: &mut Vec<String>) {
     let Some(vm) = spec.get("vmConfig").filter(|v| !v.is_null()) else {
         return;
     };
-    let env = match vm.get("env") {
-        None | Some(Value::Null) => return,
-        Some(Value::Array(list)) => list,
-        Some(other) => {
-            out.push(format!("spec.vmConfig.env: expected a list, got {other}"));
-            return;
-        }
+    let Some(env) = list(vm.get("env"), "spec.vmConfig.env", out) else {
+        return;
     };
     if env.len() > MAX_ENV {
         out.push(format!(

@@ -1,12 +1,32 @@
 #!/bin/sh
-# Writes keys.env next to this script: a fresh hash key and chain key, readable
-# by you alone. Keep the chain key: `mesh-audit verify --key-env` needs it.
+# Writes keys.env into DIR (default: next to this script), readable by you
+# alone: a fresh hash key, chain key and Ed25519 signing key for the proxy,
+# and the keyring line of that signing key for `mesh-audit verify --keys`.
+# Keep the chain key and the keyring line: the auditor needs them.
+#
+#   ./keys.sh [DIR]
+#
+# The signing key is what `mesh-audit keygen` makes (an Ed25519 key), made
+# here with openssl so that no build is needed first; an env file holds one
+# line per variable, so it carries the key's 32-byte seed in base64, which
+# `integrity.signing_key_env` accepts as well as a PKCS#8 PEM.
 set -eu
-out=$(dirname "$0")/keys.env
+dir=${1:-$(dirname "$0")}
+out=$dir/keys.env
 if [ -e "$out" ]; then
   echo "$out exists; remove it first to make new keys" >&2
   exit 1
 fi
 umask 077
-printf 'MESH_AUDIT_HASH_KEY=%s\nMESH_AUDIT_CHAIN_KEY=%s\n' "$(openssl rand -hex 32)" "$(openssl rand -hex 32)" >"$out"
-echo "wrote $out"
+key=$(mktemp)
+trap 'rm -f "$key"' EXIT
+openssl genpkey -algorithm ed25519 -out "$key" 2>/dev/null
+# PKCS#8 DER of an Ed25519 key: a 16-byte header, then the 32-byte seed;
+# SPKI DER of its public key: a 12-byte header, then the 32 raw bytes.
+seed=$(openssl pkey -in "$key" -outform DER | tail -c 32 | base64)
+public=$(openssl pkey -in "$key" -pubout -outform DER | tail -c 32 | od -An -v -tx1 | tr -d ' \n')
+# The key id: the first 16 hex digits of SHA-256 of the raw public key.
+key_id=$(openssl pkey -in "$key" -pubout -outform DER | tail -c 32 | openssl dgst -sha256 -r | cut -c1-16)
+printf 'MESH_AUDIT_HASH_KEY=%s\nMESH_AUDIT_CHAIN_KEY=%s\nMESH_AUDIT_SIGNING_KEY=%s\nMESH_AUDIT_KEYRING=%s %s\n' \
+  "$(openssl rand -hex 32)" "$(openssl rand -hex 32)" "$seed" "$key_id" "$public" >"$out"
+echo "wrote $out (signing key $key_id)"

@@ -34,10 +34,25 @@ fn load(stack: &Stack, seconds: u64) -> Background {
     )
 }
 
+/// `n` requests from the frontend workload, one after the other, one
+/// connection each; the status of each (000: no answer), one a line.
+pub fn burst(stack: &Stack, n: usize) -> String {
+    stack.run(
+        "frontend",
+        &format!(
+            "c=/pki/certs; for ((i=0; i<{n}; i++)); do \
+               curl -s -o /dev/null -w '%{{http_code}}\\n' --cacert $c/ca.pem \
+                 --cert $c/frontend.pem --key $c/frontend-key.pem \
+                 https://backend.default.svc:8443/orders/term-$i; \
+             done"
+        ),
+    )
+}
+
 /// How many requests Envoy answered (000: no answer). Every answer is due
 /// a record, whatever its status: during a drain the built-in backend's
 /// listener drains too, and a request caught in between gets a 503.
-fn answered(output: &str) -> usize {
+pub fn answered(output: &str) -> usize {
     let codes: Vec<&str> = output.lines().collect();
     for code in &codes {
         assert!(
@@ -320,18 +335,7 @@ fn envoy_stopped_by_sigterm_with_records_buffered_loses_them_visibly() {
         stack.container("envoy"),
         stack.network("audit"),
     );
-    let burst = |n: usize| {
-        stack.run(
-            "frontend",
-            &format!(
-                "c=/pki/certs; for ((i=0; i<{n}; i++)); do \
-                   curl -s -o /dev/null -w '%{{http_code}}\\n' --cacert $c/ca.pem \
-                     --cert $c/frontend.pem --key $c/frontend-key.pem \
-                     https://backend.default.svc:8443/orders/term-$i; \
-                 done"
-            ),
-        )
-    };
+    let burst = |n: usize| burst(&stack, n);
     let delivered = answered(&burst(5));
     let settled = stack.settled(SETTLE);
     let before = stack.trail();

@@ -12,6 +12,9 @@
 //! run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+// The end-to-end harness's admin client, for the published admin ports.
+#[path = "../e2e/mod.rs"]
+mod e2e;
 mod faults;
 mod native;
 mod stack;

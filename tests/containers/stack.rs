@@ -4,10 +4,10 @@
 //! of its own so that runs never meet. Dropping it removes every container,
 //! network and volume the project made.
 
+use crate::e2e::envoy::{admin_request, mesh_audit_stats};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -558,36 +558,17 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// The filter's metrics from the Envoy admin published on `port`, by name
-/// after `mesh_audit.` (Envoy 1.40 lists proxy-wasm metrics as
-/// `wasmcustom.<name>` and a dynamic module's as
-/// `dynamicmodulescustom.<name>`).
+/// The filter's metrics from the Envoy admin published on `port`, read as
+/// the end-to-end harness reads them (both builds' metric prefixes).
 pub fn stats_at(port: u16) -> BTreeMap<String, u64> {
-    let body = http_get(port, "/stats?filter=mesh_audit")
-        .unwrap_or_else(|| panic!("Envoy's admin on 127.0.0.1:{port} is unreachable"));
-    body.lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(": ")?;
-            let name = name
-                .strip_prefix("wasmcustom.mesh_audit.")
-                .or_else(|| name.strip_prefix("dynamicmodulescustom.mesh_audit."))?;
-            Some((name.to_string(), value.trim().parse().ok()?))
-        })
-        .collect()
+    mesh_audit_stats(port)
+}
+
+/// The body of a 200 from the Envoy admin published on `port` (loopback).
+fn http_request(port: u16, method: &str, path: &str) -> Option<String> {
+    admin_request(port, method, path).and_then(|(status, body)| (status == 200).then_some(body))
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     http_request(port, "GET", path)
-}
-
-/// One HTTP/1.1 exchange (Envoy's admin refuses 1.0) with a published port on loopback: the body of a
-/// 200, else None.
-fn http_request(port: u16, method: &str, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").ok()?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).ok()?;
-    let (head, body) = reply.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }

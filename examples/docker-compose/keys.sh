@@ -1,8 +1,12 @@
 #!/bin/sh
-# Writes keys.env into DIR (default: next to this script), readable by you
-# alone: a fresh hash key, chain key and Ed25519 signing key for the proxy,
-# and the keyring line of that signing key for `mesh-audit verify --keys`.
-# Keep the chain key and the keyring line: the auditor needs them.
+# Writes two env files into DIR (default: next to this script), readable by
+# you alone:
+#   keys.env      the proxy's: a fresh hash key, chain key and Ed25519
+#                 signing key
+#   auditor.env   the auditor's (the sink container, for `verify`): the chain
+#                 key and the signing key's keyring line, never the signing
+#                 key itself
+# Keep auditor.env: verifying the trail needs it.
 #
 #   ./keys.sh [DIR]
 #
@@ -12,11 +16,12 @@
 # `integrity.signing_key_env` accepts as well as a PKCS#8 PEM.
 set -eu
 dir=${1:-$(dirname "$0")}
-out=$dir/keys.env
-if [ -e "$out" ]; then
-  echo "$out exists; remove it first to make new keys" >&2
-  exit 1
-fi
+for file in keys.env auditor.env; do
+  if [ -e "$dir/$file" ]; then
+    echo "$dir/$file exists; remove it first to make new keys" >&2
+    exit 1
+  fi
+done
 umask 077
 key=$(mktemp)
 trap 'rm -f "$key"' EXIT
@@ -27,6 +32,8 @@ seed=$(openssl pkey -in "$key" -outform DER | tail -c 32 | base64)
 public=$(openssl pkey -in "$key" -pubout -outform DER | tail -c 32 | od -An -v -tx1 | tr -d ' \n')
 # The key id: the first 16 hex digits of SHA-256 of the raw public key.
 key_id=$(openssl pkey -in "$key" -pubout -outform DER | tail -c 32 | openssl dgst -sha256 -r | cut -c1-16)
-printf 'MESH_AUDIT_HASH_KEY=%s\nMESH_AUDIT_CHAIN_KEY=%s\nMESH_AUDIT_SIGNING_KEY=%s\nMESH_AUDIT_KEYRING=%s %s\n' \
-  "$(openssl rand -hex 32)" "$(openssl rand -hex 32)" "$seed" "$key_id" "$public" >"$out"
-echo "wrote $out (signing key $key_id)"
+chain=$(openssl rand -hex 32)
+printf 'MESH_AUDIT_HASH_KEY=%s\nMESH_AUDIT_CHAIN_KEY=%s\nMESH_AUDIT_SIGNING_KEY=%s\n' \
+  "$(openssl rand -hex 32)" "$chain" "$seed" >"$dir/keys.env"
+printf 'MESH_AUDIT_CHAIN_KEY=%s\nMESH_AUDIT_KEYRING=%s %s\n' "$chain" "$key_id" "$public" >"$dir/auditor.env"
+echo "wrote $dir/keys.env and $dir/auditor.env (signing key $key_id)"

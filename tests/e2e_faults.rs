@@ -213,7 +213,7 @@ fn a_full_buffer_serves_every_request_and_reports_each_record_it_could_not_admit
     let sink = Sink::start();
     sink.go_down();
     // Overflow accounting with a fixed record count: no seals, whose number
-    // would depend on where ticks fall (tests/tamper.rs covers seals).
+    // would depend on where ticks fall (tests/wasm/tamper.rs covers seals).
     let plugin = with(
         json!({"batch": {"max_records": 2, "max_buffered_records": 5},
         "integrity": {"seal_every_batch": false}}),

@@ -30,3 +30,5 @@ mod otlp;
 mod otlp_collector;
 #[path = "e2e_scenarios/policy.rs"]
 mod policy;
+#[path = "e2e_scenarios/redaction.rs"]
+mod redaction;

@@ -30,9 +30,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const KEYS: [(&str, &str); 2] = [
+const KEYS: [(&str, &str); 3] = [
     ("MESH_AUDIT_HASH_KEY", "example-hash-key"),
     ("MESH_AUDIT_CHAIN_KEY", "example-chain-key"),
+    // An Ed25519 seed in base64, as keys.sh writes it.
+    (
+        "MESH_AUDIT_SIGNING_KEY",
+        "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=",
+    ),
 ];
 /// Where `make build` puts the filter; the only generated file examples mount.
 const BUILT_WASM: &str = "target/wasm32-wasip1/release/mesh_audit.wasm";

@@ -4,10 +4,10 @@
 //! of its own so that runs never meet. Dropping it removes every container,
 //! network and volume the project made.
 
+use crate::e2e::envoy::{admin_request, mesh_audit_stats};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -113,7 +113,8 @@ pub struct Stack {
     env: Vec<(String, String)>,
     pub admin_port: u16,
     pub https_port: u16,
-    pub chain_key: String,
+    /// Id of the proxy's signing key (keys.sh), which every seal must carry.
+    pub key_id: String,
     pub scratch: PathBuf,
 }
 
@@ -129,17 +130,31 @@ impl Stack {
         );
         let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&project);
         std::fs::create_dir_all(&scratch).unwrap();
-        let hash_key = random_hex();
-        let chain_key = random_hex();
+        // The recipe's own keys.sh: the proxy's hash, chain and signing
+        // keys in keys.env; the chain key and the signing key's keyring
+        // line in auditor.env, for the sink's container.
+        let made = Command::new("sh")
+            .arg(recipe_dir().join("keys.sh"))
+            .arg(&scratch)
+            .output()
+            .unwrap_or_else(|e| panic!("keys.sh: {e}"));
+        assert!(made.status.success(), "keys.sh: {}", text(&made));
         let keys = scratch.join("keys.env");
-        std::fs::write(
-            &keys,
-            format!("MESH_AUDIT_HASH_KEY={hash_key}\nMESH_AUDIT_CHAIN_KEY={chain_key}\n"),
-        )
-        .unwrap();
+        let auditor = scratch.join("auditor.env");
+        let key_id = std::fs::read_to_string(&auditor)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("MESH_AUDIT_KEYRING="))
+            .and_then(|ring| ring.split_whitespace().next())
+            .unwrap_or_else(|| panic!("keys.sh wrote no keyring line"))
+            .to_string();
         let (admin_port, https_port) = (free_port(), free_port());
         let mut env = local_images();
         env.push(("MESH_AUDIT_KEYS_FILE".into(), keys.display().to_string()));
+        env.push((
+            "MESH_AUDIT_AUDITOR_KEYS_FILE".into(),
+            auditor.display().to_string(),
+        ));
         env.push(("MESH_AUDIT_ADMIN_PORT".into(), admin_port.to_string()));
         env.push(("MESH_AUDIT_HTTPS_PORT".into(), https_port.to_string()));
         Stack {
@@ -148,9 +163,15 @@ impl Stack {
             env,
             admin_port,
             https_port,
-            chain_key,
+            key_id,
             scratch,
         }
+    }
+
+    /// Adds a Compose file over the project's (`-f` after `-f`): its
+    /// services' settings merge into, or replace, the earlier files'.
+    pub fn add_file(&mut self, compose_file: &Path) {
+        self.files.push(compose_file.to_path_buf());
     }
 
     pub fn set_env(&mut self, key: &str, value: &str) {
@@ -423,36 +444,24 @@ impl Stack {
             .collect()
     }
 
-    /// The `mode` strict `verify` reports for this project's trail.
-    pub fn verify_mode(&self) -> &'static str {
-        "hmac"
-    }
-
-    /// The key id every seal must be signed with, when the project signs.
-    pub fn signing_key_id(&self) -> Option<&str> {
-        None
-    }
-
-    /// `mesh-audit verify --json` with the chain key, inside the sink's
-    /// container: (exit success, outcome, text report).
+    /// Strict `mesh-audit verify --keys --key-env --json` inside the sink's
+    /// container, as the recipe's README runs it (the keyring line and the
+    /// chain key from auditor.env): (exit success, outcome, text report).
     pub fn verify(&self) -> (bool, Value, String) {
         let id = self.container("sink");
-        let run = |json: bool| {
-            let mut args = vec![
+        let run = |json: &str| {
+            docker(&[
                 "exec",
                 &id,
-                "mesh-audit",
-                "verify",
-                "--key-env",
-                "MESH_AUDIT_CHAIN_KEY",
-            ];
-            if json {
-                args.push("--json");
-            }
-            args.push("/data/audit.jsonl");
-            docker(&args)
+                "bash",
+                "-c",
+                &format!(
+                    "mesh-audit verify --keys <(echo \"$MESH_AUDIT_KEYRING\") \
+                     --key-env MESH_AUDIT_CHAIN_KEY {json} /data/audit.jsonl"
+                ),
+            ])
         };
-        let (json, human) = (run(true), run(false));
+        let (json, human) = (run("--json"), run(""));
         let outcome: Value = serde_json::from_slice(&json.stdout)
             .unwrap_or_else(|e| panic!("verify --json: {e}:\n{}", text(&json)));
         (json.status.success(), outcome, text(&human))
@@ -555,32 +564,17 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// The filter's metrics from the Envoy admin published on `port`, by name
-/// after `mesh_audit.` (Envoy 1.40 lists them as `wasmcustom.<name>`).
+/// The filter's metrics from the Envoy admin published on `port`, read as
+/// the end-to-end harness reads them (both builds' metric prefixes).
 pub fn stats_at(port: u16) -> BTreeMap<String, u64> {
-    let body = http_get(port, "/stats?filter=mesh_audit")
-        .unwrap_or_else(|| panic!("Envoy's admin on 127.0.0.1:{port} is unreachable"));
-    body.lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(": ")?;
-            let name = name.strip_prefix("wasmcustom.mesh_audit.")?;
-            Some((name.to_string(), value.trim().parse().ok()?))
-        })
-        .collect()
+    mesh_audit_stats(port)
+}
+
+/// The body of a 200 from the Envoy admin published on `port` (loopback).
+fn http_request(port: u16, method: &str, path: &str) -> Option<String> {
+    admin_request(port, method, path).and_then(|(status, body)| (status == 200).then_some(body))
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     http_request(port, "GET", path)
-}
-
-/// One HTTP/1.1 exchange (Envoy's admin refuses 1.0) with a published port on loopback: the body of a
-/// 200, else None.
-fn http_request(port: u16, method: &str, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").ok()?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).ok()?;
-    let (head, body) = reply.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }

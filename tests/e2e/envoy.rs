@@ -228,6 +228,16 @@ impl Envoy {
     /// [`Envoy::reload_plugin`] can replace it, and Envoy drains the old one
     /// for 1 s before it removes it. There is no mTLS listener.
     pub fn start_reloadable(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
+        Envoy::start_reloadable_with_vm_env(plugin_config, sink, &serde_json::json!({}))
+    }
+
+    /// [`Envoy::start_reloadable`], with these variables (a JSON object of
+    /// strings) in the filter VM's environment, e.g. a signing key.
+    pub fn start_reloadable_with_vm_env(
+        plugin_config: &serde_json::Value,
+        sink: &Sink,
+        vm_env: &serde_json::Value,
+    ) -> Envoy {
         let dir = run_dir();
         let (admin_port, plain_port, backend_port) = (free_port(), free_port(), free_port());
         let lds = Listeners {
@@ -236,6 +246,8 @@ impl Envoy {
             values: vec![
                 ("PLAIN_PORT", plain_port.to_string()),
                 ("WASM", wasm().display().to_string()),
+                // JSON is YAML's flow syntax: the object goes in as it is.
+                ("VM_ENV", vm_env.to_string()),
             ],
         };
         lds.write(plugin_config);

@@ -170,8 +170,10 @@ fn compose_services_have_healthchecks_and_install_nothing_at_start() {
     }
 }
 
-/// The keys come from the env file keys.sh writes (mode 0600, git-ignored),
-/// never from the compose file itself.
+/// The keys come from the env files keys.sh writes (mode 0600, git-ignored),
+/// never from the compose file itself: the proxy's keys.env for Envoy, the
+/// auditor's auditor.env (chain key and keyring line, no signing key) for
+/// the sink.
 #[test]
 fn compose_keys_come_from_the_env_file_keys_sh_writes() {
     let compose = compose();
@@ -183,13 +185,19 @@ fn compose_keys_come_from_the_env_file_keys_sh_writes() {
             "keys.sh does not write {key}"
         );
     }
+    assert!(keys_sh.contains("MESH_AUDIT_KEYRING="), "{keys_sh}");
     let ignored = std::fs::read_to_string(compose_dir().join(".gitignore")).unwrap();
-    assert!(ignored.lines().any(|l| l == "keys.env"), "{ignored}");
-    for name in ["sink", "envoy"] {
+    for file in ["keys.env", "auditor.env"] {
+        assert!(ignored.lines().any(|l| l == file), "{ignored}");
+    }
+    for (name, env_file) in [
+        ("sink", ("MESH_AUDIT_AUDITOR_KEYS_FILE", "auditor.env")),
+        ("envoy", ("MESH_AUDIT_KEYS_FILE", "keys.env")),
+    ] {
         let service = &compose["services"][name];
         assert_eq!(
             variable(service["env_file"].as_str().unwrap()),
-            Some(("MESH_AUDIT_KEYS_FILE", "keys.env")),
+            Some(env_file),
             "{name}"
         );
         assert!(service.get("environment").is_none(), "{name}: keys inline");

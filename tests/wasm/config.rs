@@ -2,7 +2,7 @@
 //! configurations and, in strict mode (`MESH_AUDIT_STRICT_CONFIG=1`), refuses
 //! bad ones with exactly one log line
 //! `mesh-audit: invalid configuration: <path>: <what>` (SPEC §3, §2.7; the
-//! default inert and degraded modes are in tests/config_modes.rs).
+//! default inert and degraded modes are in config_modes.rs).
 
 use crate::host::fixtures::{config_digest, is_hex};
 use crate::host::{each_guest, level, Guest, Host};

@@ -11,11 +11,22 @@
 #[path = "../host/mod.rs"]
 mod host;
 
+// The tamper suite runs `mesh-audit verify`, the CLI binary.
+#[cfg(feature = "cli")]
+#[path = "../cli_support/mod.rs"]
+mod cli_support;
+
 mod admission;
 mod config;
+mod config_modes;
 mod delivery;
 mod emulator;
 mod facts;
 mod lifecycle;
+mod otlp_replies;
+mod redaction;
 mod retry;
 mod robustness;
+mod sampling_istio;
+#[cfg(feature = "cli")]
+mod tamper;

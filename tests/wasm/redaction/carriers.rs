@@ -3,8 +3,8 @@
 //! own planted secret. None may reach the batch, each must be listed in
 //! `redacted`, and ordinary headers and parameters stay readable.
 
-use crate::host::fixtures::configured;
-use crate::host::{mtls_connection, typical_request, Host, Request};
+use crate::host::fixtures::configured_on;
+use crate::host::{each_guest, mtls_connection, typical_request, Host, Request};
 use serde_json::Value;
 
 /// Where a secret is planted; `{}` in the template is the secret.
@@ -330,74 +330,78 @@ pub fn contains(hay: &[u8], needle: &str) -> bool {
 
 #[test]
 fn no_carrier_leaks_and_each_is_listed_while_ordinary_fields_stay_readable() {
-    let mut h = configured(&config("jsonl"));
-    let secrets: Vec<String> = (0..CARRIERS.len()).map(|i| secret(i, 0x5eed)).collect();
-    for (i, (place, _)) in CARRIERS.iter().enumerate() {
-        h.run(request(
-            &format!("carrier-{i}"),
-            &[(*place, secrets[i].clone())],
-        ));
-    }
-    let bodies = flush(&mut h);
-    let mut records = std::collections::HashMap::new();
-    for body in &bodies {
-        for line in String::from_utf8_lossy(body).lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            if let Some(id) = v["request_id"].as_str() {
-                records.insert(id.to_string(), (line.to_string(), v.clone()));
+    each_guest(|guest| {
+        let mut h = configured_on(guest, &config("jsonl"));
+        let secrets: Vec<String> = (0..CARRIERS.len()).map(|i| secret(i, 0x5eed)).collect();
+        for (i, (place, _)) in CARRIERS.iter().enumerate() {
+            h.run(request(
+                &format!("carrier-{i}"),
+                &[(*place, secrets[i].clone())],
+            ));
+        }
+        let bodies = flush(&mut h);
+        let mut records = std::collections::HashMap::new();
+        for body in &bodies {
+            for line in String::from_utf8_lossy(body).lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                if let Some(id) = v["request_id"].as_str() {
+                    records.insert(id.to_string(), (line.to_string(), v.clone()));
+                }
             }
         }
-    }
-    let mut failures = Vec::new();
-    for (i, (place, listed)) in CARRIERS.iter().enumerate() {
-        let Some((line, rec)) = records.get(&format!("carrier-{i}")) else {
-            failures.push(format!("{place:?}: no record"));
-            continue;
-        };
-        if line.contains(&secrets[i]) {
-            failures.push(format!("{place:?}: leaked in {line}"));
-        }
-        let names: Vec<&str> = rec["redacted"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if !names.contains(listed) {
-            failures.push(format!("{place:?}: {listed} not in redacted {names:?}"));
-        }
-        for (n, v) in ORDINARY {
-            if rec["request"]["headers"][n] != *v {
-                failures.push(format!("{place:?}: {n} not kept: {line}"));
+        let mut failures = Vec::new();
+        for (i, (place, listed)) in CARRIERS.iter().enumerate() {
+            let Some((line, rec)) = records.get(&format!("carrier-{i}")) else {
+                failures.push(format!("{place:?}: no record"));
+                continue;
+            };
+            if line.contains(&secrets[i]) {
+                failures.push(format!("{place:?}: leaked in {line}"));
+            }
+            let names: Vec<&str> = rec["redacted"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if !names.contains(listed) {
+                failures.push(format!("{place:?}: {listed} not in redacted {names:?}"));
+            }
+            for (n, v) in ORDINARY {
+                if rec["request"]["headers"][n] != *v {
+                    failures.push(format!("{place:?}: {n} not kept: {line}"));
+                }
+            }
+            let query = rec["request"]["query"].as_str().unwrap_or_default();
+            if matches!(place, Header(..) | Response(..)) && query != "page=2&limit=10&sort=asc" {
+                failures.push(format!("{place:?}: page, limit, sort not kept: {line}"));
             }
         }
-        let query = rec["request"]["query"].as_str().unwrap_or_default();
-        if matches!(place, Header(..) | Response(..)) && query != "page=2&limit=10&sort=asc" {
-            failures.push(format!("{place:?}: page, limit, sort not kept: {line}"));
-        }
-    }
-    // Every byte of every batch, not only the parsed records.
-    for body in &bodies {
-        for (i, s) in secrets.iter().enumerate() {
-            if contains(body, s) {
-                failures.push(format!("{:?}: secret in a batch", CARRIERS[i].0));
+        // Every byte of every batch, not only the parsed records.
+        for body in &bodies {
+            for (i, s) in secrets.iter().enumerate() {
+                if contains(body, s) {
+                    failures.push(format!("{:?}: secret in a batch", CARRIERS[i].0));
+                }
             }
         }
-    }
-    println!("{} carriers, {} failures", CARRIERS.len(), failures.len());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+        println!("{} carriers, {} failures", CARRIERS.len(), failures.len());
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    });
 }
 
 #[test]
 fn capturing_a_pseudo_header_is_refused_with_the_exact_error() {
-    let mut h = Host::new();
-    let config = r#"{"sink":{"cluster":"s"},"capture":{"request_headers":[":path"]}}"#;
-    h.env("MESH_AUDIT_STRICT_CONFIG", "1");
-    let ok = h.configure(config);
-    let logs = h.logs_at_least(crate::host::level::ERROR);
-    assert!(!ok || !logs.is_empty(), "accepted: {}", h.log_dump());
-    assert!(
-        logs.iter().any(|l| l
-            == "mesh-audit: invalid configuration: capture.request_headers[0]: \":path\" is a pseudo-header: its fact has its own field in the record (request.method, .authority, .path, .query, response.code)"),
-        "{}",
-        h.log_dump()
-    );
+    each_guest(|guest| {
+        let mut h = Host::on(guest);
+        let config = r#"{"sink":{"cluster":"s"},"capture":{"request_headers":[":path"]}}"#;
+        h.env("MESH_AUDIT_STRICT_CONFIG", "1");
+        let ok = h.configure(config);
+        let logs = h.logs_at_least(crate::host::level::ERROR);
+        assert!(!ok || !logs.is_empty(), "accepted: {}", h.log_dump());
+        assert!(
+            logs.iter().any(|l| l
+                == "mesh-audit: invalid configuration: capture.request_headers[0]: \":path\" is a pseudo-header: its fact has its own field in the record (request.method, .authority, .path, .query, response.code)"),
+            "{}",
+            h.log_dump()
+        );
+    });
 }

@@ -3,21 +3,10 @@
 //! attacker who can edit the stored trail would, each checked with
 //! `mesh-audit verify --keys`: every doctored trail fails with the expected
 //! reason at the expected seq, and every clean one passes.
-#![cfg(feature = "cli")]
-// Test code: a failed unwrap or panic is a failed test with its reason.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[cfg(test)]
-#[path = "host/mod.rs"]
-mod host;
-
-#[cfg(test)]
-#[path = "cli_support/mod.rs"]
-mod cli_support;
-
-use cli_support::{run, stdout, Scratch};
-use host::fixtures::{lines, orders_request};
-use host::Host;
+use crate::cli_support::{run, stdout, Scratch};
+use crate::host::fixtures::{lines, orders_request};
+use crate::host::Host;
 use mesh_audit::audit::hex;
 use mesh_audit::deliver::chain::link;
 use mesh_audit::deliver::seal::{self, Seal, Signer};

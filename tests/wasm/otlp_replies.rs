@@ -7,7 +7,7 @@
 //! is its records, then their seal: `max_records` 4 makes three requests a
 //! full batch.
 
-use crate::host::fixtures::{configured, configured_on, orders_request, USER_AGENT};
+use crate::host::fixtures::{configured_on, orders_request, USER_AGENT};
 use crate::host::{each_guest, Dispatch, Host};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -97,97 +97,99 @@ fn balance(h: &Host) -> (i64, i64, i64, i64) {
 }
 
 #[test]
-// Wasm guest only: on the native guest the partial success is not read
-// yet (the whole batch counts delivered).
 fn a_partial_success_rejects_that_many_records_and_reports_them_by_a_loss_record() {
-    let mut h = configured(&otlp(""));
-    run_n(&mut h, 3);
-    h.tick();
-    assert_eq!(
-        kinds(&export(&h.dispatched()[0])),
-        ["request", "request", "request", "seal"]
-    );
-    let token = h.token(0);
-    h.reply_with(
-        token,
-        &[
-            (":status", "200"),
-            ("content-type", "application/x-protobuf"),
-        ],
-        &partial(2, "2 log records exceed the size limit"),
-    );
-    h.tick();
-    // 3 requests + their seal + the loss record admitted; of the batch of 4,
-    // 2 delivered and 2 rejected; the loss held.
-    assert_eq!(balance(&h), (3 + 1 + 1, 2, 2, 1), "{}", h.log_dump());
-    let warned = h.logs_at_least(crate::host::level::WARN);
-    assert!(
-        warned
-            .iter()
-            .any(|l| l.contains("rejected 2 records") && l.contains("exceed the size limit")),
-        "{warned:?}"
-    );
+    each_guest(|guest| {
+        let mut h = configured_on(guest, &otlp(""));
+        run_n(&mut h, 3);
+        h.tick();
+        assert_eq!(
+            kinds(&export(&h.dispatched()[0])),
+            ["request", "request", "request", "seal"]
+        );
+        let token = h.token(0);
+        h.reply_with(
+            token,
+            &[
+                (":status", "200"),
+                ("content-type", "application/x-protobuf"),
+            ],
+            &partial(2, "2 log records exceed the size limit"),
+        );
+        h.tick();
+        // 3 requests + their seal + the loss record admitted; of the batch of 4,
+        // 2 delivered and 2 rejected; the loss held.
+        assert_eq!(balance(&h), (3 + 1 + 1, 2, 2, 1), "{}", h.log_dump());
+        let warned = h.logs_at_least(crate::host::level::WARN);
+        assert!(
+            warned
+                .iter()
+                .any(|l| l.contains("rejected 2 records") && l.contains("exceed the size limit")),
+            "{warned:?}"
+        );
 
-    // The loss record goes out with the next batch, naming the batch's range.
-    run_n(&mut h, 2);
-    h.tick();
-    let next = h.dispatched();
-    assert_eq!(next.len(), 2, "{}", h.log_dump());
-    let sent = export(&next[1]);
-    assert_eq!(kinds(&sent), ["loss", "request", "request", "seal"]);
-    let loss = &bodies(&sent)[0];
-    assert_eq!(loss["reason"], "rejected");
-    assert_eq!(loss["count"], 2);
-    assert_eq!(
-        (loss["from_seq"].as_u64(), loss["to_seq"].as_u64()),
-        (Some(1), Some(4)),
-        "the rejected batch: 3 requests and their seal"
-    );
-    assert_eq!(loss["seq"], 5);
-    h.reply(h.token(1), 200, b"");
-    h.tick();
-    // 5 requests, 2 seals, the loss record: all settled.
-    assert_eq!(balance(&h), (5 + 2 + 1, 6, 2, 0));
+        // The loss record goes out with the next batch, naming the batch's range.
+        run_n(&mut h, 2);
+        h.tick();
+        let next = h.dispatched();
+        assert_eq!(next.len(), 2, "{}", h.log_dump());
+        let sent = export(&next[1]);
+        assert_eq!(kinds(&sent), ["loss", "request", "request", "seal"]);
+        let loss = &bodies(&sent)[0];
+        assert_eq!(loss["reason"], "rejected");
+        assert_eq!(loss["count"], 2);
+        assert_eq!(
+            (loss["from_seq"].as_u64(), loss["to_seq"].as_u64()),
+            (Some(1), Some(4)),
+            "the rejected batch: 3 requests and their seal"
+        );
+        assert_eq!(loss["seq"], 5);
+        h.reply(h.token(1), 200, b"");
+        h.tick();
+        // 5 requests, 2 seals, the loss record: all settled.
+        assert_eq!(balance(&h), (5 + 2 + 1, 6, 2, 0));
+    });
 }
 
 #[test]
-// Wasm guest only: on the native guest the partial success is not read
-// yet (the whole batch counts delivered).
 fn a_collector_refusing_more_than_the_batch_rejects_it_all_and_a_warning_rejects_nothing() {
-    let mut h = configured(&otlp(""));
-    run_n(&mut h, 3);
-    h.tick();
-    h.reply(h.token(0), 200, &partial(9, "quota"));
-    h.tick();
-    // The whole batch (3 requests and their seal) rejected, the loss held.
-    assert_eq!(balance(&h), (3 + 1 + 1, 0, 4, 1));
+    each_guest(|guest| {
+        let mut h = configured_on(guest, &otlp(""));
+        run_n(&mut h, 3);
+        h.tick();
+        h.reply(h.token(0), 200, &partial(9, "quota"));
+        h.tick();
+        // The whole batch (3 requests and their seal) rejected, the loss held.
+        assert_eq!(balance(&h), (3 + 1 + 1, 0, 4, 1));
 
-    let mut h = configured(&otlp(""));
-    run_n(&mut h, 3);
-    h.tick();
-    h.reply(h.token(0), 200, &partial(0, "deprecated attribute"));
-    h.tick();
-    assert_eq!(balance(&h), (3 + 1, 4, 0, 0), "3 requests and their seal");
-    assert!(h.logs_at_least(crate::host::level::WARN).iter().any(|l| l
-        .contains("accepted a batch with a warning")
-        && l.contains("deprecated attribute")));
+        let mut h = configured_on(guest, &otlp(""));
+        run_n(&mut h, 3);
+        h.tick();
+        h.reply(h.token(0), 200, &partial(0, "deprecated attribute"));
+        h.tick();
+        assert_eq!(balance(&h), (3 + 1, 4, 0, 0), "3 requests and their seal");
+        assert!(h
+            .logs_at_least(crate::host::level::WARN)
+            .iter()
+            .any(|l| l.contains("accepted a batch with a warning")
+                && l.contains("deprecated attribute")));
+    });
 }
 
 #[test]
-// Wasm guest only: on the native guest the partial success is not read
-// yet (the whole batch counts delivered).
 fn a_json_partial_success_counts_too() {
-    let mut h = configured(&otlp(""));
-    run_n(&mut h, 3);
-    h.tick();
-    h.reply_with(
-        h.token(0),
-        &[(":status", "200"), ("content-type", "application/json")],
-        br#"{"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"bad"}}"#,
-    );
-    h.tick();
-    // 3 requests + their seal + the loss; 3 of the batch of 4 delivered.
-    assert_eq!(balance(&h), (3 + 1 + 1, 3, 1, 1));
+    each_guest(|guest| {
+        let mut h = configured_on(guest, &otlp(""));
+        run_n(&mut h, 3);
+        h.tick();
+        h.reply_with(
+            h.token(0),
+            &[(":status", "200"), ("content-type", "application/json")],
+            br#"{"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"bad"}}"#,
+        );
+        h.tick();
+        // 3 requests + their seal + the loss; 3 of the batch of 4 delivered.
+        assert_eq!(balance(&h), (3 + 1 + 1, 3, 1, 1));
+    });
 }
 
 #[test]

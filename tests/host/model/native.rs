@@ -63,6 +63,12 @@ impl Proxy for Seam<'_> {
         bytes.ok().filter(|b| !b.is_empty())
     }
 
+    fn call_response_body(&self, max: usize) -> Option<Vec<u8>> {
+        let s = self.enter("proxy_get_buffer_bytes");
+        let bytes = s.buffer_bytes(buffer::CALL_RESPONSE_BODY, 0, max);
+        bytes.ok().filter(|b| !b.is_empty())
+    }
+
     fn env_var(&self, name: &str) -> Option<String> {
         let mut s = self.0.borrow_mut();
         s.count("wasi_snapshot_preview1", "environ_get");

@@ -35,6 +35,11 @@ struct Recorded {
     gauges: Vec<String>,
     /// (metric id, value) of every counter increment.
     increments: Vec<(usize, u64)>,
+    /// Counters the HTTP filter defined, and what it added to them.
+    filter_counters: Vec<String>,
+    filter_increments: Vec<(usize, u64)>,
+    /// Local replies: status, headers, body, details.
+    replies: Vec<(u32, Vec<(String, String)>, String, String)>,
 }
 
 static RECORDED: Mutex<Option<Recorded>> = Mutex::new(None);
@@ -447,6 +452,49 @@ pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_decre
     0
 }
 
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+    _: *mut c_void,
+    name: ModuleBuffer,
+    _labels: *mut ModuleBuffer,
+    _n: usize,
+    id: *mut usize,
+) -> u32 {
+    define(|r| &mut r.filter_counters, name, id)
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_http_filter_increment_counter(
+    _: *mut c_void,
+    id: usize,
+    _labels: *mut ModuleBuffer,
+    _n: usize,
+    value: u64,
+) -> u32 {
+    with(|r| r.filter_increments.push((id, value)));
+    0
+}
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_http_send_response(
+    _: *mut c_void,
+    status: u32,
+    headers: *mut ModuleHeader,
+    headers_size: usize,
+    body: ModuleBuffer,
+    details: ModuleBuffer,
+) {
+    let headers = unsafe { std::slice::from_raw_parts(headers, headers_size) }
+        .iter()
+        .map(|h| unsafe {
+            (
+                text(ModuleBuffer { ptr: h.key_ptr, length: h.key_length }),
+                text(ModuleBuffer { ptr: h.value_ptr, length: h.value_length }),
+            )
+        })
+        .collect();
+    let (body, details) = unsafe { (text(body), text(details)) };
+    with(|r| r.replies.push((status, headers, body, details)));
+}
+
 // ---- the module's hooks, as Envoy calls them ---------------------------------
 
 extern "C" {
@@ -491,6 +539,22 @@ extern "C" {
         body: *const EnvoyBuffer,
         body_size: usize,
     );
+    fn envoy_dynamic_module_on_http_filter_config_new(
+        config_envoy: *mut c_void,
+        name: EnvoyBuffer,
+        config: EnvoyBuffer,
+    ) -> *const c_void;
+    fn envoy_dynamic_module_on_http_filter_new(
+        config: *const c_void,
+        filter_envoy: *mut c_void,
+    ) -> *const c_void;
+    fn envoy_dynamic_module_on_http_filter_request_headers(
+        filter_envoy: *mut c_void,
+        filter: *const c_void,
+        end_of_stream: bool,
+    ) -> u32;
+    fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void);
+    fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void);
     fn envoy_dynamic_module_on_bootstrap_extension_shutdown(
         extension_envoy: *mut c_void,
         extension: *const c_void,
@@ -507,6 +571,10 @@ fn buf(bytes: &[u8]) -> EnvoyBuffer {
 }
 
 static SHUTDOWN_DONE: Mutex<usize> = Mutex::new(0);
+
+/// Held while a test switches a variable in the process environment, which
+/// the module reads as Envoy's.
+static ENV: Mutex<()> = Mutex::new(());
 
 unsafe extern "C" fn shutdown_done(context: *mut c_void) {
     assert_eq!(context as usize, 42, "the completion got another context");
@@ -580,16 +648,30 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
         );
     });
 
-    // A bad configuration is refused with the documented line; a null
+    // SPEC §2.7: a bad configuration is refused with the documented line
+    // in strict mode, and leaves the module inert otherwise; a null
     // pointer with a length is not read.
+    let invalid = b"{\"sink\": {}}";
+    let env = ENV.lock().unwrap_or_else(|p| p.into_inner());
+    std::env::set_var("MESH_AUDIT_STRICT_CONFIG", "1");
     let bad = unsafe {
         envoy_dynamic_module_on_access_logger_config_new(
             std::ptr::null_mut(),
             buf(b""),
-            buf(b"{\"sink\": {}}"),
+            buf(invalid),
         )
     };
+    std::env::remove_var("MESH_AUDIT_STRICT_CONFIG");
+    drop(env);
     assert!(bad.is_null());
+    let inert = unsafe {
+        envoy_dynamic_module_on_access_logger_config_new(
+            std::ptr::null_mut(),
+            buf(b""),
+            buf(invalid),
+        )
+    };
+    assert!(!inert.is_null());
     let lying = EnvoyBuffer {
         ptr: std::ptr::null(),
         length: 64,
@@ -627,6 +709,42 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
             r.logs
         );
     });
+
+    // An inert logger lets a request pass and counts it, on the main thread.
+    let inert_logger =
+        unsafe { envoy_dynamic_module_on_access_logger_new(inert, std::ptr::null_mut()) };
+    assert!(!inert_logger.is_null());
+    let passing = request(&[(b":path", b"/orders/9"), (b"x-request-id", b"req-0")]);
+    unsafe {
+        envoy_dynamic_module_on_access_logger_log(
+            &passing as *const _ as *mut c_void,
+            inert_logger,
+            6,
+        )
+    };
+    tick(envoy_config);
+    with(|r| {
+        let unaudited = r
+            .counters
+            .iter()
+            .position(|c| c == "mesh_audit.requests_unaudited")
+            .unwrap();
+        assert!(
+            r.increments.contains(&(unaudited, 1)),
+            "{:?} {:?}",
+            r.counters,
+            r.increments
+        );
+        // Said again by the inert auditor, at once.
+        let said = r
+            .logs
+            .iter()
+            .filter(|l| l.starts_with("mesh-audit: invalid configuration: sink.cluster"))
+            .count();
+        assert!(said >= 2, "{:?}", r.logs);
+    });
+    unsafe { envoy_dynamic_module_on_access_logger_destroy(inert_logger) };
+    unsafe { envoy_dynamic_module_on_access_logger_config_destroy(inert) };
 
     let json = br#"{"sink": {"cluster": "audit_sink"}, "batch": {"flush_interval_ms": 100}, "capture": {"request_headers": ["user-agent", "x-api-key"]}}"#;
     let config = unsafe {
@@ -828,5 +946,66 @@ fn a_panic_inside_a_hook_is_caught_logged_and_answered_with_the_fallback() {
             "{:?}",
             r.logs
         );
+    });
+}
+
+#[test]
+fn the_http_filter_answers_503_only_for_an_invalid_configuration_with_fail_closed() {
+    let _env = ENV.lock().unwrap_or_else(|p| p.into_inner());
+    let stream = 0x2000usize as *mut c_void;
+    let headers = |config: &[u8]| -> u32 {
+        let c = unsafe {
+            envoy_dynamic_module_on_http_filter_config_new(stream, buf(b"mesh-audit"), buf(config))
+        };
+        assert!(!c.is_null());
+        let f = unsafe { envoy_dynamic_module_on_http_filter_new(c, stream) };
+        let status = unsafe { envoy_dynamic_module_on_http_filter_request_headers(stream, f, true) };
+        // A null stream from Envoy is not used.
+        let ignored = unsafe {
+            envoy_dynamic_module_on_http_filter_request_headers(std::ptr::null_mut(), f, true)
+        };
+        assert_eq!(ignored, 0);
+        unsafe { envoy_dynamic_module_on_http_filter_destroy(f) };
+        unsafe { envoy_dynamic_module_on_http_filter_config_destroy(c) };
+        status
+    };
+    let valid = br#"{"sink": {"cluster": "audit_sink"}}"#;
+    let invalid = br#"{"sink": {"cluster": ""}}"#;
+    // Without MESH_AUDIT_FAIL_CLOSED every request goes on, valid or not.
+    assert_eq!(headers(valid), 0);
+    assert_eq!(headers(invalid), 0);
+    assert!(with(|r| r.replies.is_empty()));
+    std::env::set_var("MESH_AUDIT_FAIL_CLOSED", "1");
+    let valid_status = headers(valid);
+    let invalid_status = headers(invalid);
+    std::env::remove_var("MESH_AUDIT_FAIL_CLOSED");
+    assert_eq!(valid_status, 0);
+    // Stopped, and answered as the wasm filter answers.
+    assert_eq!(invalid_status, 1);
+    with(|r| {
+        assert_eq!(
+            r.replies,
+            vec![(
+                503,
+                vec![("content-type".to_string(), "text/plain".to_string())],
+                "audit unavailable".to_string(),
+                "mesh_audit_unavailable".to_string()
+            )]
+        );
+        let rejected: Vec<usize> = r
+            .filter_counters
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| *c == "mesh_audit.requests_rejected")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(rejected.len(), 4, "{:?}", r.filter_counters);
+        let counted: u64 = r
+            .filter_increments
+            .iter()
+            .filter(|(id, _)| rejected.contains(id))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(counted, 1, "{:?}", r.filter_increments);
     });
 }

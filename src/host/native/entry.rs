@@ -5,7 +5,7 @@
 
 use super::abi::{self, EnvoyBuffer, EnvoyHeader};
 use super::worker::Logger;
-use super::{guard, log, main_thread, Handoff, PENDING, QUEUE_CAPACITY};
+use super::{env_var, guard, log, main_thread, switched_on, Handoff, PENDING, QUEUE_CAPACITY};
 use crate::config::{degraded_line, error_line, Config, Overflow};
 use crate::filter::root::STRICT_ENV;
 use crate::host::Level;
@@ -77,9 +77,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
         let Some(json) = (unsafe { abi::copy_bytes(config.ptr, config.length) }) else {
             return std::ptr::null();
         };
-        let env = |name: &str| std::env::var(name).ok();
-        let strict = env(STRICT_ENV).is_some_and(|v| matches!(v.trim(), "1" | "true"));
-        match Config::from_json(&json, &env) {
+        let strict = switched_on(STRICT_ENV);
+        match Config::from_json(&json, &env_var) {
             // An access logger cannot answer a request: fail-closed would
             // silently be fail-open, so the configuration is refused.
             Ok(c) if c.on_overflow == Overflow::Reject => {
@@ -104,10 +103,20 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
                     .cast_const()
                     .cast()
             }
-            Err(e) => {
-                // Envoy refuses the access log: a standalone Envoy fails fast.
+            // Strict mode: Envoy refuses the access log and fails fast.
+            Err(e) if strict => {
                 log(Level::Error, &error_line(&e));
                 std::ptr::null()
+            }
+            // SPEC §2.7: an invalid configuration leaves the module inert
+            // (requests pass, counted in `requests_unaudited`, gauge
+            // `config_invalid`); the line is said now and every minute by
+            // the main thread's auditors.
+            Err(e) => {
+                log(Level::Error, &error_line(&e));
+                Box::into_raw(Box::new(LoggerConfig { json }))
+                    .cast_const()
+                    .cast()
             }
         }
     })

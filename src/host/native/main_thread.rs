@@ -7,7 +7,8 @@
 //! thread-local: no lock is ever taken on the delivery path.
 
 use super::abi::{self, EnvoyHeader, ModuleBuffer, ModuleHeader};
-use super::{env_var, fill_random, log, now_nanos, Handoff, PENDING};
+use super::{env_var, fill_random, log, now_nanos, Handoff, NODE_ID, PENDING};
+use crate::config::Config;
 use crate::filter::http::Outcome;
 use crate::filter::root::Auditor;
 use crate::filter::Counter;
@@ -83,8 +84,11 @@ struct MainHost<'a> {
 }
 
 impl Attributes for MainHost<'_> {
-    fn property_or_error(&self, _: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        Ok(None)
+    fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(match path {
+            ["xds", "node", "id"] => NODE_ID.get().map(|id| id.clone().into_bytes()),
+            _ => None,
+        })
     }
     fn headers(&self, map: Map) -> Headers {
         match (map, self.reply_status) {
@@ -314,6 +318,10 @@ impl Main {
             Err(TryLockError::WouldBlock) => Vec::new(),
         };
         for (queue, config) in fresh {
+            // An invalid configuration is configured at once: its gauge
+            // and its reminder do not wait for traffic (it never admits a
+            // record, so it never writes a `close` record either).
+            let inert = Config::from_json(&config, &env_var).is_err();
             self.emitters.push(Emitter {
                 queue,
                 config,
@@ -322,6 +330,9 @@ impl Main {
                 done: false,
                 configured: false,
             });
+            if inert {
+                self.with_host(self.emitters.len() - 1, None, |_, _| {});
+            }
         }
         for i in 0..self.emitters.len() {
             let mut taken = Vec::new();
@@ -435,6 +446,7 @@ fn apply(a: &mut Auditor, host: &MainHost, h: Handoff) {
                 Outcome::Inactive => {}
             }
         }
+        Handoff::Unaudited => a.unaudited(),
         Handoff::NotAdmitted {
             count,
             since,

@@ -13,6 +13,7 @@
 
 pub mod abi;
 mod entry;
+mod filter;
 mod main_thread;
 mod worker;
 
@@ -28,6 +29,8 @@ pub enum Handoff {
     Outcome { outcome: Outcome, violation: bool },
     /// Records the queue had no room for, since..until (nanoseconds).
     NotAdmitted { count: u64, since: u64, until: u64 },
+    /// A request that passed an inert logger (invalid configuration).
+    Unaudited,
 }
 
 /// Hand-offs one worker may have in flight to the main thread (a few KiB
@@ -42,9 +45,27 @@ pub const QUEUE_CAPACITY: usize = 16_384;
 static PENDING: Mutex<Vec<(Receiver<crate::host::native::Handoff>, Vec<u8>)>> =
     Mutex::new(Vec::new());
 
+/// The Envoy node id, as the first access-log context gave it: the main
+/// thread's auditors name their OTLP resource (`service.instance.id`) by
+/// it, as the wasm filter does from `xds.node.id`. Set before the first
+/// hand-off, so every emitter, configured on its first one, finds it.
+static NODE_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `response.code_details` of the 503 the HTTP filter answers while the
+/// configuration is invalid and `MESH_AUDIT_FAIL_CLOSED` is set: the access
+/// logger skips these requests as the wasm filter does (they are counted in
+/// `requests_rejected`, not `requests_unaudited`).
+pub const REJECTED_DETAILS: &str = "mesh_audit_unavailable";
+
 /// The module runs inside Envoy's process: its environment is the VM's.
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+/// Whether the switch `name` (e.g. `MESH_AUDIT_STRICT_CONFIG`) is on in
+/// Envoy's environment, read as the core reads it from the VM's.
+fn switched_on(name: &str) -> bool {
+    env_var(name).is_some_and(|v| matches!(v.trim(), "1" | "true"))
 }
 
 fn fill_random(buf: &mut [u8]) -> bool {

@@ -4,9 +4,9 @@
 //! builds goes to the main thread through a bounded queue, never blocking.
 
 use super::abi::{self, EnvoyBuffer, EnvoyHeader, HeaderType};
-use super::{env_var, log, now_nanos, Handoff};
+use super::{env_var, log, now_nanos, Handoff, NODE_ID, REJECTED_DETAILS};
 use crate::filter::http::{self, Outcome};
-use crate::filter::root::Auditor;
+use crate::filter::root::{Auditor, FAIL_CLOSED_ENV};
 use crate::filter::Counter;
 use crate::host::{Attributes, Headers, HostError, Level, Map, MetricKind, Proxy};
 use std::ffi::c_void;
@@ -27,6 +27,10 @@ pub struct Logger {
     queue: SyncSender<Handoff>,
     overflow: Overflow,
     config: Vec<u8>,
+    /// Inert with `MESH_AUDIT_FAIL_CLOSED`: requests should have been
+    /// answered 503 by the HTTP filter; said once when one was not.
+    fail_closed: bool,
+    warned_fail_open: bool,
 }
 
 impl Logger {
@@ -34,17 +38,34 @@ impl Logger {
         let host = LogHost {
             ctx: std::ptr::null_mut(),
             config: &config,
+            quiet: true,
         };
         let mut builder = Auditor::new(&host);
-        // The configuration was validated when Envoy loaded it; a failure
-        // here leaves the logger inactive, which records nothing.
+        // Envoy's load and the main thread's auditors say what is wrong
+        // with the configuration; an invalid one leaves this copy inert.
         builder.configure(&host);
         Logger {
             builder,
             queue,
             overflow: Overflow::default(),
             config,
+            fail_closed: super::switched_on(FAIL_CLOSED_ENV),
+            warned_fail_open: false,
         }
+    }
+
+    /// A request that passed an inert logger: counted by the main thread,
+    /// unless the HTTP filter answered it 503 (then it is a rejection).
+    fn unaudited(&mut self, details: Option<Vec<u8>>) {
+        if details.as_deref() == Some(REJECTED_DETAILS.as_bytes()) {
+            return;
+        }
+        if self.fail_closed && !self.warned_fail_open {
+            self.warned_fail_open = true;
+            log(Level::Error, FAIL_OPEN_WARNING);
+        }
+        // A full queue only loses a count; the main thread is behind.
+        let _ = self.queue.try_send(Handoff::Unaudited);
     }
 
     /// The access-log hook: one finished request.
@@ -52,7 +73,17 @@ impl Logger {
         let host = LogHost {
             ctx,
             config: &self.config,
+            quiet: false,
         };
+        if self.builder.is_inert() {
+            self.unaudited(host.property(&["response", "code_details"]));
+            return;
+        }
+        if NODE_ID.get().is_none() {
+            if let Some(id) = host.node_id() {
+                let _ = NODE_ID.set(id);
+            }
+        }
         let violations = self.builder.stats.get(Counter::PolicyViolations);
         let outcome = http::build(&mut self.builder, &host);
         let violation = self.builder.stats.get(Counter::PolicyViolations) > violations;
@@ -98,7 +129,14 @@ impl Logger {
 pub struct LogHost<'a> {
     ctx: *mut c_void,
     config: &'a [u8],
+    /// Configuring: its lines are said by Envoy's load and the main thread.
+    quiet: bool,
 }
+
+/// Said once per logger when `MESH_AUDIT_FAIL_CLOSED` is set, the
+/// configuration is invalid, and a request passed: the 503 needs the
+/// module's HTTP filter in the chain.
+pub const FAIL_OPEN_WARNING: &str = "mesh-audit: MESH_AUDIT_FAIL_CLOSED is set and the configuration is invalid, but requests pass: add the mesh-audit HTTP filter (envoy.filters.http.dynamic_modules, filter_name mesh-audit) to answer them 503";
 
 fn int(v: u64) -> Option<Vec<u8>> {
     Some(v.to_le_bytes().to_vec())
@@ -199,6 +237,22 @@ impl LogHost<'_> {
             return Some(vec![u8::from(flag)]);
         }
         None
+    }
+
+    /// The Envoy node id, from the `xds.node` attribute.
+    fn node_id(&self) -> Option<String> {
+        let mut out = EnvoyBuffer::EMPTY;
+        // Safety: the context is Envoy's, valid for this hook; `out` is ours.
+        let found = unsafe {
+            abi::envoy_dynamic_module_callback_access_logger_get_attribute_string(
+                self.ctx,
+                abi::ATTRIBUTE_XDS_NODE,
+                &mut out,
+            )
+        };
+        // Safety: Envoy's buffer, valid until the hook returns.
+        let bytes = found.then(|| unsafe { abi::copy_bytes(out.ptr, out.length) })??;
+        String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
     }
 
     fn timing(&self) -> abi::TimingInfo {
@@ -396,9 +450,9 @@ impl Proxy for LogHost<'_> {
         false
     }
     fn log(&self, level: Level, message: &str) {
-        // The worker's copy of the auditor only builds: its configure line
+        // The worker's copy of the auditor only builds: its configure lines
         // would repeat the main thread's, so only warnings and worse go out.
-        if level >= Level::Warn {
+        if level >= Level::Warn && !self.quiet {
             log(level, message);
         }
     }

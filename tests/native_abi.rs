@@ -486,8 +486,14 @@ pub extern "C" fn envoy_dynamic_module_callback_http_send_response(
         .iter()
         .map(|h| unsafe {
             (
-                text(ModuleBuffer { ptr: h.key_ptr, length: h.key_length }),
-                text(ModuleBuffer { ptr: h.value_ptr, length: h.value_length }),
+                text(ModuleBuffer {
+                    ptr: h.key_ptr,
+                    length: h.key_length,
+                }),
+                text(ModuleBuffer {
+                    ptr: h.value_ptr,
+                    length: h.value_length,
+                }),
             )
         })
         .collect();
@@ -959,7 +965,8 @@ fn the_http_filter_answers_503_only_for_an_invalid_configuration_with_fail_close
         };
         assert!(!c.is_null());
         let f = unsafe { envoy_dynamic_module_on_http_filter_new(c, stream) };
-        let status = unsafe { envoy_dynamic_module_on_http_filter_request_headers(stream, f, true) };
+        let status =
+            unsafe { envoy_dynamic_module_on_http_filter_request_headers(stream, f, true) };
         // A null stream from Envoy is not used.
         let ignored = unsafe {
             envoy_dynamic_module_on_http_filter_request_headers(std::ptr::null_mut(), f, true)

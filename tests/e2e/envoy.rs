@@ -22,6 +22,41 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// type.
 fn as_access_logger(config: String) -> String {
     let lines: Vec<&str> = config.lines().collect();
+    let (start, end) = wasm_filter_lines(&lines);
+    let logger: Vec<String> = lines[start..end]
+        .iter()
+        .map(|l| {
+            l.replace("envoy.filters.http.wasm", "envoy.access_loggers.wasm")
+                .replace(
+                    "extensions.filters.http.wasm.v3.Wasm",
+                    "extensions.access_loggers.wasm.v3.WasmAccessLog",
+                )
+        })
+        .collect();
+    let front_routes = front_routes(&lines, start);
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    out.extend(lines[..front_routes].iter().map(|l| l.to_string()));
+    out.extend(logger);
+    out.extend(lines[front_routes..start].iter().map(|l| l.to_string()));
+    out.extend(lines[end..].iter().map(|l| l.to_string()));
+    out.join("\n") + "\n"
+}
+
+/// Which build of mesh-audit an Envoy of the harness runs: the same
+/// listeners, routes and plugin configuration either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// The `.wasm` as the front listeners' HTTP filter (envoy/e2e.yaml).
+    Wasm,
+    /// The native module (`make native`): access logger + bootstrap extension.
+    Native,
+    /// The native module with its HTTP filter too, where fail-closed needs it.
+    NativeWithFilter,
+}
+
+/// The lines of mesh-audit's wasm HTTP filter in envoy/e2e.yaml: from its
+/// list item to the next filter's.
+fn wasm_filter_lines(lines: &[&str]) -> (usize, usize) {
     let item = "          - name: ";
     let start = lines
         .iter()
@@ -33,26 +68,73 @@ fn as_access_logger(config: String) -> String {
             .iter()
             .position(|l| l.starts_with(item))
             .unwrap_or_else(|| panic!("envoy/e2e.yaml: nothing after the mesh-audit filter"));
-    let logger: Vec<String> = lines[start..end]
-        .iter()
-        .map(|l| {
-            l.replace("envoy.filters.http.wasm", "envoy.access_loggers.wasm")
-                .replace(
-                    "extensions.filters.http.wasm.v3.Wasm",
-                    "extensions.access_loggers.wasm.v3.WasmAccessLog",
-                )
-        })
-        .collect();
-    let front_routes = lines
+    (start, end)
+}
+
+/// Where the front HCM's `route_config` starts: access loggers go right
+/// before it, after Envoy's own JSON access log.
+fn front_routes(lines: &[&str], filter_start: usize) -> usize {
+    let at = lines
         .iter()
         .position(|l| *l == "          route_config:")
         .unwrap_or_else(|| panic!("envoy/e2e.yaml has no route_config"));
-    assert!(front_routes < start, "envoy/e2e.yaml: unexpected layout");
-    let mut out: Vec<String> = Vec::with_capacity(lines.len());
-    out.extend(lines[..front_routes].iter().map(|l| l.to_string()));
+    assert!(at < filter_start, "envoy/e2e.yaml: unexpected layout");
+    at
+}
+
+/// envoy/e2e.yaml with mesh-audit as the native module instead of the
+/// `.wasm`: a bootstrap extension (delivery, shutdown drain), an access
+/// logger on the front HCM in place of the HTTP filter, and, with
+/// `http_filter`, the module's HTTP filter where the wasm filter was.
+/// Everything else (listeners, RBAC, JWT, routes, clusters) is e2e.yaml's.
+fn as_native(config: String, http_filter: bool) -> String {
+    let lines: Vec<&str> = config.lines().collect();
+    let (start, end) = wasm_filter_lines(&lines);
+    let routes = front_routes(&lines, start);
+    let admin = lines
+        .iter()
+        .position(|l| *l == "admin:")
+        .unwrap_or_else(|| panic!("envoy/e2e.yaml has no admin section"));
+    let module = "dynamic_module_config: {name: mesh_audit, do_not_close: true}";
+    let bootstrap = [
+        "bootstrap_extensions:".to_string(),
+        "- name: envoy.bootstrap.dynamic_modules".to_string(),
+        "  typed_config:".to_string(),
+        "    \"@type\": type.googleapis.com/envoy.extensions.bootstrap.dynamic_modules.v3.DynamicModuleBootstrapExtension".to_string(),
+        format!("    {module}"),
+        "    extension_name: mesh-audit".to_string(),
+    ];
+    let plugin = "{{PLUGIN_CONFIG}}";
+    let logger = [
+        "          - name: envoy.access_loggers.dynamic_modules".to_string(),
+        "            typed_config:".to_string(),
+        "              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.dynamic_modules.v3.DynamicModuleAccessLog".to_string(),
+        format!("              {module}"),
+        "              logger_name: mesh-audit".to_string(),
+        "              logger_config:".to_string(),
+        "                \"@type\": type.googleapis.com/google.protobuf.StringValue".to_string(),
+        format!("                value: {plugin}"),
+    ];
+    let filter = [
+        "          - name: envoy.filters.http.dynamic_modules".to_string(),
+        "            typed_config:".to_string(),
+        "              \"@type\": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter".to_string(),
+        format!("              {module}"),
+        "              filter_name: mesh-audit".to_string(),
+        "              filter_config:".to_string(),
+        "                \"@type\": type.googleapis.com/google.protobuf.StringValue".to_string(),
+        format!("                value: {plugin}"),
+    ];
+    let own = |range: &[&str]| range.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+    let mut out = own(&lines[..admin]);
+    out.extend(bootstrap);
+    out.extend(own(&lines[admin..routes]));
     out.extend(logger);
-    out.extend(lines[front_routes..start].iter().map(|l| l.to_string()));
-    out.extend(lines[end..].iter().map(|l| l.to_string()));
+    out.extend(own(&lines[routes..start]));
+    if http_filter {
+        out.extend(filter);
+    }
+    out.extend(own(&lines[end..]));
     out.join("\n") + "\n"
 }
 
@@ -136,17 +218,52 @@ impl Envoy {
         Envoy::spawn_with(plugin_config, sink, as_access_logger).ready()
     }
 
-    /// Starts Envoy from envoy/e2e-native.yaml: the same listeners, with
-    /// mesh-audit as the native module (`make native`) instead of the
-    /// `.wasm`, found through `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`. The
-    /// module reads the variables the wasm VM is given from Envoy's
-    /// environment.
+    /// Starts Envoy with `build` of mesh-audit, as the wasm VM would be
+    /// configured: the hash key, and strict mode (a standalone Envoy fails
+    /// fast on a configuration problem).
+    pub fn start_build(build: Build, plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
+        match build {
+            Build::Wasm => Envoy::start(plugin_config, sink),
+            native => Envoy::start_native_with(
+                native,
+                plugin_config,
+                sink.port(),
+                1,
+                &[("MESH_AUDIT_STRICT_CONFIG", "1")],
+            ),
+        }
+    }
+
+    /// Starts Envoy from envoy/e2e.yaml with mesh-audit as the native
+    /// module (`make native`) instead of the `.wasm`, found through
+    /// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`. The module reads the variables
+    /// the wasm VM is given from Envoy's environment: the hash key here.
     pub fn start_native(plugin_config: &serde_json::Value, sink_port: u16, workers: u32) -> Envoy {
+        Envoy::start_native_with(Build::Native, plugin_config, sink_port, workers, &[])
+    }
+
+    /// [`Envoy::start_native`] as `build`, with `env` added to Envoy's environment.
+    pub fn start_native_with(
+        build: Build,
+        plugin_config: &serde_json::Value,
+        sink_port: u16,
+        workers: u32,
+        env: &[(&str, &str)],
+    ) -> Envoy {
+        assert_ne!(
+            build,
+            Build::Wasm,
+            "start_native_with runs the native module"
+        );
         let dir = run_dir();
         let (admin_port, mtls_port, plain_port) = (free_port(), free_port(), free_port());
         let module = super::native_module();
+        let template = as_native(
+            read_template("envoy/e2e.yaml"),
+            build == Build::NativeWithFilter,
+        );
         let config = render(
-            &read_template("envoy/e2e-native.yaml"),
+            &template,
             &[
                 ("ADMIN_PORT", admin_port.to_string()),
                 ("MTLS_PORT", mtls_port.to_string()),
@@ -157,21 +274,19 @@ impl Envoy {
                 ("CERT_DIR", pki().display().to_string()),
                 ("PLUGIN_CONFIG", plugin_config_scalar(plugin_config)),
                 ("ACCESS_LOG", dir.join("access.log").display().to_string()),
+                // Only e2e.yaml's header comment names it: no .wasm is loaded.
+                ("WASM", "(none: the native module)".to_string()),
             ],
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
         let search_path = module.parent().unwrap_or(Path::new("."));
-        let child = launch_with_env(
-            &config_path,
-            &dir,
-            workers,
-            &[],
-            &[
-                ("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", search_path.as_os_str()),
-                ("MESH_AUDIT_HASH_KEY", "e2e-hash-key".as_ref()),
-            ],
-        );
+        let mut vars: Vec<(&str, &std::ffi::OsStr)> = vec![
+            ("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", search_path.as_os_str()),
+            ("MESH_AUDIT_HASH_KEY", "e2e-hash-key".as_ref()),
+        ];
+        vars.extend(env.iter().map(|(k, v)| (*k, v.as_ref())));
+        let child = launch_with_env(&config_path, &dir, workers, &[], &vars);
         Envoy {
             child,
             admin_port,

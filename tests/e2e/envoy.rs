@@ -87,7 +87,7 @@ fn front_routes(lines: &[&str], filter_start: usize) -> usize {
 /// logger on the front HCM in place of the HTTP filter, and, with
 /// `http_filter`, the module's HTTP filter where the wasm filter was.
 /// Everything else (listeners, RBAC, JWT, routes, clusters) is e2e.yaml's.
-fn as_native(config: String, http_filter: bool) -> String {
+pub fn as_native(config: String, http_filter: bool) -> String {
     let lines: Vec<&str> = config.lines().collect();
     let (start, end) = wasm_filter_lines(&lines);
     let routes = front_routes(&lines, start);
@@ -136,6 +136,22 @@ fn as_native(config: String, http_filter: bool) -> String {
     }
     out.extend(own(&lines[end..]));
     out.join("\n") + "\n"
+}
+
+/// Envoy's environment for the native module: where Envoy finds it, the
+/// hash key the wasm VM is given in envoy/e2e.yaml, and `env`.
+pub fn native_env(env: &[(&str, &str)]) -> Vec<(String, std::ffi::OsString)> {
+    let module = super::native_module();
+    let search_path = module.parent().unwrap_or(Path::new("."));
+    let mut vars = vec![
+        (
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH".to_string(),
+            search_path.as_os_str().to_os_string(),
+        ),
+        ("MESH_AUDIT_HASH_KEY".to_string(), "e2e-hash-key".into()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.into())));
+    vars
 }
 
 /// Fills `{{NAME}}` placeholders; every placeholder must be given a value.
@@ -257,7 +273,6 @@ impl Envoy {
         );
         let dir = run_dir();
         let (admin_port, mtls_port, plain_port) = (free_port(), free_port(), free_port());
-        let module = super::native_module();
         let template = as_native(
             read_template("envoy/e2e.yaml"),
             build == Build::NativeWithFilter,
@@ -280,12 +295,11 @@ impl Envoy {
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
-        let search_path = module.parent().unwrap_or(Path::new("."));
-        let mut vars: Vec<(&str, &std::ffi::OsStr)> = vec![
-            ("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", search_path.as_os_str()),
-            ("MESH_AUDIT_HASH_KEY", "e2e-hash-key".as_ref()),
-        ];
-        vars.extend(env.iter().map(|(k, v)| (*k, v.as_ref())));
+        let vars = native_env(env);
+        let vars: Vec<(&str, &std::ffi::OsStr)> = vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_os_str()))
+            .collect();
         let child = launch_with_env(&config_path, &dir, workers, &[], &vars);
         Envoy {
             child,

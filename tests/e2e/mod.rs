@@ -274,8 +274,10 @@ macro_rules! on_both_builds {
             mod $name {
                 #[allow(unused_imports)]
                 use super::*;
+                #[allow(unused_imports)]
+                use $crate::e2e::Build;
 
-                fn scenario($build: $crate::e2e::Build) $body
+                fn scenario($build: Build) $body
 
                 #[test]
                 fn wasm() {

@@ -98,8 +98,6 @@ pub const CALLOUT_RESULT_SUCCESS: u32 = 0;
 /// `envoy_dynamic_module_type_attribute_id_XdsVirtualHostName`: the only
 /// fact without a dedicated access-logger getter.
 pub const ATTRIBUTE_XDS_VIRTUAL_HOST_NAME: u32 = 63;
-/// `envoy_dynamic_module_type_attribute_id_XdsNode`.
-pub const ATTRIBUTE_XDS_NODE: u32 = 56;
 
 /// `envoy_dynamic_module_type_timing_info`: nanoseconds, -1 when unknown.
 #[repr(C)]

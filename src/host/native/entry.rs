@@ -294,7 +294,8 @@ pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_timer_fired(
 }
 
 /// # Safety
-/// `headers` addresses `headers_size` headers Envoy owns for the call.
+/// `headers` addresses `headers_size` headers and `body` `body_size`
+/// buffers Envoy owns for the call.
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
     _config_envoy: *mut c_void,
@@ -303,12 +304,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_bootstrap_extension_http_callou
     result: u32,
     headers: *const EnvoyHeader,
     headers_size: usize,
-    _body: *const EnvoyBuffer,
-    _body_size: usize,
+    body: *const EnvoyBuffer,
+    body_size: usize,
 ) {
     guard("bootstrap_extension_http_callout_done", (), || {
         // Safety: per this hook's contract.
-        unsafe { main_thread::callout_done(callout_id, result, headers, headers_size) }
+        unsafe {
+            main_thread::callout_done(callout_id, result, headers, headers_size, body, body_size)
+        }
     })
 }
 

@@ -14,7 +14,10 @@
 pub mod abi;
 mod entry;
 mod filter;
+mod log_host;
+mod main_host;
 mod main_thread;
+mod quiet;
 mod worker;
 
 use crate::filter::http::Outcome;
@@ -44,12 +47,6 @@ pub const QUEUE_CAPACITY: usize = 16_384;
 /// on the main thread's tick, never per request.
 static PENDING: Mutex<Vec<(Receiver<crate::host::native::Handoff>, Vec<u8>)>> =
     Mutex::new(Vec::new());
-
-/// The Envoy node id, as the first access-log context gave it: the main
-/// thread's auditors name their OTLP resource (`service.instance.id`) by
-/// it, as the wasm filter does from `xds.node.id`. Set before the first
-/// hand-off, so every emitter, configured on its first one, finds it.
-static NODE_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// `response.code_details` of the 503 the HTTP filter answers while the
 /// configuration is invalid and `MESH_AUDIT_FAIL_CLOSED` is set: the access

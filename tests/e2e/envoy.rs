@@ -42,6 +42,10 @@ fn as_access_logger(config: String) -> String {
     out.join("\n") + "\n"
 }
 
+/// What envoy/e2e.yaml gives the wasm VM besides the hash key: a
+/// standalone Envoy fails fast on a configuration problem.
+const STRICT: &[(&str, &str)] = &[("MESH_AUDIT_STRICT_CONFIG", "1")];
+
 /// Which build of mesh-audit an Envoy of the harness runs: the same
 /// listeners, routes and plugin configuration either way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,7 +220,20 @@ impl Envoy {
     /// Starts Envoy with a configuration it must refuse; returns its log once
     /// it has exited unsuccessfully.
     pub fn start_expecting_refusal(plugin_config: &serde_json::Value, sink: &Sink) -> String {
-        let mut envoy = Envoy::spawn(plugin_config, sink);
+        Envoy::start_build_expecting_refusal(Build::Wasm, plugin_config, sink)
+    }
+
+    /// [`Envoy::start_expecting_refusal`] with `build` of mesh-audit, strict
+    /// as in [`Envoy::start_build`].
+    pub fn start_build_expecting_refusal(
+        build: Build,
+        plugin_config: &serde_json::Value,
+        sink: &Sink,
+    ) -> String {
+        let mut envoy = match build {
+            Build::Wasm => Envoy::spawn(plugin_config, sink),
+            native => Envoy::spawn_native(native, plugin_config, sink.port(), 1, STRICT),
+        };
         let status = wait_for(START_TIMEOUT, || envoy.child.try_wait().ok().flatten());
         let status: ExitStatus =
             status.unwrap_or_else(|| panic!("Envoy still running after {START_TIMEOUT:?}"));
@@ -240,13 +257,7 @@ impl Envoy {
     pub fn start_build(build: Build, plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
         match build {
             Build::Wasm => Envoy::start(plugin_config, sink),
-            native => Envoy::start_native_with(
-                native,
-                plugin_config,
-                sink.port(),
-                1,
-                &[("MESH_AUDIT_STRICT_CONFIG", "1")],
-            ),
+            native => Envoy::start_native_with(native, plugin_config, sink.port(), 1, STRICT),
         }
     }
 
@@ -266,11 +277,17 @@ impl Envoy {
         workers: u32,
         env: &[(&str, &str)],
     ) -> Envoy {
-        assert_ne!(
-            build,
-            Build::Wasm,
-            "start_native_with runs the native module"
-        );
+        Envoy::spawn_native(build, plugin_config, sink_port, workers, env).ready()
+    }
+
+    fn spawn_native(
+        build: Build,
+        plugin_config: &serde_json::Value,
+        sink_port: u16,
+        workers: u32,
+        env: &[(&str, &str)],
+    ) -> Envoy {
+        assert_ne!(build, Build::Wasm, "spawn_native runs the native module");
         let dir = run_dir();
         let (admin_port, mtls_port, plain_port) = (free_port(), free_port(), free_port());
         let template = as_native(
@@ -309,7 +326,6 @@ impl Envoy {
             dir,
             listeners: None,
         }
-        .ready()
     }
 
     fn spawn(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {

@@ -19,7 +19,7 @@ struct LoggerConfig {
 }
 
 /// Why the native module refuses `"on_overflow": "reject"`.
-pub const REJECT_UNSUPPORTED: &str = "mesh-audit: invalid configuration: on_overflow: \"reject\" needs an HTTP filter to answer 503, and the native module audits from the access log: use the wasm filter for fail-closed auditing";
+pub const REJECT_UNSUPPORTED: &str = "mesh-audit: invalid configuration: on_overflow: \"reject\" needs the buffer's state on every request, and the native module buffers on the main thread: use the wasm filter for fail-closed auditing on a full buffer";
 
 /// A pointer for hooks whose module-side object carries no state.
 static MARKER: u8 = 0;
@@ -79,8 +79,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
         };
         let strict = switched_on(STRICT_ENV);
         match Config::from_json(&json, &env_var) {
-            // An access logger cannot answer a request: fail-closed would
-            // silently be fail-open, so the configuration is refused.
+            // The buffer lives on the main thread: answering 503 while it
+            // is full would be a guess on the worker, and fail-closed must
+            // not silently be fail-open, so the configuration is refused.
             Ok(c) if c.on_overflow == Overflow::Reject => {
                 log(Level::Error, REJECT_UNSUPPORTED);
                 std::ptr::null()

@@ -8,7 +8,7 @@
 mod e2e;
 
 use e2e::client::SERVER_NAME;
-use e2e::{cert_sha256, is_lower_hex, pki, record_of, Build, Envoy, Sink, Workload};
+use e2e::{cert_sha256, is_lower_hex, pki, record_of, Envoy, Sink, Workload};
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -13,6 +13,9 @@ use std::sync::Mutex;
 /// One HTTP callout: cluster, headers, body.
 pub(crate) type Callout = (String, Vec<(String, String)>, Vec<u8>);
 
+/// One local reply: status, headers, body, details.
+pub(crate) type LocalReply = (u32, Vec<(String, String)>, String, String);
+
 #[derive(Default)]
 pub(crate) struct Recorded {
     pub(crate) logs: Vec<String>,
@@ -27,7 +30,7 @@ pub(crate) struct Recorded {
     pub(crate) filter_counters: Vec<String>,
     pub(crate) filter_increments: Vec<(usize, u64)>,
     /// Local replies: status, headers, body, details.
-    pub(crate) replies: Vec<(u32, Vec<(String, String)>, String, String)>,
+    pub(crate) replies: Vec<LocalReply>,
 }
 
 pub(crate) static RECORDED: Mutex<Option<Recorded>> = Mutex::new(None);

@@ -1,11 +1,9 @@
 //! SPEC §2 under real faults, in the real, pinned Envoy: the sink goes down,
 //! gets slow, fails, the buffer overflows (fail-open and fail-closed), and
 //! the filter is drained by a listener reload. Each test runs its own Envoy
-//! and sink; timings are short so the suite stays quick. The sink faults,
-//! the overflow and the drain before SIGTERM run on both builds; fail-closed
-//! on a full buffer and the listener reloads are the wasm filter's only (the
-//! native module refuses `on_overflow: reject`, and does not yet end an
-//! emitter with a `close` record when a listener reload drops its loggers).
+//! and sink; timings are short so the suite stays quick. Every scenario
+//! runs on both builds but fail-closed on a full buffer, the wasm filter's
+//! only (the native module refuses `on_overflow: reject`).
 
 // Test code: helpers fail the test by panicking.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -297,12 +295,12 @@ fn fail_closed_answers_503_only_while_the_buffer_is_full_and_recovers_by_itself(
     );
 }
 
-#[test]
-fn a_listener_reload_drains_the_old_filter_and_delivers_what_it_buffered() {
+crate::on_both_builds! {
+fn a_listener_reload_drains_the_old_filter_and_delivers_what_it_buffered(build: Build) {
     let sink = Sink::start();
     // Only the drain sends: the flush interval is a minute away.
     let before = json!({"sink": {"cluster": "audit_sink", "timeout_ms": 2000}, "batch": {"flush_interval_ms": 60000}});
-    let mut envoy = Envoy::start_reloadable(&before, &sink);
+    let mut envoy = Envoy::start_reloadable_on(build, &before, &sink);
     let ids = envoy.plain_ok("/orders/reload", 5);
     wait_for(WAIT, || {
         Some(envoy.stats()).filter(|s| stat(s, "records_buffered") == 5)
@@ -347,6 +345,7 @@ fn a_listener_reload_drains_the_old_filter_and_delivers_what_it_buffered() {
     envoy.terminate();
     assert!(envoy.wait_exit(WAIT).is_some_and(|s| s.success()));
 }
+}
 
 crate::on_both_builds! {
 fn draining_listeners_before_sigterm_delivers_everything_buffered(build: Build) {
@@ -375,15 +374,15 @@ fn draining_listeners_before_sigterm_delivers_everything_buffered(build: Build) 
 }
 }
 
-#[test]
-fn a_drain_against_a_failing_sink_backs_off_and_gives_up_after_the_sink_timeout() {
+crate::on_both_builds! {
+fn a_drain_against_a_failing_sink_backs_off_and_gives_up_after_the_sink_timeout(build: Build) {
     let sink = Sink::start();
     let before = json!({
         "sink": {"cluster": "audit_sink", "timeout_ms": 2000},
         "batch": {"flush_interval_ms": 60000},
         "retry": {"backoff_base_ms": 100, "backoff_max_ms": 1000}
     });
-    let envoy = Envoy::start_reloadable(&before, &sink);
+    let envoy = Envoy::start_reloadable_on(build, &before, &sink);
     envoy.plain_ok("/orders/doomed", 5);
     wait_for(WAIT, || {
         Some(envoy.stats()).filter(|s| stat(s, "records_buffered") == 5)
@@ -419,4 +418,5 @@ fn a_drain_against_a_failing_sink_backs_off_and_gives_up_after_the_sink_timeout(
         (2..=8).contains(&attempts),
         "{attempts} attempts in a 2 s drain"
     );
+}
 }

@@ -22,7 +22,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// type.
 fn as_access_logger(config: String) -> String {
     let lines: Vec<&str> = config.lines().collect();
-    let (start, end) = wasm_filter_lines(&lines);
+    let (start, end) = wasm_filter_lines(&lines, ITEM);
     let logger: Vec<String> = lines[start..end]
         .iter()
         .map(|l| {
@@ -33,7 +33,7 @@ fn as_access_logger(config: String) -> String {
                 )
         })
         .collect();
-    let front_routes = front_routes(&lines, start);
+    let front_routes = front_routes(&lines, start, ITEM);
     let mut out: Vec<String> = Vec::with_capacity(lines.len());
     out.extend(lines[..front_routes].iter().map(|l| l.to_string()));
     out.extend(logger);
@@ -58,88 +58,128 @@ pub enum Build {
     NativeWithFilter,
 }
 
-/// The lines of mesh-audit's wasm HTTP filter in envoy/e2e.yaml: from its
-/// list item to the next filter's.
-fn wasm_filter_lines(lines: &[&str]) -> (usize, usize) {
-    let item = "          - name: ";
+/// The front HCM's list items in envoy/e2e.yaml (`http_filters`, `access_log`).
+const ITEM: &str = "          ";
+
+/// The lines of mesh-audit's wasm HTTP filter, its list item at `indent`:
+/// from that item to the next filter's.
+fn wasm_filter_lines(lines: &[&str], indent: &str) -> (usize, usize) {
+    let first = format!("{indent}- name: envoy.filters.http.wasm");
+    let item = format!("{indent}- name: ");
     let start = lines
         .iter()
-        .position(|l| *l == "          - name: envoy.filters.http.wasm")
-        .unwrap_or_else(|| panic!("envoy/e2e.yaml has no mesh-audit HTTP filter"));
+        .position(|l| *l == first)
+        .unwrap_or_else(|| panic!("no mesh-audit HTTP filter at {} spaces", indent.len()));
     let end = start
         + 1
         + lines[start + 1..]
             .iter()
-            .position(|l| l.starts_with(item))
-            .unwrap_or_else(|| panic!("envoy/e2e.yaml: nothing after the mesh-audit filter"));
+            .position(|l| l.starts_with(&item))
+            .unwrap_or_else(|| panic!("nothing after the mesh-audit filter"));
     (start, end)
 }
 
-/// Where the front HCM's `route_config` starts: access loggers go right
-/// before it, after Envoy's own JSON access log.
-fn front_routes(lines: &[&str], filter_start: usize) -> usize {
+/// Where the HCM's `route_config` (at `indent`) starts: access loggers go
+/// right before it, after Envoy's own JSON access log.
+fn front_routes(lines: &[&str], filter_start: usize, indent: &str) -> usize {
+    let key = format!("{indent}route_config:");
     let at = lines
         .iter()
-        .position(|l| *l == "          route_config:")
-        .unwrap_or_else(|| panic!("envoy/e2e.yaml has no route_config"));
-    assert!(at < filter_start, "envoy/e2e.yaml: unexpected layout");
+        .position(|l| *l == key)
+        .unwrap_or_else(|| panic!("no route_config at {} spaces", indent.len()));
+    assert!(
+        at < filter_start,
+        "unexpected layout: route_config after the filters"
+    );
     at
 }
 
-/// envoy/e2e.yaml with mesh-audit as the native module instead of the
-/// `.wasm`: a bootstrap extension (delivery, shutdown drain), an access
-/// logger on the front HCM in place of the HTTP filter, and, with
-/// `http_filter`, the module's HTTP filter where the wasm filter was.
-/// Everything else (listeners, RBAC, JWT, routes, clusters) is e2e.yaml's.
-pub fn as_native(config: String, http_filter: bool) -> String {
-    let lines: Vec<&str> = config.lines().collect();
-    let (start, end) = wasm_filter_lines(&lines);
-    let routes = front_routes(&lines, start);
-    let admin = lines
-        .iter()
-        .position(|l| *l == "admin:")
-        .unwrap_or_else(|| panic!("envoy/e2e.yaml has no admin section"));
-    let module = "dynamic_module_config: {name: mesh_audit, do_not_close: true}";
-    let bootstrap = [
+/// The module's bootstrap extension, a top-level key.
+fn native_bootstrap() -> Vec<String> {
+    vec![
         "bootstrap_extensions:".to_string(),
         "- name: envoy.bootstrap.dynamic_modules".to_string(),
         "  typed_config:".to_string(),
         "    \"@type\": type.googleapis.com/envoy.extensions.bootstrap.dynamic_modules.v3.DynamicModuleBootstrapExtension".to_string(),
-        format!("    {module}"),
+        format!("    {MODULE}"),
         "    extension_name: mesh-audit".to_string(),
-    ];
-    let plugin = "{{PLUGIN_CONFIG}}";
-    let logger = [
-        "          - name: envoy.access_loggers.dynamic_modules".to_string(),
-        "            typed_config:".to_string(),
-        "              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.dynamic_modules.v3.DynamicModuleAccessLog".to_string(),
-        format!("              {module}"),
-        "              logger_name: mesh-audit".to_string(),
-        "              logger_config:".to_string(),
-        "                \"@type\": type.googleapis.com/google.protobuf.StringValue".to_string(),
-        format!("                value: {plugin}"),
-    ];
-    let filter = [
-        "          - name: envoy.filters.http.dynamic_modules".to_string(),
-        "            typed_config:".to_string(),
-        "              \"@type\": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter".to_string(),
-        format!("              {module}"),
-        "              filter_name: mesh-audit".to_string(),
-        "              filter_config:".to_string(),
-        "                \"@type\": type.googleapis.com/google.protobuf.StringValue".to_string(),
-        format!("                value: {plugin}"),
-    ];
+    ]
+}
+
+const MODULE: &str = "dynamic_module_config: {name: mesh_audit, do_not_close: true}";
+
+/// The module's access logger (`http_filter` false) or HTTP filter, as a
+/// list item at `indent`, with the plugin configuration placeholder.
+fn native_item(indent: &str, http_filter: bool) -> Vec<String> {
+    let (name, kind, key, config) = if http_filter {
+        (
+            "envoy.filters.http.dynamic_modules",
+            "filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "filter_name",
+            "filter_config",
+        )
+    } else {
+        (
+            "envoy.access_loggers.dynamic_modules",
+            "access_loggers.dynamic_modules.v3.DynamicModuleAccessLog",
+            "logger_name",
+            "logger_config",
+        )
+    };
+    vec![
+        format!("{indent}- name: {name}"),
+        format!("{indent}  typed_config:"),
+        format!("{indent}    \"@type\": type.googleapis.com/envoy.extensions.{kind}"),
+        format!("{indent}    {MODULE}"),
+        format!("{indent}    {key}: mesh-audit"),
+        format!("{indent}    {config}:"),
+        format!("{indent}      \"@type\": type.googleapis.com/google.protobuf.StringValue"),
+        format!("{indent}      value: {{{{PLUGIN_CONFIG}}}}"),
+    ]
+}
+
+/// `lines` with mesh-audit's wasm filter (items at `indent`) replaced by the
+/// module: its access logger before `route_config` (under a new
+/// `access_log:` key when `with_key`), and with `http_filter` its HTTP
+/// filter where the wasm filter was.
+fn native_hcm(lines: &[&str], indent: &str, with_key: bool, http_filter: bool) -> Vec<String> {
+    let (start, end) = wasm_filter_lines(lines, indent);
+    let routes = front_routes(lines, start, indent);
     let own = |range: &[&str]| range.iter().map(|l| l.to_string()).collect::<Vec<_>>();
-    let mut out = own(&lines[..admin]);
-    out.extend(bootstrap);
-    out.extend(own(&lines[admin..routes]));
-    out.extend(logger);
+    let mut out = own(&lines[..routes]);
+    if with_key {
+        out.push(format!("{indent}access_log:"));
+    }
+    out.extend(native_item(indent, false));
     out.extend(own(&lines[routes..start]));
     if http_filter {
-        out.extend(filter);
+        out.extend(native_item(indent, true));
     }
     out.extend(own(&lines[end..]));
+    out
+}
+
+/// A bootstrap with the module's bootstrap extension before its `admin:`.
+fn with_native_bootstrap(lines: Vec<String>) -> String {
+    let admin = lines
+        .iter()
+        .position(|l| l == "admin:")
+        .unwrap_or_else(|| panic!("no admin section"));
+    let mut out = lines[..admin].to_vec();
+    out.extend(native_bootstrap());
+    out.extend(lines[admin..].iter().cloned());
     out.join("\n") + "\n"
+}
+
+/// envoy/e2e.yaml (or a template laid out like it) with mesh-audit as the
+/// native module instead of the `.wasm`: a bootstrap extension (delivery,
+/// shutdown drain), an access logger on the front HCM in place of the HTTP
+/// filter, and, with `http_filter`, the module's HTTP filter where the wasm
+/// filter was. Everything else (listeners, RBAC, JWT, routes, clusters) is
+/// the template's.
+pub fn as_native(config: String, http_filter: bool) -> String {
+    let lines: Vec<&str> = config.lines().collect();
+    with_native_bootstrap(native_hcm(&lines, ITEM, false, http_filter))
 }
 
 /// Envoy's environment for the native module: where Envoy finds it, the
@@ -373,19 +413,45 @@ impl Envoy {
     /// [`Envoy::reload_plugin`] can replace it, and Envoy drains the old one
     /// for 1 s before it removes it. There is no mTLS listener.
     pub fn start_reloadable(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
+        Envoy::start_reloadable_on(Build::Wasm, plugin_config, sink)
+    }
+
+    /// [`Envoy::start_reloadable`] running `build`: for the native module,
+    /// its bootstrap extension in faults.yaml and its access logger in the
+    /// listener file instead of the wasm filter, so a reload drops the old
+    /// listener's loggers while the bootstrap extension stays.
+    pub fn start_reloadable_on(
+        build: Build,
+        plugin_config: &serde_json::Value,
+        sink: &Sink,
+    ) -> Envoy {
         let dir = run_dir();
         let (admin_port, plain_port, backend_port) = (free_port(), free_port(), free_port());
+        let (lds_template, bootstrap) = (
+            read_template("tests/e2e/faults-lds.yaml"),
+            read_template("tests/e2e/faults.yaml"),
+        );
+        let (lds_template, bootstrap, wasm_path) = match build {
+            Build::Wasm => (lds_template, bootstrap, wasm().display().to_string()),
+            native => {
+                let lines: Vec<&str> = lds_template.lines().collect();
+                let hcm = native_hcm(&lines, "        ", true, native == Build::NativeWithFilter);
+                let lines: Vec<String> = bootstrap.lines().map(str::to_string).collect();
+                (
+                    hcm.join("\n") + "\n",
+                    with_native_bootstrap(lines),
+                    "(none: the native module)".to_string(),
+                )
+            }
+        };
         let lds = Listeners {
             path: dir.join("lds.yaml"),
-            template: read_template("tests/e2e/faults-lds.yaml"),
-            values: vec![
-                ("PLAIN_PORT", plain_port.to_string()),
-                ("WASM", wasm().display().to_string()),
-            ],
+            template: lds_template,
+            values: vec![("PLAIN_PORT", plain_port.to_string()), ("WASM", wasm_path)],
         };
         lds.write(plugin_config);
         let config = render(
-            &read_template("tests/e2e/faults.yaml"),
+            &bootstrap,
             &[
                 ("ADMIN_PORT", admin_port.to_string()),
                 ("BACKEND_PORT", backend_port.to_string()),
@@ -395,7 +461,15 @@ impl Envoy {
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
-        let child = launch(&config_path, &dir, 1, &["--drain-time-s", "1"]);
+        let env = match build {
+            Build::Wasm => Vec::new(),
+            _ => native_env(&[]),
+        };
+        let env: Vec<(&str, &std::ffi::OsStr)> = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_os_str()))
+            .collect();
+        let child = launch_with_env(&config_path, &dir, 1, &["--drain-time-s", "1"], &env);
         Envoy {
             child,
             admin_port,

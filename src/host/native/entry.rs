@@ -38,14 +38,23 @@ thread_local! {
     /// of one configuration on one worker (e.g. two listeners sharing an
     /// HTTP connection manager) feed one emitter, as they share one VM in
     /// the wasm build.
-    static QUEUES: RefCell<Vec<(Vec<u8>, SyncSender<Handoff>)>> = const { RefCell::new(Vec::new()) };
+    /// With the number of loggers using it: when the last one goes, the
+    /// queue closes and the main thread ends its emitter.
+    static QUEUES: RefCell<Vec<Queue>> = const { RefCell::new(Vec::new()) };
+}
+
+struct Queue {
+    config: Vec<u8>,
+    tx: SyncSender<Handoff>,
+    loggers: usize,
 }
 
 fn queue_for(json: &[u8]) -> Option<SyncSender<Handoff>> {
     QUEUES.with(|q| {
         let mut q = q.try_borrow_mut().ok()?;
-        if let Some((_, tx)) = q.iter().find(|(j, _)| j == json) {
-            return Some(tx.clone());
+        if let Some(queue) = q.iter_mut().find(|e| e.config == json) {
+            queue.loggers += 1;
+            return Some(queue.tx.clone());
         }
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
         // A panic elsewhere cannot leave the list half-written (a push is
@@ -54,8 +63,29 @@ fn queue_for(json: &[u8]) -> Option<SyncSender<Handoff>> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((rx, json.to_vec()));
-        q.push((json.to_vec(), tx.clone()));
+        q.push(Queue {
+            config: json.to_vec(),
+            tx: tx.clone(),
+            loggers: 1,
+        });
         Some(tx)
+    })
+}
+
+/// A logger of `json` on this thread is gone; the last one closes the queue.
+fn release_queue(json: &[u8]) {
+    QUEUES.with(|q| {
+        let Ok(mut q) = q.try_borrow_mut() else {
+            return;
+        };
+        if let Some(i) = q.iter().position(|e| e.config == json) {
+            if let Some(queue) = q.get_mut(i) {
+                queue.loggers = queue.loggers.saturating_sub(1);
+                if queue.loggers == 0 {
+                    q.remove(i);
+                }
+            }
+        }
     })
 }
 
@@ -189,8 +219,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_destroy(logger: *
     guard("access_logger_destroy", (), || {
         if !logger.is_null() {
             // Safety: made by Box::into_raw in access_logger_new, destroyed once.
-            // Dropping it closes its queue; the main thread drains what is left.
-            drop(unsafe { Box::from_raw(logger.cast_mut().cast::<Logger>()) });
+            let logger = unsafe { Box::from_raw(logger.cast_mut().cast::<Logger>()) };
+            // The last logger of its configuration on this thread closes the
+            // queue; the main thread drains what is left and ends the emitter.
+            release_queue(logger.config());
+            drop(logger);
         }
     })
 }

@@ -33,8 +33,10 @@ struct Emitter {
     /// The configuration of the logger that feeds it.
     config: Vec<u8>,
     auditor: Auditor,
-    /// The worker's logger is gone; the emitter stays until it is drained.
+    /// The worker's loggers are gone; the emitter stays until it is drained.
     closed: bool,
+    /// Its shutdown drain was started (by [`Main::end_if_closed`] or Envoy's).
+    ended: bool,
     /// `done()` was called after a shutdown drain.
     done: bool,
     configured: bool,
@@ -121,6 +123,7 @@ impl Main {
                 config,
                 auditor: Auditor::new(&Seed),
                 closed: false,
+                ended: false,
                 done: false,
                 configured: false,
             });
@@ -142,14 +145,38 @@ impl Main {
                     }
                 }
             }
-            if taken.is_empty() {
-                continue;
+            if !taken.is_empty() {
+                self.with_host(i, None, |a, host| {
+                    for h in taken {
+                        apply(a, host, h);
+                    }
+                });
             }
-            self.with_host(i, None, |a, host| {
-                for h in taken {
-                    apply(a, host, h);
-                }
-            });
+            self.end_if_closed(i);
+        }
+    }
+
+    /// An emitter whose worker's loggers are all gone (a listener reload,
+    /// a removed listener) ends as the wasm filter's root context ends on
+    /// `on_done`: its `close` record, then a drain of what it holds.
+    fn end_if_closed(&mut self, i: usize) {
+        let Some(e) = self.emitters.get_mut(i) else {
+            return;
+        };
+        if !e.closed || e.ended {
+            return;
+        }
+        e.ended = true;
+        if !e.configured {
+            e.done = true;
+            return;
+        }
+        let mut finished = false;
+        self.with_host(i, None, |a, host| finished = a.shutdown(host));
+        if finished {
+            if let Some(e) = self.emitters.get_mut(i) {
+                e.done = true;
+            }
         }
     }
 
@@ -202,6 +229,10 @@ impl Main {
             e.done = true;
         }
         for i in self.live() {
+            // Already ending (its loggers went first): it finishes on its own.
+            if self.emitters.get(i).is_some_and(|e| e.ended) {
+                continue;
+            }
             let mut finished = false;
             self.with_host(i, None, |a, host| finished = a.shutdown(host));
             if finished {

@@ -53,6 +53,11 @@ impl Logger {
         }
     }
 
+    /// The configuration this logger was made with.
+    pub fn config(&self) -> &[u8] {
+        &self.config
+    }
+
     /// A request that passed an inert logger: counted by the main thread,
     /// unless the HTTP filter answered it 503 (then it is a rejection).
     fn unaudited(&mut self, details: Option<Vec<u8>>) {

@@ -182,9 +182,14 @@ pub fn as_native(config: String, http_filter: bool) -> String {
     with_native_bootstrap(native_hcm(&lines, ITEM, false, http_filter))
 }
 
-/// Envoy's environment for the native module: where Envoy finds it, the
-/// hash key the wasm VM is given in envoy/e2e.yaml, and `env`.
-pub fn native_env(env: &[(&str, &str)]) -> Vec<(String, std::ffi::OsString)> {
+/// What a harness Envoy running `build` adds to its environment: nothing
+/// for the wasm filter (its VM's variables are in the template); for the
+/// native module, where Envoy finds it, the hash key the wasm VM is given in
+/// envoy/e2e.yaml, and `env`.
+pub fn build_env(build: Build, env: &[(&str, &str)]) -> Vec<(String, std::ffi::OsString)> {
+    if build == Build::Wasm {
+        return Vec::new();
+    }
     let module = super::native_module();
     let search_path = module.parent().unwrap_or(Path::new("."));
     let mut vars = vec![
@@ -352,12 +357,7 @@ impl Envoy {
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
-        let vars = native_env(env);
-        let vars: Vec<(&str, &std::ffi::OsStr)> = vars
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_os_str()))
-            .collect();
-        let child = launch_with_env(&config_path, &dir, workers, &[], &vars);
+        let child = launch_with_env(&config_path, &dir, workers, &[], &build_env(build, env));
         Envoy {
             child,
             admin_port,
@@ -461,14 +461,7 @@ impl Envoy {
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
-        let env = match build {
-            Build::Wasm => Vec::new(),
-            _ => native_env(&[]),
-        };
-        let env: Vec<(&str, &std::ffi::OsStr)> = env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_os_str()))
-            .collect();
+        let env = build_env(build, &[]);
         let child = launch_with_env(&config_path, &dir, 1, &["--drain-time-s", "1"], &env);
         Envoy {
             child,
@@ -693,10 +686,10 @@ pub fn launch_with_env(
     dir: &Path,
     workers: u32,
     extra_args: &[&str],
-    env: &[(&str, &std::ffi::OsStr)],
+    env: &[(String, std::ffi::OsString)],
 ) -> Child {
     Command::new(envoy_bin())
-        .envs(env.iter().copied())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("-c")
         .arg(config)
         .args([

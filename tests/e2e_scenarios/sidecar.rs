@@ -4,8 +4,8 @@
 //! loopback ports, stopped on drop, logs printed when the test fails.
 
 use crate::e2e::envoy::{
-    as_native, launch_with_env, mesh_audit_stats, native_env, plugin_config_scalar, render,
-    run_dir, run_log, stop, wait_ready,
+    as_native, build_env, launch_with_env, mesh_audit_stats, plugin_config_scalar, render, run_dir,
+    run_log, stop, wait_ready,
 };
 use crate::e2e::{free_port, pki, repo_root, wait_for, wasm, Build};
 use std::collections::BTreeMap;
@@ -107,14 +107,7 @@ impl Sidecar {
         let config = dir.join("envoy.yaml");
         std::fs::write(&config, render(&text, &values))
             .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
-        let env = match build {
-            Build::Wasm => Vec::new(),
-            _ => native_env(&[("MESH_AUDIT_STRICT_CONFIG", "1")]),
-        };
-        let env: Vec<(&str, &std::ffi::OsStr)> = env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_os_str()))
-            .collect();
+        let env = build_env(build, &[("MESH_AUDIT_STRICT_CONFIG", "1")]);
         let child = launch_with_env(&config, &dir, workers, args, &env);
         let mut sidecar = Sidecar {
             name,

@@ -2,8 +2,7 @@
 //! gets slow, fails, the buffer overflows (fail-open and fail-closed), and
 //! the filter is drained by a listener reload. Each test runs its own Envoy
 //! and sink; timings are short so the suite stays quick. Every scenario
-//! runs on both builds but fail-closed on a full buffer, the wasm filter's
-//! only (the native module refuses `on_overflow: reject`).
+//! runs on both builds (fail-closed with the native module's HTTP filter).
 
 // Test code: helpers fail the test by panicking.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -258,15 +257,20 @@ fn a_full_buffer_serves_every_request_and_reports_each_record_it_could_not_admit
 }
 }
 
-#[test]
-fn fail_closed_answers_503_only_while_the_buffer_is_full_and_recovers_by_itself() {
+crate::on_both_builds! {
+fn fail_closed_answers_503_only_while_the_buffer_is_full_and_recovers_by_itself(build: Build) {
+    // The native module answers 503 from its HTTP filter.
+    let build = match build {
+        Build::Native => Build::NativeWithFilter,
+        wasm => wasm,
+    };
     let sink = Sink::start();
     sink.go_down();
     let plugin = with(
         json!({"on_overflow": "reject", "batch": {"max_records": 3, "max_buffered_records": 3},
             "integrity": {"seal_every_batch": false}}),
     );
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     // Three requests fill the buffer (no seals, whose number would depend
     // on where ticks fall).
     let admitted = envoy.plain_ok("/orders/closed", 3);
@@ -293,6 +297,7 @@ fn fail_closed_answers_503_only_while_the_buffer_is_full_and_recovers_by_itself(
         [admitted, after].concat(),
         "refused requests are not audited"
     );
+}
 }
 
 crate::on_both_builds! {

@@ -5,21 +5,21 @@
 
 use super::abi::{self, EnvoyBuffer, EnvoyHeader};
 use super::worker::Logger;
-use super::{env_var, guard, log, main_thread, switched_on, Handoff, PENDING, QUEUE_CAPACITY};
-use crate::config::{degraded_line, error_line, Config, Overflow};
+use super::{
+    env_var, guard, log, main_thread, switched_on, Gate, Handoff, PENDING, QUEUE_CAPACITY,
+};
+use crate::config::{degraded_line, error_line, Config};
 use crate::filter::root::STRICT_ENV;
 use crate::host::Level;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
 use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
 
 /// What `access_log` hands every logger of one configuration.
 struct LoggerConfig {
     json: Vec<u8>,
 }
-
-/// Why the native module refuses `"on_overflow": "reject"`.
-pub const REJECT_UNSUPPORTED: &str = "mesh-audit: invalid configuration: on_overflow: \"reject\" needs the buffer's state on every request, and the native module buffers on the main thread: use the wasm filter for fail-closed auditing on a full buffer";
 
 /// A pointer for hooks whose module-side object carries no state.
 static MARKER: u8 = 0;
@@ -46,29 +46,44 @@ thread_local! {
 struct Queue {
     config: Vec<u8>,
     tx: SyncSender<Handoff>,
+    gate: Arc<Gate>,
     loggers: usize,
 }
 
-fn queue_for(json: &[u8]) -> Option<SyncSender<Handoff>> {
+fn queue_for(json: &[u8]) -> Option<(SyncSender<Handoff>, Arc<Gate>)> {
     QUEUES.with(|q| {
         let mut q = q.try_borrow_mut().ok()?;
         if let Some(queue) = q.iter_mut().find(|e| e.config == json) {
             queue.loggers += 1;
-            return Some(queue.tx.clone());
+            return Some((queue.tx.clone(), Arc::clone(&queue.gate)));
         }
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let gate = Arc::new(Gate::default());
         // A panic elsewhere cannot leave the list half-written (a push is
         // all anyone does under the lock), so a poisoned lock is still good.
-        PENDING
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((rx, json.to_vec()));
+        PENDING.lock().unwrap_or_else(|p| p.into_inner()).push((
+            rx,
+            json.to_vec(),
+            Arc::clone(&gate),
+        ));
         q.push(Queue {
             config: json.to_vec(),
             tx: tx.clone(),
+            gate: Arc::clone(&gate),
             loggers: 1,
         });
-        Some(tx)
+        Some((tx, gate))
+    })
+}
+
+/// Whether this worker's emitter for `json` has no room for another record
+/// (no emitter here yet: it has room).
+pub fn emitter_full(json: &[u8]) -> bool {
+    QUEUES.with(|q| {
+        q.try_borrow()
+            .ok()
+            .and_then(|q| q.iter().find(|e| e.config == json).map(|e| e.gate.full()))
+            .unwrap_or(false)
     })
 }
 
@@ -109,13 +124,6 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
         };
         let strict = switched_on(STRICT_ENV);
         match Config::from_json(&json, &env_var) {
-            // The buffer lives on the main thread: answering 503 while it
-            // is full would be a guess on the worker, and fail-closed must
-            // not silently be fail-open, so the configuration is refused.
-            Ok(c) if c.on_overflow == Overflow::Reject => {
-                log(Level::Error, REJECT_UNSUPPORTED);
-                std::ptr::null()
-            }
             // Strict mode (SPEC §2.7): a missing key variable refuses the
             // configuration here, while Envoy can still fail fast, instead
             // of leaving every worker's logger unconfigured.
@@ -180,10 +188,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_new(
         }
         // Safety: made in config_new and alive until config_destroy.
         let config = unsafe { &*config.cast::<LoggerConfig>() };
-        let Some(tx) = queue_for(&config.json) else {
+        let Some((tx, gate)) = queue_for(&config.json) else {
             return std::ptr::null();
         };
-        Box::into_raw(Box::new(Logger::new(config.json.clone(), tx)))
+        Box::into_raw(Box::new(Logger::new(config.json.clone(), tx, gate)))
             .cast_const()
             .cast()
     })

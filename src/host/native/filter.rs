@@ -1,16 +1,17 @@
-//! The module's HTTP filter, for fail-closed only (SPEC §2.7): with an
-//! invalid configuration and `MESH_AUDIT_FAIL_CLOSED=1` in Envoy's
-//! environment it answers every request `503 audit unavailable`, as the
-//! wasm filter does; otherwise it lets every request through untouched.
-//! Auditing itself stays in the access logger, so a chain without this
-//! filter pays nothing for it.
+//! The module's HTTP filter, for fail-closed only: it answers `503 audit
+//! unavailable`, as the wasm filter does, to every request while the
+//! configuration is invalid and `MESH_AUDIT_FAIL_CLOSED=1` is in Envoy's
+//! environment (SPEC §2.7), and under `"on_overflow": "reject"` while this
+//! worker's emitter has no room (SPEC §2.5); otherwise it lets every request
+//! through untouched. Auditing itself stays in the access logger, so a
+//! chain without this filter pays nothing for it.
 //!
 //! The filter keeps no per-request state: each stream's module pointer is
 //! its configuration's, and every hook only reads it.
 
 use super::abi::{self, EnvoyBuffer, ModuleBuffer, ModuleHeader};
 use super::{env_var, guard, log, switched_on, REJECTED_DETAILS};
-use crate::config::{error_line, Config};
+use crate::config::{error_line, Config, Overflow};
 use crate::filter::root::{FAIL_CLOSED_ENV, STRICT_ENV};
 use crate::host::Level;
 use std::ffi::c_void;
@@ -20,6 +21,9 @@ use std::ffi::c_void;
 /// thread publishes: Envoy keeps one counter per name).
 struct FilterConfig {
     reject: bool,
+    /// Under `on_overflow: reject`, the configuration its emitters are
+    /// found by on each worker.
+    overflow_rejects: Option<Vec<u8>>,
     rejected: Option<usize>,
 }
 
@@ -43,8 +47,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         let Some(json) = (unsafe { abi::copy_bytes(config.ptr, config.length) }) else {
             return std::ptr::null();
         };
-        let reject = match Config::from_json(&json, &env_var) {
-            Ok(_) => false,
+        let (reject, overflow_rejects) = match Config::from_json(&json, &env_var) {
+            Ok(c) => (
+                false,
+                (c.on_overflow == Overflow::Reject).then(|| json.clone()),
+            ),
             // Strict: refused here as the access logger refuses it.
             Err(e) if switched_on(STRICT_ENV) => {
                 log(Level::Error, &error_line(&e));
@@ -52,7 +59,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
             }
             // The access logger says the line and counts; this filter only
             // decides whether requests pass.
-            Err(_) => switched_on(FAIL_CLOSED_ENV),
+            Err(_) => (switched_on(FAIL_CLOSED_ENV), None),
         };
         let mut id = 0usize;
         // Safety: Envoy's config pointer, while it still accepts new stats;
@@ -67,9 +74,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
             )
         } == abi::METRICS_SUCCESS;
         let rejected = defined.then_some(id);
-        Box::into_raw(Box::new(FilterConfig { reject, rejected }))
-            .cast_const()
-            .cast()
+        Box::into_raw(Box::new(FilterConfig {
+            reject,
+            overflow_rejects,
+            rejected,
+        }))
+        .cast_const()
+        .cast()
     })
 }
 
@@ -109,7 +120,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         }
         // Safety: made in config_new and alive while its streams are.
         let config = unsafe { &*filter.cast::<FilterConfig>() };
-        if !config.reject {
+        let full = || {
+            config
+                .overflow_rejects
+                .as_deref()
+                .is_some_and(super::entry::emitter_full)
+        };
+        if !config.reject && !full() {
             return CONTINUE;
         }
         if let Some(id) = config.rejected {

@@ -9,7 +9,7 @@
 use super::abi::{self, EnvoyBuffer, EnvoyHeader};
 use super::main_host::{Answer, MainHost, Metric};
 use super::quiet::Seed;
-use super::{env_var, log, Handoff, PENDING};
+use super::{env_var, log, Gate, Handoff, PENDING};
 use crate::config::Config;
 use crate::filter::http::Outcome;
 use crate::filter::root::Auditor;
@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::TryLockError;
+use std::sync::{Arc, TryLockError};
 
 /// How often the main thread takes what workers handed over and runs the
 /// auditors' tick (the wasm filter's tick is capped at the same 100 ms).
@@ -30,6 +30,8 @@ const TAKE_PER_TICK: usize = 20_000;
 
 struct Emitter {
     queue: Receiver<Handoff>,
+    /// What the worker's HTTP filter reads to answer 503 on a full buffer.
+    gate: Arc<Gate>,
     /// The configuration of the logger that feeds it.
     config: Vec<u8>,
     auditor: Auditor,
@@ -99,6 +101,7 @@ impl Main {
         if done.get() {
             e.done = true;
         }
+        publish_gate(e);
         self.next_token = next_token.get();
         for (id, token) in started.into_inner() {
             self.callouts.insert(id, (i, token));
@@ -113,13 +116,14 @@ impl Main {
             // A worker is registering: its queue is taken on the next tick.
             Err(TryLockError::WouldBlock) => Vec::new(),
         };
-        for (queue, config) in fresh {
+        for (queue, config, gate) in fresh {
             // An invalid configuration is configured at once: its gauge
             // and its reminder do not wait for traffic (it never admits a
             // record, so it never writes a `close` record either).
             let inert = Config::from_json(&config, &env_var).is_err();
             self.emitters.push(Emitter {
                 queue,
+                gate,
                 config,
                 auditor: Auditor::new(&Seed),
                 closed: false,
@@ -146,11 +150,17 @@ impl Main {
                 }
             }
             if !taken.is_empty() {
+                let kept = taken.iter().filter(|h| is_kept(h)).count() as u64;
+                // Admitted and published as buffered before they stop
+                // counting as in flight: the worker never misses them.
                 self.with_host(i, None, |a, host| {
                     for h in taken {
                         apply(a, host, h);
                     }
                 });
+                if let Some(e) = self.emitters.get(i) {
+                    e.gate.taken(kept);
+                }
             }
             self.end_if_closed(i);
         }
@@ -253,6 +263,29 @@ impl Main {
             unsafe { cb(ctx as *mut c_void) };
         }
     }
+}
+
+/// Tells the worker's HTTP filter what the emitter's buffer holds: the
+/// records admitted and not yet settled (SPEC §2.6's invariant).
+fn publish_gate(e: &Emitter) {
+    let a = &e.auditor;
+    let settled = a.stats.get(Counter::RecordsDelivered) + a.stats.get(Counter::RecordsRejected);
+    e.gate.publish(
+        a.stats
+            .get(Counter::RecordsAdmitted)
+            .saturating_sub(settled),
+    );
+}
+
+/// A record handed over (what the worker's gate counts in flight).
+fn is_kept(h: &Handoff) -> bool {
+    matches!(
+        h,
+        Handoff::Outcome {
+            outcome: Outcome::Keep(..),
+            ..
+        }
+    )
 }
 
 /// Applies one hand-off to the worker's auditor, as the wasm filter's

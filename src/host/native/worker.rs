@@ -3,13 +3,14 @@
 //! goes to the main thread through a bounded queue, never blocking.
 
 use super::log_host::LogHost;
-use super::{log, Handoff, REJECTED_DETAILS};
+use super::{log, Gate, Handoff, REJECTED_DETAILS};
 use crate::filter::http::{self, Outcome};
 use crate::filter::root::{Auditor, FAIL_CLOSED_ENV};
 use crate::filter::Counter;
 use crate::host::{Attributes, Level};
 use std::ffi::c_void;
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
 
 /// Records lost because the queue to the main thread was full, waiting to
 /// be reported (as not admitted, so a `loss` record names them).
@@ -30,10 +31,15 @@ pub struct Logger {
     /// answered 503 by the HTTP filter; said once when one was not.
     fail_closed: bool,
     warned_fail_open: bool,
+    /// Whether this worker's emitter has room (`on_overflow: reject`).
+    gate: Arc<Gate>,
+    /// `on_overflow: reject`: requests the HTTP filter answered 503 are
+    /// not audited, as the wasm filter does not audit them.
+    rejects: bool,
 }
 
 impl Logger {
-    pub fn new(config: Vec<u8>, queue: SyncSender<Handoff>) -> Logger {
+    pub fn new(config: Vec<u8>, queue: SyncSender<Handoff>, gate: Arc<Gate>) -> Logger {
         let host = LogHost {
             ctx: std::ptr::null_mut(),
             config: &config,
@@ -43,6 +49,13 @@ impl Logger {
         // Envoy's load and the main thread's auditors say what is wrong
         // with the configuration; an invalid one leaves this copy inert.
         builder.configure(&host);
+        let limit = builder
+            .active
+            .as_ref()
+            .filter(|a| a.config.on_overflow == crate::config::Overflow::Reject)
+            .map_or(0, |a| a.config.batch.max_buffered_records as u64);
+        gate.set_limit(limit);
+        let rejects = limit > 0;
         Logger {
             builder,
             queue,
@@ -50,6 +63,8 @@ impl Logger {
             config,
             fail_closed: super::switched_on(FAIL_CLOSED_ENV),
             warned_fail_open: false,
+            gate,
+            rejects,
         }
     }
 
@@ -83,6 +98,14 @@ impl Logger {
             self.unaudited(host.property(&["response", "code_details"]));
             return;
         }
+        // Only read when the filter may have answered: one getter less per
+        // request otherwise.
+        if self.rejects
+            && host.property(&["response", "code_details"]).as_deref()
+                == Some(REJECTED_DETAILS.as_bytes())
+        {
+            return;
+        }
         let violations = self.builder.stats.get(Counter::PolicyViolations);
         let outcome = http::build(&mut self.builder, &host);
         let violation = self.builder.stats.get(Counter::PolicyViolations) > violations;
@@ -104,7 +127,9 @@ impl Logger {
                 self.overflow = o;
             }
         }
+        let kept = matches!(outcome, Outcome::Keep(..));
         match self.queue.try_send(Handoff::Outcome { outcome, violation }) {
+            Ok(()) if kept => self.gate.handed_over(),
             Ok(()) => {}
             Err(TrySendError::Full(Handoff::Outcome {
                 outcome: Outcome::Keep(..),

@@ -7,13 +7,12 @@
 //! thread-local: no lock is ever taken on the delivery path.
 
 use super::abi::{self, EnvoyBuffer, EnvoyHeader};
+use super::handoff::{apply, is_kept};
 use super::main_host::{Answer, MainHost, Metric};
 use super::quiet::Seed;
 use super::{env_var, log, Gate, Handoff, PENDING};
 use crate::config::Config;
-use crate::filter::http::Outcome;
 use crate::filter::root::Auditor;
-use crate::filter::Counter;
 use crate::host::Level;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -101,7 +100,7 @@ impl Main {
         if done.get() {
             e.done = true;
         }
-        publish_gate(e);
+        e.gate.publish_from(&e.auditor);
         self.next_token = next_token.get();
         for (id, token) in started.into_inner() {
             self.callouts.insert(id, (i, token));
@@ -261,56 +260,6 @@ impl Main {
         if let Some((Some(cb), ctx)) = self.shutdown.take() {
             // Safety: Envoy's completion callback with the context it gave.
             unsafe { cb(ctx as *mut c_void) };
-        }
-    }
-}
-
-/// Tells the worker's HTTP filter what the emitter's buffer holds: the
-/// records admitted and not yet settled (SPEC §2.6's invariant).
-fn publish_gate(e: &Emitter) {
-    let a = &e.auditor;
-    let settled = a.stats.get(Counter::RecordsDelivered) + a.stats.get(Counter::RecordsRejected);
-    e.gate.publish(
-        a.stats
-            .get(Counter::RecordsAdmitted)
-            .saturating_sub(settled),
-    );
-}
-
-/// A record handed over (what the worker's gate counts in flight).
-fn is_kept(h: &Handoff) -> bool {
-    matches!(
-        h,
-        Handoff::Outcome {
-            outcome: Outcome::Keep(..),
-            ..
-        }
-    )
-}
-
-/// Applies one hand-off to the worker's auditor, as the wasm filter's
-/// `on_log` would have.
-fn apply(a: &mut Auditor, host: &MainHost, h: Handoff) {
-    match h {
-        Handoff::Outcome { outcome, violation } => {
-            if violation {
-                a.stats.add(Counter::PolicyViolations, 1);
-            }
-            match outcome {
-                Outcome::Keep(record, at) => a.admit(host, *record, at),
-                Outcome::SampledOut { rate_limited_at } => a.sampled_out(rate_limited_at),
-                Outcome::Inactive => {}
-            }
-        }
-        Handoff::Unaudited => a.unaudited(),
-        Handoff::NotAdmitted {
-            count,
-            since,
-            until,
-        } => {
-            for k in 0..count {
-                a.not_admitted(host, if k == 0 { since } else { until });
-            }
         }
     }
 }

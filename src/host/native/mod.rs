@@ -12,36 +12,20 @@
 //! extension's shutdown hook drains what is buffered before Envoy exits.
 
 pub mod abi;
+mod bootstrap;
 mod entry;
 mod filter;
+mod handoff;
 mod log_host;
 mod main_host;
 mod main_thread;
 mod quiet;
 mod worker;
 
-use crate::filter::http::Outcome;
 use crate::host::Level;
-use std::sync::atomic::{AtomicU64, Ordering};
+pub use handoff::{Gate, Handoff, QUEUE_CAPACITY};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-
-/// What a worker hands the main thread.
-pub enum Handoff {
-    /// One finished request: its record or the sampler's verdict, and
-    /// whether it violated an access policy.
-    Outcome { outcome: Outcome, violation: bool },
-    /// Records the queue had no room for, since..until (nanoseconds).
-    NotAdmitted { count: u64, since: u64, until: u64 },
-    /// A request that passed an inert logger (invalid configuration).
-    Unaudited,
-}
-
-/// Hand-offs one worker may have in flight to the main thread (a few KiB
-/// each at most, so tens of MiB per worker at worst). The main thread takes
-/// them every 100 ms; past this the record is counted as not admitted and
-/// reported by a `loss` record, never waited for.
-pub const QUEUE_CAPACITY: usize = 16_384;
 
 /// Queues of loggers created since the main thread last looked, with the
 /// configuration each was made with and its gate. Locked when a logger is
@@ -50,47 +34,6 @@ static PENDING: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 
 /// A worker's new queue: what it receives, its logger's configuration, its gate.
 type Registered = (Receiver<Handoff>, Vec<u8>, Arc<Gate>);
-
-/// Whether a worker's emitter has room, for `"on_overflow": "reject"`: the
-/// worker's HTTP filter answers 503 while it has none. The main thread says
-/// what its buffer holds; the worker counts what it handed over that the
-/// main thread has not taken yet, so a full buffer is seen at once, not a
-/// tick later. Counted in records (the buffer's byte limit is not).
-#[derive(Default)]
-pub struct Gate {
-    /// `batch.max_buffered_records` under `on_overflow: reject`, else 0.
-    limit: AtomicU64,
-    buffered: AtomicU64,
-    in_flight: AtomicU64,
-}
-
-impl Gate {
-    /// Set by the worker's logger from its configuration, before traffic.
-    fn set_limit(&self, limit: u64) {
-        self.limit.store(limit, Ordering::Relaxed);
-    }
-    /// The main thread's view, after each time it ran the emitter.
-    fn publish(&self, buffered: u64) {
-        self.buffered.store(buffered, Ordering::Relaxed);
-    }
-    fn handed_over(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-    /// `n` hand-offs the main thread took, once what they became is published.
-    fn taken(&self, n: u64) {
-        let _ = self
-            .in_flight
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(n))
-            });
-    }
-    /// No room for one more record.
-    fn full(&self) -> bool {
-        let limit = self.limit.load(Ordering::Relaxed);
-        let held = self.buffered.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed);
-        limit > 0 && held >= limit
-    }
-}
 
 /// `response.code_details` of the 503 the HTTP filter answers while the
 /// configuration is invalid and `MESH_AUDIT_FAIL_CLOSED` is set: the access

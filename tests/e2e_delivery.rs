@@ -1,6 +1,7 @@
 //! Delivery in the real, pinned Envoy: how batches reach the sink, how they
 //! are sequenced and chained, retried, rejected and counted, and how a bad
-//! configuration is refused. Each test runs its own Envoy.
+//! configuration is refused. Each scenario runs on both builds, each test
+//! with its own Envoy.
 
 // Test code: helpers fail the test by panicking.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -37,14 +38,14 @@ fn by_emitter(records: &[Record]) -> BTreeMap<String, Vec<Record>> {
     groups
 }
 
-#[test]
-fn records_are_sequenced_from_one_and_hash_chained_per_emitter() {
+crate::on_both_builds! {
+fn records_are_sequenced_from_one_and_hash_chained_per_emitter(build: Build) {
     let sink = Sink::start();
     let plugin = json!({
         "sink": {"cluster": "audit_sink", "authority": "audit.example", "headers": {"x-audit-tenant": "shop"}},
         "batch": {"flush_interval_ms": 100}
     });
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     let statuses: Vec<u16> = [
         envoy.mtls(Workload::Frontend, "/orders/1"),
         envoy.mtls(Workload::Reporter, "/admin/x"),
@@ -91,13 +92,14 @@ fn records_are_sequenced_from_one_and_hash_chained_per_emitter() {
         }
     }
 }
+}
 
-#[test]
-fn a_full_batch_is_flushed_at_once_without_waiting_for_the_interval() {
+crate::on_both_builds! {
+fn a_full_batch_is_flushed_at_once_without_waiting_for_the_interval(build: Build) {
     let sink = Sink::start();
     // Four requests and their seal fill a batch of max_records 5.
     let plugin = json!({"sink": {"cluster": "audit_sink"}, "batch": {"max_records": 5, "flush_interval_ms": 60000}});
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     let started = Instant::now();
     for i in 0..4 {
         assert_eq!(
@@ -133,9 +135,10 @@ fn a_full_batch_is_flushed_at_once_without_waiting_for_the_interval() {
         "a partial batch was sent before the interval"
     );
 }
+}
 
-#[test]
-fn failed_deliveries_are_retried_in_order_until_the_sink_acknowledges() {
+crate::on_both_builds! {
+fn failed_deliveries_are_retried_in_order_until_the_sink_acknowledges(build: Build) {
     let sink = Sink::start();
     sink.answer_with(503);
     let plugin = json!({
@@ -145,7 +148,7 @@ fn failed_deliveries_are_retried_in_order_until_the_sink_acknowledges() {
         "batch": {"flush_interval_ms": 100, "max_in_flight": 1},
         "retry": {"backoff_base_ms": 50, "backoff_max_ms": 200}
     });
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     for i in 0..3 {
         assert_eq!(
             envoy
@@ -197,15 +200,16 @@ fn failed_deliveries_are_retried_in_order_until_the_sink_acknowledges() {
         "{stats:?}"
     );
 }
+}
 
-#[test]
-fn a_batch_the_sink_rejects_is_dropped_and_reported_by_a_loss_record() {
+crate::on_both_builds! {
+fn a_batch_the_sink_rejects_is_dropped_and_reported_by_a_loss_record(build: Build) {
     let sink = Sink::start();
     sink.answer_with(400);
     // Batches of two requests and their seal: the rejected one, then the
     // loss record with the next request.
     let plugin = json!({"sink": {"cluster": "audit_sink"}, "batch": {"max_records": 3, "flush_interval_ms": 60000}});
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     for i in 0..2 {
         assert_eq!(
             envoy
@@ -240,11 +244,12 @@ fn a_batch_the_sink_rejects_is_dropped_and_reported_by_a_loss_record() {
     let stats = envoy.stats();
     assert_eq!(stats.get("records_rejected"), Some(&3), "{stats:?}");
 }
+}
 
-#[test]
-fn stats_account_for_every_admitted_record() {
+crate::on_both_builds! {
+fn stats_account_for_every_admitted_record(build: Build) {
     let sink = Sink::start();
-    let envoy = Envoy::start(&config(), &sink);
+    let envoy = Envoy::start_build(build, &config(), &sink);
     for i in 0..4 {
         assert_eq!(
             envoy
@@ -272,13 +277,14 @@ fn stats_account_for_every_admitted_record() {
         "{stats:?}"
     );
 }
+}
 
-#[test]
-fn an_invalid_configuration_makes_envoy_refuse_the_filter_with_one_log_line() {
+crate::on_both_builds! {
+fn an_invalid_configuration_makes_envoy_refuse_the_filter_with_one_log_line(build: Build) {
     let sink = Sink::start();
-    let log = Envoy::start_expecting_refusal(&json!({"sink": {"cluster": ""}}), &sink);
+    let log = Envoy::start_build_expecting_refusal(build, &json!({"sink": {"cluster": ""}}), &sink);
     let expected = "mesh-audit: invalid configuration: sink.cluster: must not be empty";
-    // Envoy prefixes plugin log lines with its own "wasm log <plugin> <root id>: ".
+    // Envoy prefixes wasm plugin log lines with "wasm log <plugin> <root id>: ".
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("invalid configuration"))
@@ -288,6 +294,16 @@ fn an_invalid_configuration_makes_envoy_refuse_the_filter_with_one_log_line() {
         1,
         "expected exactly one error line, got {lines:#?}\n{log}"
     );
-    assert!(lines[0].ends_with(&format!(": {expected}")), "{}", lines[0]);
+    // The native module's lines carry Envoy's dynamic-module prefix, "[:] ".
+    let prefix = match build {
+        Build::Wasm => ": ",
+        _ => "] ",
+    };
+    assert!(
+        lines[0].ends_with(&format!("{prefix}{expected}")),
+        "{}",
+        lines[0]
+    );
     assert!(sink.deliveries().is_empty());
+}
 }

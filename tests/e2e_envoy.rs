@@ -1,5 +1,6 @@
 //! The filter in the real, pinned Envoy: what each kind of request turns into
-//! once it reaches the audit sink. Each test runs its own Envoy.
+//! once it reaches the audit sink. Each scenario runs on both builds (the
+//! `.wasm` and the native module), each test with its own Envoy.
 
 // Test code: helpers fail the test by panicking.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -18,10 +19,10 @@ fn config() -> Value {
     json!({"sink": {"cluster": "audit_sink"}, "batch": {"flush_interval_ms": 100}})
 }
 
-#[test]
-fn records_name_each_workloads_spiffe_identity_and_tls_facts() {
+crate::on_both_builds! {
+fn records_name_each_workloads_spiffe_identity_and_tls_facts(build: Build) {
     let sink = Sink::start();
-    let envoy = Envoy::start(&config(), &sink);
+    let envoy = Envoy::start_build(build, &config(), &sink);
     let cases = [
         (
             Workload::Frontend,
@@ -108,10 +109,9 @@ fn records_name_each_workloads_spiffe_identity_and_tls_facts() {
     }
 }
 
-#[test]
-fn rbac_denial_of_the_reporter_on_admin_is_recorded_as_denied() {
+fn rbac_denial_of_the_reporter_on_admin_is_recorded_as_denied(build: Build) {
     let sink = Sink::start();
-    let envoy = Envoy::start(&config(), &sink);
+    let envoy = Envoy::start_build(build, &config(), &sink);
     let denied = envoy.mtls(Workload::Reporter, "/admin/reports");
     let allowed = envoy.mtls(Workload::Frontend, "/admin/reports");
     assert_eq!(denied.status, 403, "{denied:#?}");
@@ -137,10 +137,9 @@ fn rbac_denial_of_the_reporter_on_admin_is_recorded_as_denied() {
     assert_eq!(rec.u64("/response/code"), Some(200));
 }
 
-#[test]
-fn unknown_path_is_recorded_with_the_no_route_flag() {
+fn unknown_path_is_recorded_with_the_no_route_flag(build: Build) {
     let sink = Sink::start();
-    let envoy = Envoy::start(&config(), &sink);
+    let envoy = Envoy::start_build(build, &config(), &sink);
     let reply = envoy.mtls(Workload::Frontend, "/nowhere");
     assert_eq!(reply.status, 404, "{reply:#?}");
     let records = sink.wait_for_records(1, WAIT);
@@ -162,10 +161,9 @@ fn unknown_path_is_recorded_with_the_no_route_flag() {
     assert_eq!(rec.str("/route/virtual_host"), Some("backend"));
 }
 
-#[test]
-fn refused_upstream_connection_is_recorded_as_an_error() {
+fn refused_upstream_connection_is_recorded_as_an_error(build: Build) {
     let sink = Sink::start();
-    let envoy = Envoy::start(&config(), &sink);
+    let envoy = Envoy::start_build(build, &config(), &sink);
     let reply = envoy.mtls(Workload::Frontend, "/missing-upstream");
     assert_eq!(reply.status, 503, "{reply:#?}");
     let records = sink.wait_for_records(1, WAIT);
@@ -182,10 +180,9 @@ fn refused_upstream_connection_is_recorded_as_an_error() {
     assert_eq!(rec.str("/route/cluster"), Some("missing_upstream"));
 }
 
-#[test]
-fn plaintext_requests_are_recorded_without_mtls_or_principal() {
+fn plaintext_requests_are_recorded_without_mtls_or_principal(build: Build) {
     let sink = Sink::start();
-    let envoy = Envoy::start(&config(), &sink);
+    let envoy = Envoy::start_build(build, &config(), &sink);
     let reply = envoy.plain("/orders/1");
     assert_eq!(reply.status, 200, "{reply:#?}");
     let records = sink.wait_for_records(1, WAIT);
@@ -208,10 +205,9 @@ fn plaintext_requests_are_recorded_without_mtls_or_principal() {
     assert_eq!(rec.str("/decision"), Some("allowed"));
 }
 
-#[test]
-fn clients_outside_the_mesh_ca_are_refused_and_never_recorded() {
+fn clients_outside_the_mesh_ca_are_refused_and_never_recorded(build: Build) {
     let sink = Sink::start();
-    let envoy = Envoy::start(&config(), &sink);
+    let envoy = Envoy::start_build(build, &config(), &sink);
     for who in [Workload::Rogue, Workload::Anonymous] {
         let reply = envoy.mtls(who, "/orders/1");
         assert_ne!(reply.exit_code, 0, "{who:?} got through: {reply:#?}");
@@ -227,8 +223,7 @@ fn clients_outside_the_mesh_ca_are_refused_and_never_recorded() {
     assert_eq!(records[0].str("/request_id"), Some(admitted.request_id()));
 }
 
-#[test]
-fn end_user_comes_from_the_verified_jwt_and_secrets_are_redacted() {
+fn end_user_comes_from_the_verified_jwt_and_secrets_are_redacted(build: Build) {
     use hmac::Mac;
     let sink = Sink::start();
     let plugin = json!({
@@ -238,7 +233,7 @@ fn end_user_comes_from_the_verified_jwt_and_secrets_are_redacted() {
                     "jwt": {"claims": ["sub", "iss", "email"]}},
         "redact": {"claims": {"email": "hash"}, "hash_key_env": "MESH_AUDIT_HASH_KEY"}
     });
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     let token = std::fs::read_to_string(pki().join("alice.jwt")).unwrap();
     let bearer = format!("Bearer {}", token.trim());
     let reply = envoy.mtls_with(
@@ -284,4 +279,5 @@ fn end_user_comes_from_the_verified_jwt_and_secrets_are_redacted() {
             "{field} not in redacted {redacted:?}"
         );
     }
+}
 }

@@ -8,14 +8,17 @@
 //! `close` record and loses nothing; a plain SIGTERM with records buffered
 //! leaves the emitter open since its last seal, and `verify` says so instead
 //! of staying silent, the `records_buffered` gauge bounding what was lost.
-//! Doctored copies of a real trail fail with their reason and seq.
+//! Doctored copies of a real trail fail with their reason and seq. The
+//! reload runs on both builds; the SIGTERM case is the wasm filter's (the
+//! native module drains in Envoy's shutdown hook instead:
+//! tests/e2e_native.rs).
 #![cfg(feature = "cli")]
 // Test code: helpers fail the test by panicking.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod e2e;
 
-use e2e::{trail, wait_for, Envoy, Sink};
+use e2e::{trail, wait_for, Build, Envoy, Sink};
 use mesh_audit::audit::hex;
 use mesh_audit::deliver::chain::link;
 use serde_json::{json, Value};
@@ -183,8 +186,8 @@ fn assert_signed_by(lines: &[String], key: &SigningKey) {
 
 /// Four requests buffered, then a reload drains the old filter: the sink
 /// holds the old emitter's whole trail. (emitter, stored lines, request ids)
-fn reloaded(sink: &Sink, key: &SigningKey) -> (String, Vec<String>, Vec<String>) {
-    let envoy = Envoy::start_reloadable_with_vm_env(&config(60_000, "1"), sink, &key.vm_env());
+fn reloaded(build: Build, sink: &Sink, key: &SigningKey) -> (String, Vec<String>, Vec<String>) {
+    let envoy = Envoy::start_reloadable_on(build, &config(60_000, "1"), sink, &key.vm_env());
     let ids = envoy.plain_ok("/orders/before-reload", 4);
     wait_for(WAIT, || {
         Some(envoy.stats()).filter(|s| s.get("records_buffered") == Some(&4))
@@ -210,11 +213,11 @@ fn reloaded(sink: &Sink, key: &SigningKey) -> (String, Vec<String>, Vec<String>)
     (name.clone(), stored_lines(sink), ids)
 }
 
-#[test]
-fn a_reload_ends_the_old_emitter_with_a_signed_close_and_strict_verify_passes() {
+crate::on_both_builds! {
+fn a_reload_ends_the_old_emitter_with_a_signed_close_and_strict_verify_passes(build: Build) {
     let key = SigningKey::generate();
     let sink = Sink::start();
-    let (name, lines, _) = reloaded(&sink, &key);
+    let (name, lines, _) = reloaded(build, &sink, &key);
     let emitters = trail(&sink.deliveries());
     let old = &emitters[&name];
     // Keyed genesis: `prev` of seq 1 is not 64 zeros, so the harness's
@@ -240,12 +243,14 @@ fn a_reload_ends_the_old_emitter_with_a_signed_close_and_strict_verify_passes() 
     assert!(text.contains("closed (shutdown)"), "{text}");
     eprintln!("reload, strict verify:\n{text}");
 }
+}
 
 #[test]
 fn sigterm_with_records_buffered_leaves_the_signed_emitter_open_since_its_last_seal() {
     let key = SigningKey::generate();
     let sink = Sink::start();
-    let mut envoy = Envoy::start_reloadable_with_vm_env(&config(100, "1"), &sink, &key.vm_env());
+    let mut envoy =
+        Envoy::start_reloadable_on(Build::Wasm, &config(100, "1"), &sink, &key.vm_env());
     let delivered_ids = envoy.plain_ok("/orders/delivered", 3);
     sink.wait_for_records(3, WAIT);
     wait_for(WAIT, || {
@@ -312,7 +317,7 @@ fn sigterm_with_records_buffered_leaves_the_signed_emitter_open_since_its_last_s
 fn doctored_copies_of_a_real_signed_trail_fail_with_their_reason() {
     let key = SigningKey::generate();
     let sink = Sink::start();
-    let (name, lines, ids) = reloaded(&sink, &key);
+    let (name, lines, ids) = reloaded(Build::Wasm, &sink, &key);
     let seq_of = |l: &String| parse(l)["seq"].as_u64().unwrap();
     let emitter_of = |l: &String| parse(l)["emitter"].as_str().unwrap().to_string();
     let fails_with = |doctored: &[String], reason: &str, seq: u64| {

@@ -1,7 +1,8 @@
 //! SPEC §2 under real faults, in the real, pinned Envoy: the sink goes down,
 //! gets slow, fails, the buffer overflows (fail-open and fail-closed), and
 //! the filter is drained by a listener reload. Each test runs its own Envoy
-//! and sink; timings are short so the suite stays quick.
+//! and sink; timings are short so the suite stays quick. Every scenario
+//! runs on both builds (fail-closed with the native module's HTTP filter).
 
 // Test code: helpers fail the test by panicking.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -46,10 +47,10 @@ fn stat(stats: &BTreeMap<String, u64>, name: &str) -> u64 {
     stats.get(name).copied().unwrap_or(0)
 }
 
-#[test]
-fn sink_down_for_ten_seconds_under_load_breaks_no_request_and_loses_no_record() {
+crate::on_both_builds! {
+fn sink_down_for_ten_seconds_under_load_breaks_no_request_and_loses_no_record(build: Build) {
     let sink = Sink::start();
-    let envoy = Envoy::start(&config(), &sink);
+    let envoy = Envoy::start_build(build, &config(), &sink);
     let load = Load::start(envoy.plain_port, "/orders/load", 50, 4);
     sleep(Duration::from_secs(2));
 
@@ -150,9 +151,10 @@ fn sink_down_for_ten_seconds_under_load_breaks_no_request_and_loses_no_record() 
         percentile(&during, 1.0),
     );
 }
+}
 
-#[test]
-fn a_sink_slower_than_the_timeout_then_failing_gets_the_same_batch_until_it_acknowledges() {
+crate::on_both_builds! {
+fn a_sink_slower_than_the_timeout_then_failing_gets_the_same_batch_until_it_acknowledges(build: Build) {
     let sink = Sink::start();
     // Envoy gives up on the first attempt after 500 ms; the sink still
     // receives it (and answers too late), then fails twice, then accepts.
@@ -166,7 +168,7 @@ fn a_sink_slower_than_the_timeout_then_failing_gets_the_same_batch_until_it_ackn
     ]);
     // Exactly one batch: it is sealed and cut when the third record arrives.
     let plugin = with(json!({"batch": {"max_records": 4, "flush_interval_ms": 60000}}));
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     let ids = envoy.plain_ok("/orders/slow", 3);
     let stats = envoy.settled_stats(WAIT);
 
@@ -207,9 +209,10 @@ fn a_sink_slower_than_the_timeout_then_failing_gets_the_same_batch_until_it_ackn
     assert_eq!(stat(&stats, "batch_failures"), 3, "{stats:?}");
     assert_eq!(stat(&stats, "batch_retries"), 3, "{stats:?}");
 }
+}
 
-#[test]
-fn a_full_buffer_serves_every_request_and_reports_each_record_it_could_not_admit() {
+crate::on_both_builds! {
+fn a_full_buffer_serves_every_request_and_reports_each_record_it_could_not_admit(build: Build) {
     let sink = Sink::start();
     sink.go_down();
     // Overflow accounting with a fixed record count: no seals, whose number
@@ -218,7 +221,7 @@ fn a_full_buffer_serves_every_request_and_reports_each_record_it_could_not_admit
         json!({"batch": {"max_records": 2, "max_buffered_records": 5},
         "integrity": {"seal_every_batch": false}}),
     );
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     let ids = envoy.plain_ok("/orders/overflow", 12);
     let full = wait_for(WAIT, || {
         Some(envoy.stats()).filter(|s| stat(s, "records_not_admitted") == 7)
@@ -252,16 +255,22 @@ fn a_full_buffer_serves_every_request_and_reports_each_record_it_could_not_admit
         "five requests and the loss record"
     );
 }
+}
 
-#[test]
-fn fail_closed_answers_503_only_while_the_buffer_is_full_and_recovers_by_itself() {
+crate::on_both_builds! {
+fn fail_closed_answers_503_only_while_the_buffer_is_full_and_recovers_by_itself(build: Build) {
+    // The native module answers 503 from its HTTP filter.
+    let build = match build {
+        Build::Native => Build::NativeWithFilter,
+        wasm => wasm,
+    };
     let sink = Sink::start();
     sink.go_down();
     let plugin = with(
         json!({"on_overflow": "reject", "batch": {"max_records": 3, "max_buffered_records": 3},
             "integrity": {"seal_every_batch": false}}),
     );
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     // Three requests fill the buffer (no seals, whose number would depend
     // on where ticks fall).
     let admitted = envoy.plain_ok("/orders/closed", 3);
@@ -289,13 +298,14 @@ fn fail_closed_answers_503_only_while_the_buffer_is_full_and_recovers_by_itself(
         "refused requests are not audited"
     );
 }
+}
 
-#[test]
-fn a_listener_reload_drains_the_old_filter_and_delivers_what_it_buffered() {
+crate::on_both_builds! {
+fn a_listener_reload_drains_the_old_filter_and_delivers_what_it_buffered(build: Build) {
     let sink = Sink::start();
     // Only the drain sends: the flush interval is a minute away.
     let before = json!({"sink": {"cluster": "audit_sink", "timeout_ms": 2000}, "batch": {"flush_interval_ms": 60000}});
-    let mut envoy = Envoy::start_reloadable(&before, &sink);
+    let mut envoy = Envoy::start_reloadable_on(build, &before, &sink, &json!({}));
     let ids = envoy.plain_ok("/orders/reload", 5);
     wait_for(WAIT, || {
         Some(envoy.stats()).filter(|s| stat(s, "records_buffered") == 5)
@@ -340,13 +350,14 @@ fn a_listener_reload_drains_the_old_filter_and_delivers_what_it_buffered() {
     envoy.terminate();
     assert!(envoy.wait_exit(WAIT).is_some_and(|s| s.success()));
 }
+}
 
-#[test]
-fn draining_listeners_before_sigterm_delivers_everything_buffered() {
+crate::on_both_builds! {
+fn draining_listeners_before_sigterm_delivers_everything_buffered(build: Build) {
     let sink = Sink::start();
     sink.go_down();
     let envoy_config = with(json!({"batch": {"flush_interval_ms": 1000}}));
-    let mut envoy = Envoy::start(&envoy_config, &sink);
+    let mut envoy = Envoy::start_build(build, &envoy_config, &sink);
     let ids = envoy.plain_ok("/orders/drain", 4);
     // SIGTERM alone would lose these: Envoy runs the filter's on_done only
     // after its workers stopped, when no call can complete any more. The
@@ -366,16 +377,17 @@ fn draining_listeners_before_sigterm_delivers_everything_buffered() {
         .collect();
     assert_eq!(audited, ids);
 }
+}
 
-#[test]
-fn a_drain_against_a_failing_sink_backs_off_and_gives_up_after_the_sink_timeout() {
+crate::on_both_builds! {
+fn a_drain_against_a_failing_sink_backs_off_and_gives_up_after_the_sink_timeout(build: Build) {
     let sink = Sink::start();
     let before = json!({
         "sink": {"cluster": "audit_sink", "timeout_ms": 2000},
         "batch": {"flush_interval_ms": 60000},
         "retry": {"backoff_base_ms": 100, "backoff_max_ms": 1000}
     });
-    let envoy = Envoy::start_reloadable(&before, &sink);
+    let envoy = Envoy::start_reloadable_on(build, &before, &sink, &json!({}));
     envoy.plain_ok("/orders/doomed", 5);
     wait_for(WAIT, || {
         Some(envoy.stats()).filter(|s| stat(s, "records_buffered") == 5)
@@ -411,4 +423,5 @@ fn a_drain_against_a_failing_sink_backs_off_and_gives_up_after_the_sink_timeout(
         (2..=8).contains(&attempts),
         "{attempts} attempts in a 2 s drain"
     );
+}
 }

@@ -17,7 +17,7 @@ mod e2e;
 mod cli;
 
 use cli::{stored, verify, CliSink, Scratch};
-use e2e::{envoy_bin, native_module, pki, repo_root, Envoy, Reply, Sink, Workload};
+use e2e::{envoy_bin, native_module, pki, repo_root, Build, Envoy, Reply, Sink, Workload};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
@@ -386,4 +386,69 @@ fn the_native_example_config_validates_and_degrades_without_its_keys_unless_stri
     );
     let refused = format!("mesh-audit: invalid configuration: {missing}");
     assert!(text.contains(&refused), "no `{refused}` in:\n{text}");
+}
+
+/// SPEC §2.7 in the real Envoy: an invalid configuration leaves the native
+/// module inert (requests pass and are counted, `config_invalid` is 1, the
+/// error line is logged); with `MESH_AUDIT_FAIL_CLOSED=1` the module's HTTP
+/// filter answers them `503 audit unavailable` instead, counted as rejected.
+#[test]
+fn an_invalid_configuration_leaves_the_module_inert_or_with_fail_closed_answers_503() {
+    let sink = Sink::start();
+    let invalid = json!({"sink": {"cluster": ""}});
+    let line = "mesh-audit: invalid configuration: sink.cluster: must not be empty";
+
+    let inert = Envoy::start_native_with(Build::Native, &invalid, sink.port(), 1, &[]);
+    for _ in 0..3 {
+        assert_eq!(inert.plain("/orders/1").status, 200);
+    }
+    let stats = e2e::wait_for(WAIT, || {
+        let s = inert.stats();
+        (s.get("requests_unaudited") == Some(&3)).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("unaudited requests not counted: {:?}", inert.stats()));
+    assert_eq!(stats.get("config_invalid"), Some(&1), "{stats:?}");
+    assert_eq!(stats.get("records_admitted").copied().unwrap_or(0), 0);
+    assert!(inert.log().contains(line), "{}", inert.log());
+
+    // FAIL_CLOSED without the HTTP filter cannot answer 503: said, not silent.
+    let closed_env = [("MESH_AUDIT_FAIL_CLOSED", "1")];
+    let open = Envoy::start_native_with(Build::Native, &invalid, sink.port(), 1, &closed_env);
+    assert_eq!(open.plain("/orders/1").status, 200);
+    open.wait_for_log(
+        "MESH_AUDIT_FAIL_CLOSED is set and the configuration is invalid",
+        WAIT,
+    );
+
+    let closed = Envoy::start_native_with(
+        Build::NativeWithFilter,
+        &invalid,
+        sink.port(),
+        1,
+        &closed_env,
+    );
+    for _ in 0..2 {
+        let reply = closed.plain("/orders/1");
+        assert_eq!(reply.status, 503, "{reply:#?}");
+        assert_eq!(reply.body, "audit unavailable");
+    }
+    let stats = e2e::wait_for(WAIT, || {
+        let s = closed.stats();
+        (s.get("requests_rejected") == Some(&2) && s.get("config_invalid") == Some(&1)).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("rejections not counted: {:?}", closed.stats()));
+    assert_eq!(
+        stats.get("requests_unaudited").copied().unwrap_or(0),
+        0,
+        "{stats:?}"
+    );
+
+    // A valid configuration with the HTTP filter: it lets everything through.
+    let valid = json!({"sink": {"cluster": "audit_sink"}, "batch": {"flush_interval_ms": 100}});
+    let audited =
+        Envoy::start_native_with(Build::NativeWithFilter, &valid, sink.port(), 1, &closed_env);
+    let reply = audited.plain("/orders/1");
+    assert_eq!(reply.status, 200, "{reply:#?}");
+    let records = sink.wait_for_records(1, WAIT);
+    assert_eq!(records[0].str("/request_id"), Some(reply.request_id()));
 }

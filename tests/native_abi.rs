@@ -13,439 +13,15 @@
 // The fakes implement Envoy's C signatures, pointers and all.
 #![allow(clippy::missing_safety_doc, clippy::not_unsafe_ptr_arg_deref)]
 
-use mesh_audit::host::native::abi::{
-    BytesInfo, EnvoyBuffer, EnvoyHeader, ModuleBuffer, ModuleHeader, TimingInfo,
-};
+use mesh_audit::host::native::abi::{EnvoyBuffer, EnvoyHeader};
 use mesh_audit::host::native::guard;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::Mutex;
 
-// ---- what the fake Envoy records -------------------------------------------
+#[path = "native_abi/fake_envoy.rs"]
+mod fake_envoy;
 
-/// One HTTP callout: cluster, headers, body.
-type Callout = (String, Vec<(String, String)>, Vec<u8>);
-
-#[derive(Default)]
-struct Recorded {
-    logs: Vec<String>,
-    init_complete: usize,
-    timers: usize,
-    callouts: Vec<Callout>,
-    counters: Vec<String>,
-    gauges: Vec<String>,
-    /// (metric id, value) of every counter increment.
-    increments: Vec<(usize, u64)>,
-}
-
-static RECORDED: Mutex<Option<Recorded>> = Mutex::new(None);
-
-fn with<R>(f: impl FnOnce(&mut Recorded) -> R) -> R {
-    let mut r = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
-    f(r.get_or_insert_with(Recorded::default))
-}
-
-unsafe fn text(b: ModuleBuffer) -> String {
-    String::from_utf8_lossy(std::slice::from_raw_parts(b.ptr, b.length)).into_owned()
-}
-
-// ---- one finished request, as the access logger's getters answer --------
-
-struct FakeRequest {
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Answer the header count with this instead of the real one.
-    claimed_headers: Option<usize>,
-    /// Give every header value as a null pointer with a length.
-    null_values: bool,
-    peer_san: &'static str,
-    claimed_sans: Option<usize>,
-    /// Connection facts are cached per connection id.
-    connection: u64,
-}
-
-fn req<'a>(ctx: *mut c_void) -> &'a FakeRequest {
-    unsafe { &*(ctx as *const FakeRequest) }
-}
-
-fn give(out: *mut EnvoyBuffer, s: &'static str) -> bool {
-    unsafe {
-        *out = EnvoyBuffer {
-            ptr: s.as_ptr(),
-            length: s.len(),
-        }
-    };
-    true
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_log(_level: u32, message: ModuleBuffer) {
-    let line = unsafe { text(message) };
-    with(|r| r.logs.push(line));
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_headers_size(
-    ctx: *mut c_void,
-    kind: u32,
-) -> usize {
-    let r = req(ctx);
-    match kind {
-        0 => r.claimed_headers.unwrap_or(r.headers.len()),
-        _ => 2,
-    }
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_headers(
-    ctx: *mut c_void,
-    kind: u32,
-    out: *mut EnvoyHeader,
-) -> bool {
-    let r = req(ctx);
-    let response: [(&'static [u8], &'static [u8]); 2] =
-        [(b":status", b"200"), (b"content-type", b"text/plain")];
-    let entries: Vec<(&[u8], &[u8])> = match kind {
-        0 => r
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
-            .collect(),
-        _ => response.to_vec(),
-    };
-    for (i, (k, v)) in entries.iter().enumerate() {
-        let value_ptr = if r.null_values && kind == 0 && k != b":path" && k != b":method" {
-            std::ptr::null()
-        } else {
-            v.as_ptr()
-        };
-        unsafe {
-            *out.add(i) = EnvoyHeader {
-                key_ptr: k.as_ptr(),
-                key_length: k.len(),
-                value_ptr,
-                value_length: v.len(),
-            }
-        };
-    }
-    true
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_response_code(
-    _: *mut c_void,
-) -> u32 {
-    200
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_response_code_details(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "via_upstream")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_response_flags(
-    _: *mut c_void,
-) -> u64 {
-    0
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_protocol(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "HTTP/1.1")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_timing_info(
-    _: *mut c_void,
-    out: *mut TimingInfo,
-) {
-    unsafe {
-        *out = TimingInfo {
-            start_time_unix_ns: 1_795_000_000_000_000_000,
-            request_complete_duration_ns: 1_500_000,
-            ..TimingInfo::default()
-        }
-    };
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_bytes_info(
-    _: *mut c_void,
-    out: *mut BytesInfo,
-) {
-    unsafe {
-        *out = BytesInfo {
-            bytes_received: 0,
-            bytes_sent: 3,
-            ..BytesInfo::default()
-        }
-    };
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_route_name(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "orders")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_upstream_cluster(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "backend")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_request_id(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "req-from-stream-info")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_attribute_string(
-    _: *mut c_void,
-    _id: u32,
-    _out: *mut EnvoyBuffer,
-) -> bool {
-    false
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata(
-    _: *mut c_void,
-    _ns: ModuleBuffer,
-    _path: ModuleBuffer,
-    _out: *mut EnvoyBuffer,
-) -> bool {
-    false
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_number(
-    _: *mut c_void,
-    _ns: ModuleBuffer,
-    _path: ModuleBuffer,
-    _out: *mut f64,
-) -> bool {
-    false
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_bool(
-    _: *mut c_void,
-    _ns: ModuleBuffer,
-    _path: ModuleBuffer,
-    _out: *mut bool,
-) -> bool {
-    false
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_remote_address(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-    port: *mut u32,
-) -> bool {
-    unsafe { *port = 51234 };
-    give(out, "10.0.0.7")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_local_address(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-    port: *mut u32,
-) -> bool {
-    unsafe { *port = 8443 };
-    give(out, "::1")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_connection_id(
-    ctx: *mut c_void,
-) -> u64 {
-    req(ctx).connection
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_is_mtls(_: *mut c_void) -> bool {
-    true
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_requested_server_name(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "backend.default.svc")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_tls_version(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "TLSv1.3")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_peer_subject(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "CN=frontend")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_peer_cert_digest(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "ab11")
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san_size(
-    ctx: *mut c_void,
-) -> usize {
-    req(ctx).claimed_sans.unwrap_or(1)
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san(
-    ctx: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, req(ctx).peer_san)
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san_size(
-    _: *mut c_void,
-) -> usize {
-    1
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san(
-    _: *mut c_void,
-    out: *mut EnvoyBuffer,
-) -> bool {
-    give(out, "spiffe://cluster.local/ns/default/sa/backend")
-}
-
-// ---- the bootstrap extension's services -------------------------------------
-
-static TIMER: u8 = 0;
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_signal_init_complete(
-    _: *mut c_void,
-) {
-    with(|r| r.init_complete += 1);
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_timer_new(
-    _: *mut c_void,
-) -> *mut c_void {
-    with(|r| r.timers += 1);
-    std::ptr::addr_of!(TIMER).cast_mut().cast()
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_timer_enable(
-    _: *mut c_void,
-    _delay_ms: u64,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_http_callout(
-    _: *mut c_void,
-    id_out: *mut u64,
-    cluster: ModuleBuffer,
-    headers: *mut ModuleHeader,
-    count: usize,
-    body: ModuleBuffer,
-    _timeout_ms: u64,
-) -> u32 {
-    let hs = unsafe { std::slice::from_raw_parts(headers, count) }
-        .iter()
-        .map(|h| unsafe {
-            (
-                text(ModuleBuffer {
-                    ptr: h.key_ptr,
-                    length: h.key_length,
-                }),
-                text(ModuleBuffer {
-                    ptr: h.value_ptr,
-                    length: h.value_length,
-                }),
-            )
-        })
-        .collect();
-    let body = unsafe { std::slice::from_raw_parts(body.ptr, body.length) }.to_vec();
-    let cluster = unsafe { text(cluster) };
-    with(|r| {
-        r.callouts.push((cluster, hs, body));
-        unsafe { *id_out = 100 + r.callouts.len() as u64 };
-    });
-    0
-}
-fn define(names: fn(&mut Recorded) -> &mut Vec<String>, name: ModuleBuffer, id: *mut usize) -> u32 {
-    let name = unsafe { text(name) };
-    with(|r| {
-        let list = names(r);
-        list.push(name);
-        unsafe { *id = list.len() - 1 };
-    });
-    0
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_define_counter(
-    _: *mut c_void,
-    name: ModuleBuffer,
-    _labels: *mut ModuleBuffer,
-    _n: usize,
-    id: *mut usize,
-) -> u32 {
-    define(|r| &mut r.counters, name, id)
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_define_gauge(
-    _: *mut c_void,
-    name: ModuleBuffer,
-    _labels: *mut ModuleBuffer,
-    _n: usize,
-    id: *mut usize,
-) -> u32 {
-    define(|r| &mut r.gauges, name, id)
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_increment_counter(
-    _: *mut c_void,
-    id: usize,
-    _labels: *mut ModuleBuffer,
-    _n: usize,
-    value: u64,
-) -> u32 {
-    with(|r| r.increments.push((id, value)));
-    0
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_increment_gauge(
-    _: *mut c_void,
-    _id: usize,
-    _labels: *mut ModuleBuffer,
-    _n: usize,
-    _value: u64,
-) -> u32 {
-    0
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_set_gauge(
-    _: *mut c_void,
-    _id: usize,
-    _labels: *mut ModuleBuffer,
-    _n: usize,
-    _value: u64,
-) -> u32 {
-    0
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_bootstrap_extension_config_decrement_gauge(
-    _: *mut c_void,
-    _id: usize,
-    _labels: *mut ModuleBuffer,
-    _n: usize,
-    _value: u64,
-) -> u32 {
-    0
-}
+use fake_envoy::{with, FakeRequest, TIMER};
 
 // ---- the module's hooks, as Envoy calls them ---------------------------------
 
@@ -491,6 +67,22 @@ extern "C" {
         body: *const EnvoyBuffer,
         body_size: usize,
     );
+    fn envoy_dynamic_module_on_http_filter_config_new(
+        config_envoy: *mut c_void,
+        name: EnvoyBuffer,
+        config: EnvoyBuffer,
+    ) -> *const c_void;
+    fn envoy_dynamic_module_on_http_filter_new(
+        config: *const c_void,
+        filter_envoy: *mut c_void,
+    ) -> *const c_void;
+    fn envoy_dynamic_module_on_http_filter_request_headers(
+        filter_envoy: *mut c_void,
+        filter: *const c_void,
+        end_of_stream: bool,
+    ) -> u32;
+    fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void);
+    fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void);
     fn envoy_dynamic_module_on_bootstrap_extension_shutdown(
         extension_envoy: *mut c_void,
         extension: *const c_void,
@@ -507,6 +99,10 @@ fn buf(bytes: &[u8]) -> EnvoyBuffer {
 }
 
 static SHUTDOWN_DONE: Mutex<usize> = Mutex::new(0);
+
+/// Held while a test switches a variable in the process environment, which
+/// the module reads as Envoy's.
+static ENV: Mutex<()> = Mutex::new(());
 
 unsafe extern "C" fn shutdown_done(context: *mut c_void) {
     assert_eq!(context as usize, 42, "the completion got another context");
@@ -580,16 +176,30 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
         );
     });
 
-    // A bad configuration is refused with the documented line; a null
+    // SPEC §2.7: a bad configuration is refused with the documented line
+    // in strict mode, and leaves the module inert otherwise; a null
     // pointer with a length is not read.
+    let invalid = b"{\"sink\": {}}";
+    let env = ENV.lock().unwrap_or_else(|p| p.into_inner());
+    std::env::set_var("MESH_AUDIT_STRICT_CONFIG", "1");
     let bad = unsafe {
         envoy_dynamic_module_on_access_logger_config_new(
             std::ptr::null_mut(),
             buf(b""),
-            buf(b"{\"sink\": {}}"),
+            buf(invalid),
         )
     };
+    std::env::remove_var("MESH_AUDIT_STRICT_CONFIG");
+    drop(env);
     assert!(bad.is_null());
+    let inert = unsafe {
+        envoy_dynamic_module_on_access_logger_config_new(
+            std::ptr::null_mut(),
+            buf(b""),
+            buf(invalid),
+        )
+    };
+    assert!(!inert.is_null());
     let lying = EnvoyBuffer {
         ptr: std::ptr::null(),
         length: 64,
@@ -608,25 +218,54 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
         );
     });
 
-    // Fail-closed needs an HTTP filter: refused rather than silently open.
+    // Fail-closed on a full buffer is the HTTP filter's to answer: the
+    // logger takes the configuration (the filter's test is below).
     let reject = br#"{"sink": {"cluster": "audit_sink"}, "on_overflow": "reject"}"#;
-    assert!(unsafe {
+    let rejecting = unsafe {
         envoy_dynamic_module_on_access_logger_config_new(
             std::ptr::null_mut(),
             buf(b""),
             buf(reject),
         )
-    }
-    .is_null());
+    };
+    assert!(!rejecting.is_null());
+    unsafe { envoy_dynamic_module_on_access_logger_config_destroy(rejecting) };
+
+    // An inert logger lets a request pass and counts it, on the main thread.
+    let inert_logger =
+        unsafe { envoy_dynamic_module_on_access_logger_new(inert, std::ptr::null_mut()) };
+    assert!(!inert_logger.is_null());
+    let passing = request(&[(b":path", b"/orders/9"), (b"x-request-id", b"req-0")]);
+    unsafe {
+        envoy_dynamic_module_on_access_logger_log(
+            &passing as *const _ as *mut c_void,
+            inert_logger,
+            6,
+        )
+    };
+    tick(envoy_config);
     with(|r| {
+        let unaudited = r
+            .counters
+            .iter()
+            .position(|c| c == "mesh_audit.requests_unaudited")
+            .unwrap();
         assert!(
-            r.logs.iter().any(
-                |l| l.starts_with("mesh-audit: invalid configuration: on_overflow: \"reject\"")
-            ),
-            "{:?}",
-            r.logs
+            r.increments.contains(&(unaudited, 1)),
+            "{:?} {:?}",
+            r.counters,
+            r.increments
         );
+        // Said again by the inert auditor, at once.
+        let said = r
+            .logs
+            .iter()
+            .filter(|l| l.starts_with("mesh-audit: invalid configuration: sink.cluster"))
+            .count();
+        assert!(said >= 2, "{:?}", r.logs);
     });
+    unsafe { envoy_dynamic_module_on_access_logger_destroy(inert_logger) };
+    unsafe { envoy_dynamic_module_on_access_logger_config_destroy(inert) };
 
     let json = br#"{"sink": {"cluster": "audit_sink"}, "batch": {"flush_interval_ms": 100}, "capture": {"request_headers": ["user-agent", "x-api-key"]}}"#;
     let config = unsafe {
@@ -828,5 +467,67 @@ fn a_panic_inside_a_hook_is_caught_logged_and_answered_with_the_fallback() {
             "{:?}",
             r.logs
         );
+    });
+}
+
+#[test]
+fn the_http_filter_answers_503_only_for_an_invalid_configuration_with_fail_closed() {
+    let _env = ENV.lock().unwrap_or_else(|p| p.into_inner());
+    let stream = 0x2000usize as *mut c_void;
+    let headers = |config: &[u8]| -> u32 {
+        let c = unsafe {
+            envoy_dynamic_module_on_http_filter_config_new(stream, buf(b"mesh-audit"), buf(config))
+        };
+        assert!(!c.is_null());
+        let f = unsafe { envoy_dynamic_module_on_http_filter_new(c, stream) };
+        let status =
+            unsafe { envoy_dynamic_module_on_http_filter_request_headers(stream, f, true) };
+        // A null stream from Envoy is not used.
+        let ignored = unsafe {
+            envoy_dynamic_module_on_http_filter_request_headers(std::ptr::null_mut(), f, true)
+        };
+        assert_eq!(ignored, 0);
+        unsafe { envoy_dynamic_module_on_http_filter_destroy(f) };
+        unsafe { envoy_dynamic_module_on_http_filter_config_destroy(c) };
+        status
+    };
+    let valid = br#"{"sink": {"cluster": "audit_sink"}}"#;
+    let invalid = br#"{"sink": {"cluster": ""}}"#;
+    // Without MESH_AUDIT_FAIL_CLOSED every request goes on, valid or not.
+    assert_eq!(headers(valid), 0);
+    assert_eq!(headers(invalid), 0);
+    assert!(with(|r| r.replies.is_empty()));
+    std::env::set_var("MESH_AUDIT_FAIL_CLOSED", "1");
+    let valid_status = headers(valid);
+    let invalid_status = headers(invalid);
+    std::env::remove_var("MESH_AUDIT_FAIL_CLOSED");
+    assert_eq!(valid_status, 0);
+    // Stopped, and answered as the wasm filter answers.
+    assert_eq!(invalid_status, 1);
+    with(|r| {
+        assert_eq!(
+            r.replies,
+            vec![(
+                503,
+                vec![("content-type".to_string(), "text/plain".to_string())],
+                "audit unavailable".to_string(),
+                "mesh_audit_unavailable".to_string()
+            )]
+        );
+        let rejected: Vec<usize> = r
+            .filter_counters
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| *c == "mesh_audit.requests_rejected")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(rejected.len(), 4, "{:?}", r.filter_counters);
+        let counted: u64 = r
+            .filter_increments
+            .iter()
+            .filter(|(id, _)| rejected.contains(id))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(counted, 1, "{:?}", r.filter_increments);
     });
 }

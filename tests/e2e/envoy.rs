@@ -22,17 +22,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// type.
 fn as_access_logger(config: String) -> String {
     let lines: Vec<&str> = config.lines().collect();
-    let item = "          - name: ";
-    let start = lines
-        .iter()
-        .position(|l| *l == "          - name: envoy.filters.http.wasm")
-        .unwrap_or_else(|| panic!("envoy/e2e.yaml has no mesh-audit HTTP filter"));
-    let end = start
-        + 1
-        + lines[start + 1..]
-            .iter()
-            .position(|l| l.starts_with(item))
-            .unwrap_or_else(|| panic!("envoy/e2e.yaml: nothing after the mesh-audit filter"));
+    let (start, end) = wasm_filter_lines(&lines, ITEM);
     let logger: Vec<String> = lines[start..end]
         .iter()
         .map(|l| {
@@ -43,17 +33,174 @@ fn as_access_logger(config: String) -> String {
                 )
         })
         .collect();
-    let front_routes = lines
-        .iter()
-        .position(|l| *l == "          route_config:")
-        .unwrap_or_else(|| panic!("envoy/e2e.yaml has no route_config"));
-    assert!(front_routes < start, "envoy/e2e.yaml: unexpected layout");
+    let front_routes = front_routes(&lines, start, ITEM);
     let mut out: Vec<String> = Vec::with_capacity(lines.len());
     out.extend(lines[..front_routes].iter().map(|l| l.to_string()));
     out.extend(logger);
     out.extend(lines[front_routes..start].iter().map(|l| l.to_string()));
     out.extend(lines[end..].iter().map(|l| l.to_string()));
     out.join("\n") + "\n"
+}
+
+/// What envoy/e2e.yaml gives the wasm VM besides the hash key: a
+/// standalone Envoy fails fast on a configuration problem.
+const STRICT: &[(&str, &str)] = &[("MESH_AUDIT_STRICT_CONFIG", "1")];
+
+/// Which build of mesh-audit an Envoy of the harness runs: the same
+/// listeners, routes and plugin configuration either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// The `.wasm` as the front listeners' HTTP filter (envoy/e2e.yaml).
+    Wasm,
+    /// The native module (`make native`): access logger + bootstrap extension.
+    Native,
+    /// The native module with its HTTP filter too, where fail-closed needs it.
+    NativeWithFilter,
+}
+
+/// The front HCM's list items in envoy/e2e.yaml (`http_filters`, `access_log`).
+const ITEM: &str = "          ";
+
+/// The lines of mesh-audit's wasm HTTP filter, its list item at `indent`:
+/// from that item to the next filter's.
+fn wasm_filter_lines(lines: &[&str], indent: &str) -> (usize, usize) {
+    let first = format!("{indent}- name: envoy.filters.http.wasm");
+    let item = format!("{indent}- name: ");
+    let start = lines
+        .iter()
+        .position(|l| *l == first)
+        .unwrap_or_else(|| panic!("no mesh-audit HTTP filter at {} spaces", indent.len()));
+    let end = start
+        + 1
+        + lines[start + 1..]
+            .iter()
+            .position(|l| l.starts_with(&item))
+            .unwrap_or_else(|| panic!("nothing after the mesh-audit filter"));
+    (start, end)
+}
+
+/// Where the HCM's `route_config` (at `indent`) starts: access loggers go
+/// right before it, after Envoy's own JSON access log.
+fn front_routes(lines: &[&str], filter_start: usize, indent: &str) -> usize {
+    let key = format!("{indent}route_config:");
+    let at = lines
+        .iter()
+        .position(|l| *l == key)
+        .unwrap_or_else(|| panic!("no route_config at {} spaces", indent.len()));
+    assert!(
+        at < filter_start,
+        "unexpected layout: route_config after the filters"
+    );
+    at
+}
+
+/// The module's bootstrap extension, a top-level key.
+fn native_bootstrap() -> Vec<String> {
+    vec![
+        "bootstrap_extensions:".to_string(),
+        "- name: envoy.bootstrap.dynamic_modules".to_string(),
+        "  typed_config:".to_string(),
+        "    \"@type\": type.googleapis.com/envoy.extensions.bootstrap.dynamic_modules.v3.DynamicModuleBootstrapExtension".to_string(),
+        format!("    {MODULE}"),
+        "    extension_name: mesh-audit".to_string(),
+    ]
+}
+
+const MODULE: &str = "dynamic_module_config: {name: mesh_audit, do_not_close: true}";
+
+/// The module's access logger (`http_filter` false) or HTTP filter, as a
+/// list item at `indent`, with the plugin configuration placeholder.
+fn native_item(indent: &str, http_filter: bool) -> Vec<String> {
+    let (name, kind, key, config) = if http_filter {
+        (
+            "envoy.filters.http.dynamic_modules",
+            "filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "filter_name",
+            "filter_config",
+        )
+    } else {
+        (
+            "envoy.access_loggers.dynamic_modules",
+            "access_loggers.dynamic_modules.v3.DynamicModuleAccessLog",
+            "logger_name",
+            "logger_config",
+        )
+    };
+    vec![
+        format!("{indent}- name: {name}"),
+        format!("{indent}  typed_config:"),
+        format!("{indent}    \"@type\": type.googleapis.com/envoy.extensions.{kind}"),
+        format!("{indent}    {MODULE}"),
+        format!("{indent}    {key}: mesh-audit"),
+        format!("{indent}    {config}:"),
+        format!("{indent}      \"@type\": type.googleapis.com/google.protobuf.StringValue"),
+        format!("{indent}      value: {{{{PLUGIN_CONFIG}}}}"),
+    ]
+}
+
+/// `lines` with mesh-audit's wasm filter (items at `indent`) replaced by the
+/// module: its access logger before `route_config` (under a new
+/// `access_log:` key when `with_key`), and with `http_filter` its HTTP
+/// filter where the wasm filter was.
+fn native_hcm(lines: &[&str], indent: &str, with_key: bool, http_filter: bool) -> Vec<String> {
+    let (start, end) = wasm_filter_lines(lines, indent);
+    let routes = front_routes(lines, start, indent);
+    let own = |range: &[&str]| range.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+    let mut out = own(&lines[..routes]);
+    if with_key {
+        out.push(format!("{indent}access_log:"));
+    }
+    out.extend(native_item(indent, false));
+    out.extend(own(&lines[routes..start]));
+    if http_filter {
+        out.extend(native_item(indent, true));
+    }
+    out.extend(own(&lines[end..]));
+    out
+}
+
+/// A bootstrap with the module's bootstrap extension before its `admin:`.
+fn with_native_bootstrap(lines: Vec<String>) -> String {
+    let admin = lines
+        .iter()
+        .position(|l| l == "admin:")
+        .unwrap_or_else(|| panic!("no admin section"));
+    let mut out = lines[..admin].to_vec();
+    out.extend(native_bootstrap());
+    out.extend(lines[admin..].iter().cloned());
+    out.join("\n") + "\n"
+}
+
+/// envoy/e2e.yaml (or a template laid out like it) with mesh-audit as the
+/// native module instead of the `.wasm`: a bootstrap extension (delivery,
+/// shutdown drain), an access logger on the front HCM in place of the HTTP
+/// filter, and, with `http_filter`, the module's HTTP filter where the wasm
+/// filter was. Everything else (listeners, RBAC, JWT, routes, clusters) is
+/// the template's.
+pub fn as_native(config: String, http_filter: bool) -> String {
+    let lines: Vec<&str> = config.lines().collect();
+    with_native_bootstrap(native_hcm(&lines, ITEM, false, http_filter))
+}
+
+/// What a harness Envoy running `build` adds to its environment: nothing
+/// for the wasm filter (its VM's variables are in the template); for the
+/// native module, where Envoy finds it, the hash key the wasm VM is given in
+/// envoy/e2e.yaml, and `env`.
+pub fn build_env(build: Build, env: &[(&str, &str)]) -> Vec<(String, std::ffi::OsString)> {
+    if build == Build::Wasm {
+        return Vec::new();
+    }
+    let module = super::native_module();
+    let search_path = module.parent().unwrap_or(Path::new("."));
+    let mut vars = vec![
+        (
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH".to_string(),
+            search_path.as_os_str().to_os_string(),
+        ),
+        ("MESH_AUDIT_HASH_KEY".to_string(), "e2e-hash-key".into()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.into())));
+    vars
 }
 
 /// Fills `{{NAME}}` placeholders; every placeholder must be given a value.
@@ -118,7 +265,20 @@ impl Envoy {
     /// Starts Envoy with a configuration it must refuse; returns its log once
     /// it has exited unsuccessfully.
     pub fn start_expecting_refusal(plugin_config: &serde_json::Value, sink: &Sink) -> String {
-        let mut envoy = Envoy::spawn(plugin_config, sink);
+        Envoy::start_build_expecting_refusal(Build::Wasm, plugin_config, sink)
+    }
+
+    /// [`Envoy::start_expecting_refusal`] with `build` of mesh-audit, strict
+    /// as in [`Envoy::start_build`].
+    pub fn start_build_expecting_refusal(
+        build: Build,
+        plugin_config: &serde_json::Value,
+        sink: &Sink,
+    ) -> String {
+        let mut envoy = match build {
+            Build::Wasm => Envoy::spawn(plugin_config, sink),
+            native => Envoy::spawn_native(native, plugin_config, sink.port(), 1, STRICT),
+        };
         let status = wait_for(START_TIMEOUT, || envoy.child.try_wait().ok().flatten());
         let status: ExitStatus =
             status.unwrap_or_else(|| panic!("Envoy still running after {START_TIMEOUT:?}"));
@@ -136,17 +296,51 @@ impl Envoy {
         Envoy::spawn_with(plugin_config, sink, as_access_logger).ready()
     }
 
-    /// Starts Envoy from envoy/e2e-native.yaml: the same listeners, with
-    /// mesh-audit as the native module (`make native`) instead of the
-    /// `.wasm`, found through `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`. The
-    /// module reads the variables the wasm VM is given from Envoy's
-    /// environment.
+    /// Starts Envoy with `build` of mesh-audit, as the wasm VM would be
+    /// configured: the hash key, and strict mode (a standalone Envoy fails
+    /// fast on a configuration problem).
+    pub fn start_build(build: Build, plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
+        match build {
+            Build::Wasm => Envoy::start(plugin_config, sink),
+            native => Envoy::start_native_with(native, plugin_config, sink.port(), 1, STRICT),
+        }
+    }
+
+    /// Starts Envoy from envoy/e2e.yaml with mesh-audit as the native
+    /// module (`make native`) instead of the `.wasm`, found through
+    /// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`. The module reads the variables
+    /// the wasm VM is given from Envoy's environment: the hash key here.
     pub fn start_native(plugin_config: &serde_json::Value, sink_port: u16, workers: u32) -> Envoy {
+        Envoy::start_native_with(Build::Native, plugin_config, sink_port, workers, &[])
+    }
+
+    /// [`Envoy::start_native`] as `build`, with `env` added to Envoy's environment.
+    pub fn start_native_with(
+        build: Build,
+        plugin_config: &serde_json::Value,
+        sink_port: u16,
+        workers: u32,
+        env: &[(&str, &str)],
+    ) -> Envoy {
+        Envoy::spawn_native(build, plugin_config, sink_port, workers, env).ready()
+    }
+
+    fn spawn_native(
+        build: Build,
+        plugin_config: &serde_json::Value,
+        sink_port: u16,
+        workers: u32,
+        env: &[(&str, &str)],
+    ) -> Envoy {
+        assert_ne!(build, Build::Wasm, "spawn_native runs the native module");
         let dir = run_dir();
         let (admin_port, mtls_port, plain_port) = (free_port(), free_port(), free_port());
-        let module = super::native_module();
+        let template = as_native(
+            read_template("envoy/e2e.yaml"),
+            build == Build::NativeWithFilter,
+        );
         let config = render(
-            &read_template("envoy/e2e-native.yaml"),
+            &template,
             &[
                 ("ADMIN_PORT", admin_port.to_string()),
                 ("MTLS_PORT", mtls_port.to_string()),
@@ -157,21 +351,13 @@ impl Envoy {
                 ("CERT_DIR", pki().display().to_string()),
                 ("PLUGIN_CONFIG", plugin_config_scalar(plugin_config)),
                 ("ACCESS_LOG", dir.join("access.log").display().to_string()),
+                // Only e2e.yaml's header comment names it: no .wasm is loaded.
+                ("WASM", "(none: the native module)".to_string()),
             ],
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
-        let search_path = module.parent().unwrap_or(Path::new("."));
-        let child = launch_with_env(
-            &config_path,
-            &dir,
-            workers,
-            &[],
-            &[
-                ("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", search_path.as_os_str()),
-                ("MESH_AUDIT_HASH_KEY", "e2e-hash-key".as_ref()),
-            ],
-        );
+        let child = launch_with_env(&config_path, &dir, workers, &[], &build_env(build, env));
         Envoy {
             child,
             admin_port,
@@ -180,7 +366,6 @@ impl Envoy {
             dir,
             listeners: None,
         }
-        .ready()
     }
 
     fn spawn(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
@@ -228,31 +413,54 @@ impl Envoy {
     /// [`Envoy::reload_plugin`] can replace it, and Envoy drains the old one
     /// for 1 s before it removes it. There is no mTLS listener.
     pub fn start_reloadable(plugin_config: &serde_json::Value, sink: &Sink) -> Envoy {
-        Envoy::start_reloadable_with_vm_env(plugin_config, sink, &serde_json::json!({}))
+        Envoy::start_reloadable_on(Build::Wasm, plugin_config, sink, &serde_json::json!({}))
     }
 
-    /// [`Envoy::start_reloadable`], with these variables (a JSON object of
-    /// strings) in the filter VM's environment, e.g. a signing key.
-    pub fn start_reloadable_with_vm_env(
+    /// [`Envoy::start_reloadable`] running `build`, with the variables of
+    /// `env` (a JSON object of strings, e.g. a signing key) where the build
+    /// reads them: the filter VM's environment for the wasm filter, Envoy's
+    /// own for the native module. For the native module, its bootstrap
+    /// extension goes in faults.yaml and its access logger in the listener
+    /// file instead of the wasm filter, so a reload drops the old listener's
+    /// loggers while the bootstrap extension stays.
+    pub fn start_reloadable_on(
+        build: Build,
         plugin_config: &serde_json::Value,
         sink: &Sink,
-        vm_env: &serde_json::Value,
+        env: &serde_json::Value,
     ) -> Envoy {
         let dir = run_dir();
         let (admin_port, plain_port, backend_port) = (free_port(), free_port(), free_port());
+        let (lds_template, bootstrap) = (
+            read_template("tests/e2e/faults-lds.yaml"),
+            read_template("tests/e2e/faults.yaml"),
+        );
+        let (lds_template, bootstrap, wasm_path) = match build {
+            Build::Wasm => (lds_template, bootstrap, wasm().display().to_string()),
+            native => {
+                let lines: Vec<&str> = lds_template.lines().collect();
+                let hcm = native_hcm(&lines, "        ", true, native == Build::NativeWithFilter);
+                let lines: Vec<String> = bootstrap.lines().map(str::to_string).collect();
+                (
+                    hcm.join("\n") + "\n",
+                    with_native_bootstrap(lines),
+                    "(none: the native module)".to_string(),
+                )
+            }
+        };
         let lds = Listeners {
             path: dir.join("lds.yaml"),
-            template: read_template("tests/e2e/faults-lds.yaml"),
+            template: lds_template,
             values: vec![
                 ("PLAIN_PORT", plain_port.to_string()),
-                ("WASM", wasm().display().to_string()),
+                ("WASM", wasm_path),
                 // JSON is YAML's flow syntax: the object goes in as it is.
-                ("VM_ENV", vm_env.to_string()),
+                ("VM_ENV", env.to_string()),
             ],
         };
         lds.write(plugin_config);
         let config = render(
-            &read_template("tests/e2e/faults.yaml"),
+            &bootstrap,
             &[
                 ("ADMIN_PORT", admin_port.to_string()),
                 ("BACKEND_PORT", backend_port.to_string()),
@@ -262,7 +470,14 @@ impl Envoy {
         );
         let config_path = dir.join("envoy.yaml");
         write(&config_path, &config);
-        let child = launch(&config_path, &dir, 1, &["--drain-time-s", "1"]);
+        let pairs: Vec<(&str, &str)> = env
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+            .collect();
+        let env = build_env(build, &pairs);
+        let child = launch_with_env(&config_path, &dir, 1, &["--drain-time-s", "1"], &env);
         Envoy {
             child,
             admin_port,
@@ -486,10 +701,10 @@ pub fn launch_with_env(
     dir: &Path,
     workers: u32,
     extra_args: &[&str],
-    env: &[(&str, &std::ffi::OsStr)],
+    env: &[(String, std::ffi::OsString)],
 ) -> Child {
     Command::new(envoy_bin())
-        .envs(env.iter().copied())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("-c")
         .arg(config)
         .args([

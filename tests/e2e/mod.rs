@@ -20,7 +20,7 @@ pub mod sink;
 pub mod trail;
 
 pub use client::{Reply, Workload};
-pub use envoy::Envoy;
+pub use envoy::{Build, Envoy};
 pub use load::{Load, Outcome};
 pub use sink::{record_of, Answer, Delivery, Record, Sink};
 pub use trail::trail;
@@ -262,4 +262,33 @@ pub fn wait_for<T>(
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
+}
+
+/// Runs each scenario on both builds: `fn name(build: Build) { .. }`
+/// becomes the tests `name::wasm` and `name::native`, one Envoy each.
+#[macro_export]
+macro_rules! on_both_builds {
+    ($($(#[$meta:meta])* fn $name:ident($build:ident: Build) $body:block)*) => {
+        $(
+            $(#[$meta])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                #[allow(unused_imports)]
+                use $crate::e2e::Build;
+
+                fn scenario($build: Build) $body
+
+                #[test]
+                fn wasm() {
+                    scenario($crate::e2e::Build::Wasm)
+                }
+
+                #[test]
+                fn native() {
+                    scenario($crate::e2e::Build::Native)
+                }
+            }
+        )*
+    };
 }

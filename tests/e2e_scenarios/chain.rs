@@ -26,15 +26,15 @@ fn request_ids(sink: &Sink) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn both_hops_of_a_chain_keep_exactly_the_same_one_percent_of_request_ids() {
+crate::on_both_builds! {
+fn both_hops_of_a_chain_keep_exactly_the_same_one_percent_of_request_ids(build: Build) {
     let plugin = json!({
         "sink": {"cluster": "audit_sink"},
         "batch": {"flush_interval_ms": 100},
         "sampling": {"default_rate": RATE}
     });
     let (caller_sink, callee_sink) = (Sink::start(), Sink::start());
-    let callee = Sidecar::start(
+    let callee = Sidecar::start_on(build,
         "callee",
         "chain-callee.yaml",
         &plugin,
@@ -42,7 +42,7 @@ fn both_hops_of_a_chain_keep_exactly_the_same_one_percent_of_request_ids() {
         1,
         &[],
     );
-    let caller = Sidecar::start(
+    let caller = Sidecar::start_on(build,
         "caller",
         "chain-caller.yaml",
         &plugin,
@@ -119,4 +119,5 @@ fn both_hops_of_a_chain_keep_exactly_the_same_one_percent_of_request_ids() {
         assert_eq!(rec.str("/route/name"), Some("orders"), "{}", rec.line);
         assert_eq!(rec.json["sample"], json!({"rate": RATE}), "{}", rec.line);
     }
+}
 }

@@ -41,8 +41,8 @@ fn hex_bytes(h: &str) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn otlp_batches_decode_with_the_official_definitions_and_verify_from_the_cli_sink() {
+crate::on_both_builds! {
+fn otlp_batches_decode_with_the_official_definitions_and_verify_from_the_cli_sink(build: Build) {
     let scratch = Scratch::new();
     let file = scratch.path("audit.jsonl");
     let sink = CliSink::start(&file);
@@ -52,7 +52,7 @@ fn otlp_batches_decode_with_the_official_definitions_and_verify_from_the_cli_sin
         "sink": {"cluster": "audit_sink", "format": "otlp"},
         "batch": {"max_records": 4, "flush_interval_ms": 60000}
     });
-    let envoy = Sidecar::start("otlp", "e2e.yaml", &plugin, relay.port(), 1, &[]);
+    let envoy = Sidecar::start_on(build, "otlp", "e2e.yaml", &plugin, relay.port(), 1, &[]);
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
     let calls = [
         (
@@ -180,4 +180,5 @@ fn otlp_batches_decode_with_the_official_definitions_and_verify_from_the_cli_sin
     assert_eq!(emitters[0]["chained"], json!(true));
     assert_eq!(emitters[0]["last_seq"], json!(calls.len() + 1));
     assert_eq!(emitters[0]["sealed_through"], json!(calls.len() + 1));
+}
 }

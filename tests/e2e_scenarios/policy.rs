@@ -9,8 +9,8 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(10);
 const CONSOLE: &str = "spiffe://cluster.local/ns/ops/sa/console";
 
-#[test]
-fn admin_calls_outside_the_access_policy_are_kept_at_rate_zero_and_counted() {
+crate::on_both_builds! {
+fn admin_calls_outside_the_access_policy_are_kept_at_rate_zero_and_counted(build: Build) {
     let sink = Sink::start();
     let plugin = json!({
         "sink": {"cluster": "audit_sink"},
@@ -18,7 +18,7 @@ fn admin_calls_outside_the_access_policy_are_kept_at_rate_zero_and_counted() {
         "sampling": {"default_rate": 0.0},
         "access_policy": [{"name": "admin-only", "path_prefix": "/admin", "allow_principals": [CONSOLE]}]
     });
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     let violation = envoy.mtls(Workload::Frontend, "/admin/reports");
     let denied = envoy.mtls(Workload::Reporter, "/admin/reports");
     let ordinary = envoy.mtls(Workload::Frontend, "/orders/1");
@@ -75,6 +75,7 @@ fn admin_calls_outside_the_access_policy_are_kept_at_rate_zero_and_counted() {
         );
     }
 }
+}
 
 /// A value no one could guess, so finding it proves a leak.
 fn secret(label: &str) -> String {
@@ -83,8 +84,8 @@ fn secret(label: &str) -> String {
     format!("{label}{noise:016x}{:08x}", std::process::id())
 }
 
-#[test]
-fn captured_credentials_never_reach_the_sink_in_any_byte() {
+crate::on_both_builds! {
+fn captured_credentials_never_reach_the_sink_in_any_byte(build: Build) {
     let sink = Sink::start();
     // No redact rules: authorization, cookie and access_token are secret by default.
     let plugin = json!({
@@ -92,7 +93,7 @@ fn captured_credentials_never_reach_the_sink_in_any_byte() {
         "batch": {"flush_interval_ms": 100},
         "capture": {"request_headers": ["authorization", "cookie", "user-agent"], "query": true}
     });
-    let envoy = Envoy::start(&plugin, &sink);
+    let envoy = Envoy::start_build(build, &plugin, &sink);
     let jwt = std::fs::read_to_string(pki().join("alice.jwt")).unwrap();
     let jwt = jwt.trim().to_string();
     // Valid credentials (the verified JWT), and an opaque token jwt_authn refuses.
@@ -164,4 +165,5 @@ fn captured_credentials_never_reach_the_sink_in_any_byte() {
             rec.line
         );
     }
+}
 }

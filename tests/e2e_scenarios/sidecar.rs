@@ -4,9 +4,10 @@
 //! loopback ports, stopped on drop, logs printed when the test fails.
 
 use crate::e2e::envoy::{
-    launch, mesh_audit_stats, plugin_config_scalar, render, run_dir, run_log, stop, wait_ready,
+    as_native, build_env, launch_with_env, mesh_audit_stats, plugin_config_scalar, render, run_dir,
+    run_log, stop, wait_ready,
 };
-use crate::e2e::{free_port, pki, repo_root, wait_for, wasm};
+use crate::e2e::{free_port, pki, repo_root, wait_for, wasm, Build};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -29,9 +30,11 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    /// Starts envoy/`template` with `--concurrency workers`, delivering to
-    /// 127.0.0.1:`sink_port`, with `given` ports fixed, and waits until ready.
-    pub fn start(
+    /// Starts envoy/`template` running `build`, with `--concurrency
+    /// workers`, delivering to 127.0.0.1:`sink_port`, with `given` ports
+    /// fixed, and waits until ready.
+    pub fn start_on(
+        build: Build,
         name: &'static str,
         template: &str,
         plugin: &serde_json::Value,
@@ -39,12 +42,25 @@ impl Sidecar {
         workers: u32,
         given: &[(&'static str, u16)],
     ) -> Sidecar {
-        Sidecar::start_with_args(name, template, plugin, sink_port, workers, given, &[])
+        Sidecar::start_built(
+            build,
+            name,
+            template,
+            plugin,
+            sink_port,
+            workers,
+            given,
+            &[],
+        )
     }
 
-    /// Like [`Sidecar::start`], with more Envoy command-line arguments
-    /// (e.g. `--service-node`).
-    pub fn start_with_args(
+    /// Like [`Sidecar::start_on`], with more Envoy command-line arguments
+    /// (e.g. `--service-node`). For the native module, the template gets
+    /// the module in place of the `.wasm`, and Envoy's environment the wasm
+    /// VM's variables (hash key, strict mode).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_built(
+        build: Build,
         name: &'static str,
         template: &str,
         plugin: &serde_json::Value,
@@ -71,17 +87,28 @@ impl Sidecar {
         values.extend([
             ("SINK_PORT", sink_port.to_string()),
             ("CERT_DIR", pki().display().to_string()),
-            ("WASM", wasm().display().to_string()),
+            (
+                "WASM",
+                match build {
+                    Build::Wasm => wasm().display().to_string(),
+                    _ => "(none: the native module)".to_string(),
+                },
+            ),
             ("PLUGIN_CONFIG", plugin_config_scalar(plugin)),
             ("ACCESS_LOG", dir.join("access.log").display().to_string()),
         ]);
         let template_path = repo_root().join("envoy").join(template);
         let text = std::fs::read_to_string(&template_path)
             .unwrap_or_else(|e| panic!("{}: {e}", template_path.display()));
+        let text = match build {
+            Build::Wasm => text,
+            native => as_native(text, native == Build::NativeWithFilter),
+        };
         let config = dir.join("envoy.yaml");
         std::fs::write(&config, render(&text, &values))
             .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
-        let child = launch(&config, &dir, workers, args);
+        let env = build_env(build, &[("MESH_AUDIT_STRICT_CONFIG", "1")]);
+        let child = launch_with_env(&config, &dir, workers, args, &env);
         let mut sidecar = Sidecar {
             name,
             child,

@@ -2,7 +2,8 @@
 //! in Envoy 1.40) that mesh-audit uses, declared by hand: only the callbacks
 //! the module calls, with the C types they take. Every signature here exists
 //! unchanged in ABI v0.1.0, so the module also states the compatibility the
-//! ABI promises (a module for X.Y loads on X.Y and X.(Y+1)).
+//! ABI promises (a module for X.Y loads on X.Y and X.(Y+1)). The HTTP
+//! filter's declarations are v0.2.0's as Envoy 1.40 ships them.
 //!
 //! Names follow the header so a reader can find each one there; the event
 //! hooks the module exports are in [`super::entry`].
@@ -234,6 +235,30 @@ extern "C" {
         ctx: *mut c_void,
         sans_out: *mut EnvoyBuffer,
     ) -> bool;
+
+    // HTTP filter (fail-closed only): a worker's stream.
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+        config: *mut c_void,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_length: usize,
+        counter_id_out: *mut usize,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_filter_increment_counter(
+        filter: *mut c_void,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_send_response(
+        filter: *mut c_void,
+        status_code: u32,
+        headers: *mut ModuleHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        details: ModuleBuffer,
+    );
 
     // Bootstrap extension: the main thread's timers and HTTP callouts.
     pub fn envoy_dynamic_module_callback_bootstrap_extension_config_signal_init_complete(

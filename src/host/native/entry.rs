@@ -1,31 +1,25 @@
-//! The event hooks Envoy calls (`envoy_dynamic_module_on_*`). Each one only
-//! checks its pointers and delegates, inside [`guard`]: no panic crosses
-//! into Envoy, and a hook that cannot do its work returns what tells Envoy
-//! "nothing" (a null pointer, or no action).
+//! The module's program init and access-logger hooks
+//! (`envoy_dynamic_module_on_*`), and the per-worker queues they register;
+//! the bootstrap extension's hooks are in [`super::bootstrap`], the HTTP
+//! filter's in [`super::filter`]. Each hook only checks its pointers and
+//! delegates, inside [`guard`]: no panic crosses into Envoy, and a hook that
+//! cannot do its work returns what tells Envoy "nothing" (a null pointer,
+//! or no action).
 
-use super::abi::{self, EnvoyBuffer, EnvoyHeader};
+use super::abi::{self, EnvoyBuffer};
 use super::worker::Logger;
-use super::{guard, log, main_thread, Handoff, PENDING, QUEUE_CAPACITY};
-use crate::config::{degraded_line, error_line, Config, Overflow};
+use super::{env_var, guard, log, switched_on, Gate, Handoff, PENDING, QUEUE_CAPACITY};
+use crate::config::{degraded_line, error_line, Config};
 use crate::filter::root::STRICT_ENV;
 use crate::host::Level;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
 use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
 
 /// What `access_log` hands every logger of one configuration.
 struct LoggerConfig {
     json: Vec<u8>,
-}
-
-/// Why the native module refuses `"on_overflow": "reject"`.
-pub const REJECT_UNSUPPORTED: &str = "mesh-audit: invalid configuration: on_overflow: \"reject\" needs an HTTP filter to answer 503, and the native module audits from the access log: use the wasm filter for fail-closed auditing";
-
-/// A pointer for hooks whose module-side object carries no state.
-static MARKER: u8 = 0;
-
-fn marker() -> *const c_void {
-    std::ptr::addr_of!(MARKER).cast()
 }
 
 /// `access_log` types that end an HTTP request (`DownstreamEnd`, or
@@ -38,24 +32,69 @@ thread_local! {
     /// of one configuration on one worker (e.g. two listeners sharing an
     /// HTTP connection manager) feed one emitter, as they share one VM in
     /// the wasm build.
-    static QUEUES: RefCell<Vec<(Vec<u8>, SyncSender<Handoff>)>> = const { RefCell::new(Vec::new()) };
+    /// With the number of loggers using it: when the last one goes, the
+    /// queue closes and the main thread ends its emitter.
+    static QUEUES: RefCell<Vec<Queue>> = const { RefCell::new(Vec::new()) };
 }
 
-fn queue_for(json: &[u8]) -> Option<SyncSender<Handoff>> {
+struct Queue {
+    config: Vec<u8>,
+    tx: SyncSender<Handoff>,
+    gate: Arc<Gate>,
+    loggers: usize,
+}
+
+fn queue_for(json: &[u8]) -> Option<(SyncSender<Handoff>, Arc<Gate>)> {
     QUEUES.with(|q| {
         let mut q = q.try_borrow_mut().ok()?;
-        if let Some((_, tx)) = q.iter().find(|(j, _)| j == json) {
-            return Some(tx.clone());
+        if let Some(queue) = q.iter_mut().find(|e| e.config == json) {
+            queue.loggers += 1;
+            return Some((queue.tx.clone(), Arc::clone(&queue.gate)));
         }
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let gate = Arc::new(Gate::default());
         // A panic elsewhere cannot leave the list half-written (a push is
         // all anyone does under the lock), so a poisoned lock is still good.
-        PENDING
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((rx, json.to_vec()));
-        q.push((json.to_vec(), tx.clone()));
-        Some(tx)
+        PENDING.lock().unwrap_or_else(|p| p.into_inner()).push((
+            rx,
+            json.to_vec(),
+            Arc::clone(&gate),
+        ));
+        q.push(Queue {
+            config: json.to_vec(),
+            tx: tx.clone(),
+            gate: Arc::clone(&gate),
+            loggers: 1,
+        });
+        Some((tx, gate))
+    })
+}
+
+/// Whether this worker's emitter for `json` has no room for another record
+/// (no emitter here yet: it has room).
+pub fn emitter_full(json: &[u8]) -> bool {
+    QUEUES.with(|q| {
+        q.try_borrow()
+            .ok()
+            .and_then(|q| q.iter().find(|e| e.config == json).map(|e| e.gate.full()))
+            .unwrap_or(false)
+    })
+}
+
+/// A logger of `json` on this thread is gone; the last one closes the queue.
+fn release_queue(json: &[u8]) {
+    QUEUES.with(|q| {
+        let Ok(mut q) = q.try_borrow_mut() else {
+            return;
+        };
+        if let Some(i) = q.iter().position(|e| e.config == json) {
+            if let Some(queue) = q.get_mut(i) {
+                queue.loggers = queue.loggers.saturating_sub(1);
+                if queue.loggers == 0 {
+                    q.remove(i);
+                }
+            }
+        }
     })
 }
 
@@ -77,15 +116,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
         let Some(json) = (unsafe { abi::copy_bytes(config.ptr, config.length) }) else {
             return std::ptr::null();
         };
-        let env = |name: &str| std::env::var(name).ok();
-        let strict = env(STRICT_ENV).is_some_and(|v| matches!(v.trim(), "1" | "true"));
-        match Config::from_json(&json, &env) {
-            // An access logger cannot answer a request: fail-closed would
-            // silently be fail-open, so the configuration is refused.
-            Ok(c) if c.on_overflow == Overflow::Reject => {
-                log(Level::Error, REJECT_UNSUPPORTED);
-                std::ptr::null()
-            }
+        let strict = switched_on(STRICT_ENV);
+        match Config::from_json(&json, &env_var) {
             // Strict mode (SPEC §2.7): a missing key variable refuses the
             // configuration here, while Envoy can still fail fast, instead
             // of leaving every worker's logger unconfigured.
@@ -104,10 +136,20 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_config_new(
                     .cast_const()
                     .cast()
             }
-            Err(e) => {
-                // Envoy refuses the access log: a standalone Envoy fails fast.
+            // Strict mode: Envoy refuses the access log and fails fast.
+            Err(e) if strict => {
                 log(Level::Error, &error_line(&e));
                 std::ptr::null()
+            }
+            // SPEC §2.7: an invalid configuration leaves the module inert
+            // (requests pass, counted in `requests_unaudited`, gauge
+            // `config_invalid`); the line is said now and every minute by
+            // the main thread's auditors.
+            Err(e) => {
+                log(Level::Error, &error_line(&e));
+                Box::into_raw(Box::new(LoggerConfig { json }))
+                    .cast_const()
+                    .cast()
             }
         }
     })
@@ -140,10 +182,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_new(
         }
         // Safety: made in config_new and alive until config_destroy.
         let config = unsafe { &*config.cast::<LoggerConfig>() };
-        let Some(tx) = queue_for(&config.json) else {
+        let Some((tx, gate)) = queue_for(&config.json) else {
             return std::ptr::null();
         };
-        Box::into_raw(Box::new(Logger::new(config.json.clone(), tx)))
+        Box::into_raw(Box::new(Logger::new(config.json.clone(), tx, gate)))
             .cast_const()
             .cast()
     })
@@ -179,181 +221,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_access_logger_destroy(logger: *
     guard("access_logger_destroy", (), || {
         if !logger.is_null() {
             // Safety: made by Box::into_raw in access_logger_new, destroyed once.
-            // Dropping it closes its queue; the main thread drains what is left.
-            drop(unsafe { Box::from_raw(logger.cast_mut().cast::<Logger>()) });
+            let logger = unsafe { Box::from_raw(logger.cast_mut().cast::<Logger>()) };
+            // The last logger of its configuration on this thread closes the
+            // queue; the main thread drains what is left and ends the emitter.
+            release_queue(logger.config());
+            drop(logger);
         }
     })
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_config_new(
-    config_envoy: *mut c_void,
-    _name: EnvoyBuffer,
-    _config: EnvoyBuffer,
-) -> *const c_void {
-    guard("bootstrap_extension_config_new", std::ptr::null(), || {
-        if config_envoy.is_null() {
-            return std::ptr::null();
-        }
-        main_thread::config_new(config_envoy);
-        marker()
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_config_destroy(_: *const c_void) {}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_new(
-    _config: *const c_void,
-    _extension_envoy: *mut c_void,
-) -> *const c_void {
-    marker()
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_server_initialized(
-    _extension_envoy: *mut c_void,
-    _extension: *const c_void,
-) {
-    guard(
-        "bootstrap_extension_server_initialized",
-        (),
-        main_thread::server_initialized,
-    )
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_worker_thread_initialized(
-    _extension_envoy: *mut c_void,
-    _extension: *const c_void,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_drain_started(
-    _extension_envoy: *mut c_void,
-    _extension: *const c_void,
-) {
-    guard(
-        "bootstrap_extension_drain_started",
-        (),
-        main_thread::drain_started,
-    )
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_shutdown(
-    _extension_envoy: *mut c_void,
-    _extension: *const c_void,
-    completion: abi::EventCallback,
-    context: *mut c_void,
-) {
-    let finished = guard("bootstrap_extension_shutdown", false, || {
-        main_thread::shutdown(completion, context);
-        true
-    });
-    if !finished {
-        // Envoy waits for this callback: a failed drain must still release it.
-        if let Some(cb) = completion {
-            // Safety: Envoy's completion callback with the context it gave.
-            unsafe { cb(context) };
-        }
-    }
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_destroy(_: *const c_void) {}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_config_scheduled(
-    _config_envoy: *mut c_void,
-    _config: *const c_void,
-    _event_id: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_timer_fired(
-    _config_envoy: *mut c_void,
-    _config: *const c_void,
-    timer: *mut c_void,
-) {
-    guard("bootstrap_extension_timer_fired", (), || {
-        main_thread::timer_fired(timer)
-    })
-}
-
-/// # Safety
-/// `headers` addresses `headers_size` headers Envoy owns for the call.
-#[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
-    _config_envoy: *mut c_void,
-    _config: *const c_void,
-    callout_id: u64,
-    result: u32,
-    headers: *const EnvoyHeader,
-    headers_size: usize,
-    _body: *const EnvoyBuffer,
-    _body_size: usize,
-) {
-    guard("bootstrap_extension_http_callout_done", (), || {
-        // Safety: per this hook's contract.
-        unsafe { main_thread::callout_done(callout_id, result, headers, headers_size) }
-    })
-}
-
-// Hooks Envoy requires of every bootstrap extension; mesh-audit watches no
-// file, serves no admin path and follows no cluster or listener changes.
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_file_changed(
-    _config_envoy: *mut c_void,
-    _config: *const c_void,
-    _path: EnvoyBuffer,
-    _events: u32,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_admin_request(
-    _config_envoy: *mut c_void,
-    _config: *const c_void,
-    _method: EnvoyBuffer,
-    _path: EnvoyBuffer,
-    _body: EnvoyBuffer,
-) -> u32 {
-    404
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_cluster_add_or_update(
-    _config_envoy: *mut c_void,
-    _config: *const c_void,
-    _cluster: EnvoyBuffer,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_cluster_removal(
-    _config_envoy: *mut c_void,
-    _config: *const c_void,
-    _cluster: EnvoyBuffer,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_listener_add_or_update(
-    _config_envoy: *mut c_void,
-    _config: *const c_void,
-    _listener: EnvoyBuffer,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_bootstrap_extension_listener_removal(
-    _config_envoy: *mut c_void,
-    _config: *const c_void,
-    _listener: EnvoyBuffer,
-) {
 }

@@ -12,39 +12,44 @@
 //! extension's shutdown hook drains what is buffered before Envoy exits.
 
 pub mod abi;
+mod bootstrap;
 mod entry;
+mod filter;
+mod handoff;
+mod log_host;
+mod main_host;
 mod main_thread;
+mod quiet;
 mod worker;
 
-use crate::filter::http::Outcome;
 use crate::host::Level;
+pub use handoff::{Gate, Handoff, QUEUE_CAPACITY};
 use std::sync::mpsc::Receiver;
-use std::sync::Mutex;
-
-/// What a worker hands the main thread.
-pub enum Handoff {
-    /// One finished request: its record or the sampler's verdict, and
-    /// whether it violated an access policy.
-    Outcome { outcome: Outcome, violation: bool },
-    /// Records the queue had no room for, since..until (nanoseconds).
-    NotAdmitted { count: u64, since: u64, until: u64 },
-}
-
-/// Hand-offs one worker may have in flight to the main thread (a few KiB
-/// each at most, so tens of MiB per worker at worst). The main thread takes
-/// them every 100 ms; past this the record is counted as not admitted and
-/// reported by a `loss` record, never waited for.
-pub const QUEUE_CAPACITY: usize = 16_384;
+use std::sync::{Arc, Mutex};
 
 /// Queues of loggers created since the main thread last looked, with the
-/// configuration each was made with. Locked when a logger is created and
-/// on the main thread's tick, never per request.
-static PENDING: Mutex<Vec<(Receiver<crate::host::native::Handoff>, Vec<u8>)>> =
-    Mutex::new(Vec::new());
+/// configuration each was made with and its gate. Locked when a logger is
+/// created and on the main thread's tick, never per request.
+static PENDING: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+
+/// A worker's new queue: what it receives, its logger's configuration, its gate.
+type Registered = (Receiver<Handoff>, Vec<u8>, Arc<Gate>);
+
+/// `response.code_details` of the 503 the HTTP filter answers while the
+/// configuration is invalid and `MESH_AUDIT_FAIL_CLOSED` is set: the access
+/// logger skips these requests as the wasm filter does (they are counted in
+/// `requests_rejected`, not `requests_unaudited`).
+pub const REJECTED_DETAILS: &str = "mesh_audit_unavailable";
 
 /// The module runs inside Envoy's process: its environment is the VM's.
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+/// Whether the switch `name` (e.g. `MESH_AUDIT_STRICT_CONFIG`) is on in
+/// Envoy's environment, read as the core reads it from the VM's.
+fn switched_on(name: &str) -> bool {
+    env_var(name).is_some_and(|v| matches!(v.trim(), "1" | "true"))
 }
 
 fn fill_random(buf: &mut [u8]) -> bool {

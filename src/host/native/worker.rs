@@ -1,16 +1,16 @@
-//! The worker side: Envoy's access-logger hook, one logger per worker.
-//! [`LogHost`] answers the core's property paths from the access logger's
-//! dedicated getters, so `filter::http::build` runs unchanged; what it
-//! builds goes to the main thread through a bounded queue, never blocking.
+//! The worker side: Envoy's access-logger hook, one logger per worker. It
+//! builds each record with [`LogHost`] as the core's host; what it builds
+//! goes to the main thread through a bounded queue, never blocking.
 
-use super::abi::{self, EnvoyBuffer, EnvoyHeader, HeaderType};
-use super::{env_var, log, now_nanos, Handoff};
+use super::log_host::LogHost;
+use super::{log, Gate, Handoff, REJECTED_DETAILS};
 use crate::filter::http::{self, Outcome};
-use crate::filter::root::Auditor;
+use crate::filter::root::{Auditor, FAIL_CLOSED_ENV};
 use crate::filter::Counter;
-use crate::host::{Attributes, Headers, HostError, Level, Map, MetricKind, Proxy};
+use crate::host::{Attributes, Level};
 use std::ffi::c_void;
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
 
 /// Records lost because the queue to the main thread was full, waiting to
 /// be reported (as not admitted, so a `loss` record names them).
@@ -27,24 +27,64 @@ pub struct Logger {
     queue: SyncSender<Handoff>,
     overflow: Overflow,
     config: Vec<u8>,
+    /// Inert with `MESH_AUDIT_FAIL_CLOSED`: requests should have been
+    /// answered 503 by the HTTP filter; said once when one was not.
+    fail_closed: bool,
+    warned_fail_open: bool,
+    /// Whether this worker's emitter has room (`on_overflow: reject`).
+    gate: Arc<Gate>,
+    /// `on_overflow: reject`: requests the HTTP filter answered 503 are
+    /// not audited, as the wasm filter does not audit them.
+    rejects: bool,
 }
 
 impl Logger {
-    pub fn new(config: Vec<u8>, queue: SyncSender<Handoff>) -> Logger {
+    pub fn new(config: Vec<u8>, queue: SyncSender<Handoff>, gate: Arc<Gate>) -> Logger {
         let host = LogHost {
             ctx: std::ptr::null_mut(),
             config: &config,
+            quiet: true,
         };
         let mut builder = Auditor::new(&host);
-        // The configuration was validated when Envoy loaded it; a failure
-        // here leaves the logger inactive, which records nothing.
+        // Envoy's load and the main thread's auditors say what is wrong
+        // with the configuration; an invalid one leaves this copy inert.
         builder.configure(&host);
+        let limit = builder
+            .active
+            .as_ref()
+            .filter(|a| a.config.on_overflow == crate::config::Overflow::Reject)
+            .map_or(0, |a| a.config.batch.max_buffered_records as u64);
+        gate.set_limit(limit);
+        let rejects = limit > 0;
         Logger {
             builder,
             queue,
             overflow: Overflow::default(),
             config,
+            fail_closed: super::switched_on(FAIL_CLOSED_ENV),
+            warned_fail_open: false,
+            gate,
+            rejects,
         }
+    }
+
+    /// The configuration this logger was made with.
+    pub fn config(&self) -> &[u8] {
+        &self.config
+    }
+
+    /// A request that passed an inert logger: counted by the main thread,
+    /// unless the HTTP filter answered it 503 (then it is a rejection).
+    fn unaudited(&mut self, details: Option<Vec<u8>>) {
+        if details.as_deref() == Some(REJECTED_DETAILS.as_bytes()) {
+            return;
+        }
+        if self.fail_closed && !self.warned_fail_open {
+            self.warned_fail_open = true;
+            log(Level::Error, FAIL_OPEN_WARNING);
+        }
+        // A full queue only loses a count; the main thread is behind.
+        let _ = self.queue.try_send(Handoff::Unaudited);
     }
 
     /// The access-log hook: one finished request.
@@ -52,7 +92,20 @@ impl Logger {
         let host = LogHost {
             ctx,
             config: &self.config,
+            quiet: false,
         };
+        if self.builder.is_inert() {
+            self.unaudited(host.property(&["response", "code_details"]));
+            return;
+        }
+        // Only read when the filter may have answered: one getter less per
+        // request otherwise.
+        if self.rejects
+            && host.property(&["response", "code_details"]).as_deref()
+                == Some(REJECTED_DETAILS.as_bytes())
+        {
+            return;
+        }
         let violations = self.builder.stats.get(Counter::PolicyViolations);
         let outcome = http::build(&mut self.builder, &host);
         let violation = self.builder.stats.get(Counter::PolicyViolations) > violations;
@@ -74,7 +127,9 @@ impl Logger {
                 self.overflow = o;
             }
         }
+        let kept = matches!(outcome, Outcome::Keep(..));
         match self.queue.try_send(Handoff::Outcome { outcome, violation }) {
+            Ok(()) if kept => self.gate.handed_over(),
             Ok(()) => {}
             Err(TrySendError::Full(Handoff::Outcome {
                 outcome: Outcome::Keep(..),
@@ -94,314 +149,7 @@ impl Logger {
     }
 }
 
-/// The access-log context of one finished request, as the core's host.
-pub struct LogHost<'a> {
-    ctx: *mut c_void,
-    config: &'a [u8],
-}
-
-fn int(v: u64) -> Option<Vec<u8>> {
-    Some(v.to_le_bytes().to_vec())
-}
-
-impl LogHost<'_> {
-    fn buffer(
-        &self,
-        getter: unsafe extern "C" fn(*mut c_void, *mut EnvoyBuffer) -> bool,
-    ) -> Option<Vec<u8>> {
-        let mut out = EnvoyBuffer::EMPTY;
-        // Safety: the context is Envoy's, valid for this hook; `out` is ours.
-        if !unsafe { getter(self.ctx, &mut out) } {
-            return None;
-        }
-        // Safety: Envoy's buffer, valid until the hook returns.
-        unsafe { abi::copy_bytes(out.ptr, out.length) }
-    }
-
-    fn address(
-        &self,
-        getter: unsafe extern "C" fn(*mut c_void, *mut EnvoyBuffer, *mut u32) -> bool,
-    ) -> Option<Vec<u8>> {
-        let (mut ip, mut port) = (EnvoyBuffer::EMPTY, 0u32);
-        // Safety: as in `buffer`.
-        if !unsafe { getter(self.ctx, &mut ip, &mut port) } {
-            return None;
-        }
-        // Safety: as in `buffer`.
-        let ip = String::from_utf8(unsafe { abi::copy_bytes(ip.ptr, ip.length) }?).ok()?;
-        // Envoy's own address format: brackets around an IPv6 host.
-        let text = if ip.contains(':') {
-            format!("[{ip}]:{port}")
-        } else {
-            format!("{ip}:{port}")
-        };
-        Some(text.into_bytes())
-    }
-
-    /// The first URI SAN, as Envoy's `connection.uri_san_*` attributes give it.
-    fn first_san(
-        &self,
-        size: unsafe extern "C" fn(*mut c_void) -> usize,
-        sans: unsafe extern "C" fn(*mut c_void, *mut EnvoyBuffer) -> bool,
-    ) -> Option<Vec<u8>> {
-        // Safety: as in `buffer`.
-        let n = unsafe { size(self.ctx) };
-        // A certificate with thousands of SANs is not one to allocate for.
-        if n == 0 || n > 1024 {
-            return None;
-        }
-        let mut out = vec![EnvoyBuffer::EMPTY; n];
-        // Safety: `out` holds the `n` entries Envoy said it writes.
-        if !unsafe { sans(self.ctx, out.as_mut_ptr()) } {
-            return None;
-        }
-        let first = out.first()?;
-        // Safety: as in `buffer`.
-        unsafe { abi::copy_bytes(first.ptr, first.length) }
-    }
-
-    /// One dynamic-metadata value, encoded as proxy-wasm gives a property:
-    /// a string's bytes, a number as a little-endian double, a bool as one byte.
-    fn metadata_value(&self, namespace: &str, path: &str) -> Option<Vec<u8>> {
-        use abi::*;
-        let (ns, key) = (
-            ModuleBuffer::of(namespace.as_bytes()),
-            ModuleBuffer::of(path.as_bytes()),
-        );
-        let mut text = EnvoyBuffer::EMPTY;
-        // Safety (each call): the context is Envoy's, valid for this hook;
-        // the names outlive the call; the outputs are ours.
-        if unsafe {
-            envoy_dynamic_module_callback_access_logger_get_dynamic_metadata(
-                self.ctx, ns, key, &mut text,
-            )
-        } {
-            // Safety: as in `buffer`.
-            return unsafe { copy_bytes(text.ptr, text.length) };
-        }
-        let mut number = 0f64;
-        if unsafe {
-            envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_number(
-                self.ctx,
-                ns,
-                key,
-                &mut number,
-            )
-        } {
-            return Some(number.to_le_bytes().to_vec());
-        }
-        let mut flag = false;
-        if unsafe {
-            envoy_dynamic_module_callback_access_logger_get_dynamic_metadata_bool(
-                self.ctx, ns, key, &mut flag,
-            )
-        } {
-            return Some(vec![u8::from(flag)]);
-        }
-        None
-    }
-
-    fn timing(&self) -> abi::TimingInfo {
-        let mut t = abi::TimingInfo::default();
-        // Safety: as in `buffer`; Envoy fills the whole struct.
-        unsafe {
-            abi::envoy_dynamic_module_callback_access_logger_get_timing_info(self.ctx, &mut t)
-        };
-        t
-    }
-
-    fn bytes(&self) -> abi::BytesInfo {
-        let mut b = abi::BytesInfo::default();
-        // Safety: as in `timing`.
-        unsafe {
-            abi::envoy_dynamic_module_callback_access_logger_get_bytes_info(self.ctx, &mut b)
-        };
-        b
-    }
-
-    fn property_of(&self, path: &[&str]) -> Option<Vec<u8>> {
-        use abi::*;
-        let ctx = self.ctx;
-        // Safety (every call below): the context is Envoy's, valid for this hook.
-        match path {
-            ["response", "code"] => {
-                int(
-                    unsafe { envoy_dynamic_module_callback_access_logger_get_response_code(ctx) }
-                        as u64,
-                )
-            }
-            ["response", "code_details"] => {
-                self.buffer(envoy_dynamic_module_callback_access_logger_get_response_code_details)
-            }
-            ["response", "flags"] => {
-                int(unsafe { envoy_dynamic_module_callback_access_logger_get_response_flags(ctx) })
-            }
-            ["response", "size"] => int(self.bytes().bytes_sent),
-            ["request", "size"] => int(self.bytes().bytes_received),
-            ["request", "time"] => u64::try_from(self.timing().start_time_unix_ns)
-                .ok()
-                .and_then(int),
-            ["request", "duration"] => u64::try_from(self.timing().request_complete_duration_ns)
-                .ok()
-                .and_then(int),
-            ["request", "id"] => {
-                self.buffer(envoy_dynamic_module_callback_access_logger_get_request_id)
-            }
-            ["request", "protocol"] => {
-                self.buffer(envoy_dynamic_module_callback_access_logger_get_protocol)
-            }
-            ["connection", "id"] => {
-                int(unsafe { envoy_dynamic_module_callback_access_logger_get_connection_id(ctx) })
-            }
-            ["connection", "mtls"] => Some(vec![u8::from(unsafe {
-                envoy_dynamic_module_callback_access_logger_is_mtls(ctx)
-            })]),
-            ["connection", "tls_version"] => {
-                self.buffer(envoy_dynamic_module_callback_access_logger_get_downstream_tls_version)
-            }
-            ["connection", "requested_server_name"] => {
-                self.buffer(envoy_dynamic_module_callback_access_logger_get_requested_server_name)
-            }
-            ["connection", "subject_peer_certificate"] => {
-                self.buffer(envoy_dynamic_module_callback_access_logger_get_downstream_peer_subject)
-            }
-            ["connection", "sha256_peer_certificate_digest"] => self.buffer(
-                envoy_dynamic_module_callback_access_logger_get_downstream_peer_cert_digest,
-            ),
-            ["connection", "uri_san_peer_certificate"] => self.first_san(
-                envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san_size,
-                envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san,
-            ),
-            ["connection", "uri_san_local_certificate"] => self.first_san(
-                envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san_size,
-                envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san,
-            ),
-            ["source", "address"] => self
-                .address(envoy_dynamic_module_callback_access_logger_get_downstream_remote_address),
-            ["destination", "address"] => self
-                .address(envoy_dynamic_module_callback_access_logger_get_downstream_local_address),
-            ["xds", "route_name"] => {
-                self.buffer(envoy_dynamic_module_callback_access_logger_get_route_name)
-            }
-            ["xds", "cluster_name"] => {
-                self.buffer(envoy_dynamic_module_callback_access_logger_get_upstream_cluster)
-            }
-            ["xds", "virtual_host_name"] => {
-                let mut out = EnvoyBuffer::EMPTY;
-                let found = unsafe {
-                    envoy_dynamic_module_callback_access_logger_get_attribute_string(
-                        ctx,
-                        ATTRIBUTE_XDS_VIRTUAL_HOST_NAME,
-                        &mut out,
-                    )
-                };
-                // Safety: as in `buffer`.
-                found.then(|| unsafe { copy_bytes(out.ptr, out.length) })?
-            }
-            // Not offered to access loggers in this ABI (the node id):
-            // absent, as a proxy that cannot tell.
-            _ => None,
-        }
-    }
-}
-
-impl Attributes for LogHost<'_> {
-    fn property_or_error(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        if self.ctx.is_null() {
-            return Ok(None);
-        }
-        match path {
-            // The access logger gives metadata values one by one, never a
-            // whole Struct: the core then reads the payload claim by claim.
-            ["metadata", "filter_metadata", _, _] => Err(HostError::Unserializable),
-            ["metadata", "filter_metadata", ns, key, claim] => {
-                Ok(self.metadata_value(ns, &format!("{key}.{claim}")))
-            }
-            _ => Ok(self.property_of(path)),
-        }
-    }
-
-    fn headers(&self, map: Map) -> Headers {
-        let kind = match map {
-            Map::RequestHeaders => HeaderType::Request,
-            Map::ResponseHeaders => HeaderType::Response,
-            Map::CallResponseHeaders => return Vec::new(),
-        };
-        if self.ctx.is_null() {
-            return Vec::new();
-        }
-        // Safety: the context is Envoy's, valid for this hook.
-        let n = unsafe {
-            abi::envoy_dynamic_module_callback_access_logger_get_headers_size(self.ctx, kind)
-        };
-        // Envoy caps a header map far below this; more is not a real map.
-        if n == 0 || n > 8192 {
-            return Vec::new();
-        }
-        let empty = EnvoyHeader {
-            key_ptr: std::ptr::null(),
-            key_length: 0,
-            value_ptr: std::ptr::null(),
-            value_length: 0,
-        };
-        let mut raw = vec![empty; n];
-        // Safety: `raw` holds the `n` entries Envoy said it writes.
-        if !unsafe {
-            abi::envoy_dynamic_module_callback_access_logger_get_headers(
-                self.ctx,
-                kind,
-                raw.as_mut_ptr(),
-            )
-        } {
-            return Vec::new();
-        }
-        raw.iter()
-            .filter_map(|h| {
-                // Safety: Envoy's buffers, valid until the hook returns.
-                let key = unsafe { abi::copy_bytes(h.key_ptr, h.key_length) }?;
-                let value = unsafe { abi::copy_bytes(h.value_ptr, h.value_length) }?;
-                Some((String::from_utf8(key).ok()?, value))
-            })
-            .collect()
-    }
-}
-
-impl Proxy for LogHost<'_> {
-    fn plugin_config(&self) -> Option<Vec<u8>> {
-        Some(self.config.to_vec())
-    }
-    fn env_var(&self, name: &str) -> Option<String> {
-        env_var(name)
-    }
-    fn fill_random(&self, buf: &mut [u8]) -> bool {
-        super::fill_random(buf)
-    }
-    fn now_nanos(&self) -> u64 {
-        now_nanos()
-    }
-    fn set_tick_period_ms(&self, _: u64) {}
-    fn dispatch(&self, _: &str, _: &[(&str, &str)], _: &[u8], _: u64) -> Result<u32, HostError> {
-        // Workers never deliver: the main thread does.
-        Err(HostError::InternalFailure)
-    }
-    fn define_metric(&self, _: MetricKind, _: &str) -> Option<u32> {
-        None
-    }
-    fn increment_metric(&self, _: u32, _: i64) {}
-    fn record_metric(&self, _: u32, _: u64) {}
-    fn shared_data(&self, _: &str) -> Option<Vec<u8>> {
-        None
-    }
-    fn set_shared_data(&self, _: &str, _: &[u8]) -> bool {
-        false
-    }
-    fn log(&self, level: Level, message: &str) {
-        // The worker's copy of the auditor only builds: its configure line
-        // would repeat the main thread's, so only warnings and worse go out.
-        if level >= Level::Warn {
-            log(level, message);
-        }
-    }
-    fn send_local_reply(&self, _: u32, _: &[u8], _: &[(&str, &str)]) {}
-    fn done(&self) {}
-}
+/// Said once per logger when `MESH_AUDIT_FAIL_CLOSED` is set, the
+/// configuration is invalid, and a request passed: the 503 needs the
+/// module's HTTP filter in the chain.
+pub const FAIL_OPEN_WARNING: &str = "mesh-audit: MESH_AUDIT_FAIL_CLOSED is set and the configuration is invalid, but requests pass: add the mesh-audit HTTP filter (envoy.filters.http.dynamic_modules, filter_name mesh-audit) to answer them 503";

@@ -93,3 +93,70 @@ impl SinkRequest<'_> {
         headers
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn sink(json: &str) -> Sink {
+        let env = |name: &str| (name == "TOKEN").then(|| "t0k".to_string());
+        match Config::from_json(json.as_bytes(), &env) {
+            Ok(c) => c.sink,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn send<'a>(lines: &[&'a [u8]]) -> Send<'a> {
+        Send {
+            id: 7,
+            lines: lines.to_vec(),
+            first_seq: 7,
+            last_seq: 8,
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn a_jsonl_batch_carries_our_headers_then_the_configured_ones_then_the_token() {
+        let sink = sink(
+            r#"{"sink":{"cluster":"c","authority":"a.example","headers":{"x-tenant":"t"},"token_env":"TOKEN"}}"#,
+        );
+        let origin = Origin {
+            emitter: "e1",
+            node_id: None,
+        };
+        let req = build(&sink, &origin, &send(&[b"{\"seq\":7}", b"{\"seq\":8}"]), 0);
+        assert_eq!(
+            req.headers(),
+            [
+                (":method", "POST"),
+                (":path", "/v1/audit"),
+                (":authority", "a.example"),
+                ("content-type", encode_json::CONTENT_TYPE),
+                ("x-mesh-audit-emitter", "e1"),
+                ("x-mesh-audit-seq", "7-8"),
+                ("x-tenant", "t"),
+                ("authorization", "Bearer t0k"),
+            ]
+        );
+        assert_eq!(
+            req.body,
+            encode_json::encode([&b"{\"seq\":7}"[..], b"{\"seq\":8}"].into_iter())
+        );
+    }
+
+    #[test]
+    fn a_gzipped_batch_says_so_before_the_configured_headers() {
+        let sink = sink(r#"{"sink":{"cluster":"c","compression":"gzip","headers":{"x-a":"b"}}}"#);
+        let origin = Origin {
+            emitter: "e1",
+            node_id: None,
+        };
+        let req = build(&sink, &origin, &send(&[b"{\"seq\":7}"]), 0);
+        let headers = req.headers();
+        assert_eq!(headers[6], ("content-encoding", gzip::CONTENT_ENCODING));
+        assert_eq!(headers[7], ("x-a", "b"));
+        assert_eq!(req.body[..2], [0x1f, 0x8b], "a gzip member");
+    }
+}

@@ -14,6 +14,7 @@
 //! batch is "records, then their seal": it closes a group after pushing the
 //! seal, and only closed groups are cut, one group per batch.
 
+use super::reply::Outcome;
 use std::collections::VecDeque;
 
 /// Limits taken from `batch.*` and `retry.*`.
@@ -76,34 +77,6 @@ impl Batch {
     }
     fn last_seq(&self) -> u64 {
         self.entries.last().map_or(0, |e| e.seq)
-    }
-}
-
-/// How the sink answered a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// 2xx: delivered.
-    Ack,
-    /// Connect failure, timeout, 5xx, 408, 429 (and anything unexpected): try again.
-    Retry,
-    /// Like [`Outcome::Retry`], but the sink asked (`Retry-After`) to wait at
-    /// least this many milliseconds; honoured up to `backoff_max_ms`.
-    RetryAfter(u64),
-    /// Any other 4xx: the sink will never accept this batch.
-    Reject,
-    /// 2xx, but the sink refused this many of the batch's records (OTLP
-    /// `partial_success.rejected_log_records`); more than the batch holds
-    /// means all of it.
-    PartialReject(u64),
-}
-
-/// Classifies a sink reply by its `:status` (None: no reply at all).
-pub fn classify(status: Option<u32>) -> Outcome {
-    match status {
-        Some(200..=299) => Outcome::Ack,
-        Some(408) | Some(429) => Outcome::Retry,
-        Some(400..=499) => Outcome::Reject,
-        _ => Outcome::Retry,
     }
 }
 

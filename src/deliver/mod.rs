@@ -8,4 +8,5 @@ pub mod encode_json;
 pub mod encode_otlp;
 pub mod gzip;
 pub mod reply;
+pub mod request;
 pub mod seal;

@@ -2,10 +2,37 @@
 //! status class, a `Retry-After` the sink asked for, and, from an OTLP
 //! collector, a partial success that refused some of the records.
 
-use super::buffer::{classify, Outcome};
 use super::encode_otlp::{self, PartialSuccess};
 use crate::audit::time::parse_http_date;
 use crate::host::Headers;
+
+/// How the sink answered a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: delivered.
+    Ack,
+    /// Connect failure, timeout, 5xx, 408, 429 (and anything unexpected): try again.
+    Retry,
+    /// Like [`Outcome::Retry`], but the sink asked (`Retry-After`) to wait at
+    /// least this many milliseconds; honoured up to `backoff_max_ms`.
+    RetryAfter(u64),
+    /// Any other 4xx: the sink will never accept this batch.
+    Reject,
+    /// 2xx, but the sink refused this many of the batch's records (OTLP
+    /// `partial_success.rejected_log_records`); more than the batch holds
+    /// means all of it.
+    PartialReject(u64),
+}
+
+/// Classifies a sink reply by its `:status` (None: no reply at all).
+pub fn classify(status: Option<u32>) -> Outcome {
+    match status {
+        Some(200..=299) => Outcome::Ack,
+        Some(408) | Some(429) => Outcome::Retry,
+        Some(400..=499) => Outcome::Reject,
+        _ => Outcome::Retry,
+    }
+}
 
 /// The reply, interpreted.
 #[derive(Clone, Debug, PartialEq, Eq)]

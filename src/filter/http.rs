@@ -6,6 +6,7 @@
 //! cache; and decides sampling before reading anything a dropped record would
 //! not need.
 
+use super::naming::Naming;
 use super::root::Auditor;
 use super::stats::Counter;
 use crate::audit::identity::{decision, decode_flags, span_id, trace_id};
@@ -16,17 +17,6 @@ use crate::audit::sample::Facts;
 use crate::audit::time::format_rfc3339;
 use crate::audit::{jwt, policy};
 use crate::host::{le_u64, Headers, Host, Map};
-
-/// Which attribute names this Envoy understands for route facts: newer
-/// releases say `xds.route_name`, older ones `route_name`. Learned from the
-/// first request that has a route, then fixed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Naming {
-    #[default]
-    Unknown,
-    Xds,
-    Legacy,
-}
 
 fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
     headers

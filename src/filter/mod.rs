@@ -2,7 +2,9 @@
 //! shutdown) and the HTTP context (a request's facts → a record).
 
 mod conn;
+mod events;
 pub mod http;
+mod naming;
 mod problems;
 pub mod root;
 mod stats;

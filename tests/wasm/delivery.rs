@@ -258,6 +258,31 @@ fn shutdown_reports_done_once_sink_timeout_ms_passes_without_a_reply() {
 }
 
 #[test]
+fn a_reply_after_the_drain_deadline_does_not_report_done_again() {
+    each_guest(|guest| {
+        let mut h = configured_on(guest, SINK);
+        run_n(&mut h, 2);
+        assert!(!h.shutdown());
+        h.reply(h.token(0), 503, b"");
+        // The retry goes out once its backoff passed, well before the
+        // deadline, and is still unanswered when the deadline comes.
+        h.advance_and_tick(1_000);
+        let retry = h.dispatched().len() - 1;
+        assert!(retry >= 1, "{}", h.log_dump());
+        h.advance_and_tick(1_500);
+        assert_eq!(h.state().done_calls, 1, "{}", h.log_dump());
+        h.reply(h.token(retry), 200, b"");
+        assert_eq!(
+            h.state().done_calls,
+            1,
+            "done is reported once, however late the sink answers\n{}",
+            h.log_dump()
+        );
+        assert_eq!(h.metric("mesh_audit.records_delivered"), 4);
+    });
+}
+
+#[test]
 fn shutdown_with_nothing_buffered_is_immediate() {
     each_guest(|guest| {
         let mut h = configured_on(guest, SINK);

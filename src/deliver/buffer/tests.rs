@@ -1,5 +1,6 @@
 //! Test code only: its parent declares it under #[cfg(test)].
 use super::*;
+use crate::deliver::reply::classify;
 use proptest::prelude::*;
 
 fn limits() -> Limits {

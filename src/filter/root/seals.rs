@@ -3,7 +3,8 @@
 //! when its batch is closed: by the tick once the flush interval is due, or
 //! by the admission that fills the batch.
 
-use super::{push, Active};
+use super::admit::push;
+use super::Active;
 use crate::audit::record::{CloseReason, Record};
 use crate::audit::time::format_rfc3339;
 use crate::deliver::buffer::Entry;

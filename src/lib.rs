@@ -3,7 +3,8 @@
 //!
 //! All logic lives in modules that never touch the host directly; the host is
 //! reached through the [`host`] traits. This file only wires the proxy-wasm entry
-//! point.
+//! point; the Envoy dynamic module (`native`) is a second host over the same
+//! traits and core.
 
 pub mod audit;
 pub mod config;
@@ -11,6 +12,8 @@ pub mod deliver;
 pub mod digest;
 pub mod filter;
 pub mod host;
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+pub mod native;
 pub mod secret;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -13,8 +13,8 @@
 // The fakes implement Envoy's C signatures, pointers and all.
 #![allow(clippy::missing_safety_doc, clippy::not_unsafe_ptr_arg_deref)]
 
-use mesh_audit::host::native::abi::{EnvoyBuffer, EnvoyHeader};
-use mesh_audit::host::native::guard;
+use mesh_audit::native::abi::{EnvoyBuffer, EnvoyHeader};
+use mesh_audit::native::guard;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::Mutex;
 

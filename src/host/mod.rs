@@ -10,13 +10,11 @@
 //! [`Host`] is both, which is what the filter's lifecycle takes. The
 //! proxy-wasm implementation (`ProxyHost` in host/wasm.rs, wasm32 only) is
 //! the single place that makes host calls; the native Envoy dynamic module
-//! (host/native, feature `native`) implements the same two traits over
+//! (src/native, feature `native`) implements the same two traits over
 //! Envoy's dynamic-module ABI. Reads never fail loudly: a property or header
 //! map the proxy cannot give is simply absent, because auditing must never
 //! break a request.
 
-#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
-pub mod native;
 mod pairs;
 #[cfg(target_arch = "wasm32")]
 mod wasm;

@@ -122,7 +122,7 @@ pub fn native_module() -> &'static Path {
         assert!(
             sources
                 .iter()
-                .any(|s| s.ends_with("src/host/native/entry.rs")),
+                .any(|s| s.ends_with("src/native/entry.rs")),
             "{} was not built with the native host: run `make native`",
             so.display()
         );

@@ -2,7 +2,7 @@
 //! answering for one finished request and recording what the module asked
 //! for (logs, timers, callouts, metrics, local replies).
 
-use mesh_audit::host::native::abi::{
+use mesh_audit::native::abi::{
     BytesInfo, EnvoyBuffer, EnvoyHeader, ModuleBuffer, ModuleHeader, TimingInfo,
 };
 use std::ffi::c_void;

@@ -120,9 +120,7 @@ pub fn native_module() -> &'static Path {
             .unwrap_or_else(|e| panic!("{}: {e}: run `make native`", dep_info.display()));
         let sources = dep_info_sources(&deps);
         assert!(
-            sources
-                .iter()
-                .any(|s| s.ends_with("src/native/entry.rs")),
+            sources.iter().any(|s| s.ends_with("src/native/entry.rs")),
             "{} was not built with the native host: run `make native`",
             so.display()
         );

@@ -10,7 +10,7 @@ use crate::sink::batch::{parse_record, Emitter, Incoming};
 use crate::sink::emitters::{Emitters, Head, Verdict};
 use crate::sink::storage::{self, AppendError, Opened, Segment, Storage};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -178,19 +178,20 @@ impl Store {
     pub fn append(&mut self, batch: &[Incoming], identity: &str) -> Result<Appended, Refusal> {
         let mut fresh_emitters: Vec<Emitter> = Vec::new();
         let mut claimed: Vec<Emitter> = Vec::new();
+        // Each emitter's owner is looked up once per batch: a batch is
+        // mostly runs of one emitter, and a flood of new ones must not cost
+        // a scan of the list per record.
+        let mut seen: HashSet<Emitter> = HashSet::new();
+        let mut last = None;
         for r in batch {
+            if last == Some(r.emitter) || !seen.insert(r.emitter) {
+                continue;
+            }
+            last = Some(r.emitter);
             match self.emitters.owner(r.emitter) {
-                None => {
-                    if !fresh_emitters.contains(&r.emitter) {
-                        fresh_emitters.push(r.emitter);
-                    }
-                }
+                None => fresh_emitters.push(r.emitter),
                 Some(owner) if owner == identity => {}
-                Some(UNCLAIMED) => {
-                    if !claimed.contains(&r.emitter) {
-                        claimed.push(r.emitter);
-                    }
-                }
+                Some(UNCLAIMED) => claimed.push(r.emitter),
                 Some(_) => {
                     return Err(Refusal {
                         kind: Refused::Forbidden,

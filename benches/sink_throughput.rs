@@ -5,6 +5,12 @@
 //! seal checked at ingest). Also the sink's memory for a million
 //! one-record emitters. The client runs on the same machine and competes
 //! for its cores, so the figures are a floor.
+//!
+//! `BENCH_QUICK=1`: a tenth of the batches and no memory run (a smoke run,
+//! numbers not meaningful). `SINK_BENCH_WRAP="valgrind --tool=callgrind"`:
+//! runs the sink under that command, to count its instructions per record.
+//! Fails when mTLS with `--keys` stays below [`MTLS_KEYS_TARGET`] records/s
+//! (not in a quick run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use mesh_audit::audit::record::{
@@ -24,7 +30,21 @@ use std::time::{Duration, Instant};
 
 const WRITERS: usize = 4;
 const PER_BATCH: usize = 500;
-const BATCHES: usize = 120;
+/// The ingest rate the sink must keep over mTLS with seals checked.
+const MTLS_KEYS_TARGET: f64 = 200_000.0;
+
+fn quick() -> bool {
+    std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1")
+}
+
+/// Batches each writer sends.
+fn rounds() -> usize {
+    if quick() {
+        12
+    } else {
+        120
+    }
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -84,7 +104,7 @@ fn batches(writer: usize, signer: Option<&Signer>) -> (Vec<Vec<u8>>, usize) {
     let mut seq = Sequencer::new(emitter, true, None);
     let mut bytes = 0;
     let mut out = Vec::new();
-    for b in 0..BATCHES {
+    for b in 0..rounds() {
         let from = seq.next_seq();
         let mut body = Vec::with_capacity(PER_BATCH * 900);
         let n = if signer.is_some() {
@@ -116,7 +136,7 @@ fn batches(writer: usize, signer: Option<&Signer>) -> (Vec<Vec<u8>>, usize) {
         }
         out.push(body);
     }
-    (out, bytes / (BATCHES * PER_BATCH))
+    (out, bytes / (rounds() * PER_BATCH))
 }
 
 struct Sink {
@@ -126,13 +146,21 @@ struct Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM, not SIGKILL: a wrapper such as callgrind writes its
+        // profile as the sink ends.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
 
 fn start_sink(out: &Path, extra: &[String]) -> Sink {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-audit"))
+    let wrap = std::env::var("SINK_BENCH_WRAP").unwrap_or_default();
+    let mut command: Vec<String> = wrap.split_whitespace().map(String::from).collect();
+    command.push(env!("CARGO_BIN_EXE_mesh-audit").to_string());
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
         .args([
             "sink",
             "--listen",
@@ -281,7 +309,7 @@ fn run(name: &str, mtls: bool, pki: &Path, dir: &Path) -> f64 {
         }
     });
     let secs = started.elapsed().as_secs_f64();
-    let records = (WRITERS * BATCHES * PER_BATCH) as f64;
+    let records = (WRITERS * rounds() * PER_BATCH) as f64;
     let rate = records / secs;
     println!(
         "{name}: {records} records of ~{record_bytes} bytes in {secs:.2} s = {rate:.0} records/s ({WRITERS} writers x {PER_BATCH}-record batches, fsync per batch)"
@@ -351,7 +379,17 @@ fn main() {
     let pki = pki();
     let dir = root().join("target/bench/sink");
     std::fs::create_dir_all(&dir).unwrap();
+    println!(
+        "sink ingest: {WRITERS} writers x {PER_BATCH}-record batches, each acknowledged once fsynced"
+    );
     run("plaintext", false, &pki, &dir);
-    run("mtls+keys", true, &pki, &dir);
+    let mtls = run("mtls+keys", true, &pki, &dir);
+    if quick() {
+        return;
+    }
     memory(&dir);
+    if mtls < MTLS_KEYS_TARGET {
+        eprintln!("sink ingest over mTLS with --keys: {mtls:.0} records/s, below the target of {MTLS_KEYS_TARGET:.0}");
+        std::process::exit(1);
+    }
 }

@@ -11,6 +11,7 @@ mod cli_support;
 mod e2e;
 
 mod auth;
+mod commit;
 mod conflicts;
 mod digests;
 mod envoy;

@@ -10,7 +10,7 @@ use crate::sink::batch::{parse_record, Emitter, Incoming};
 use crate::sink::emitters::{Emitters, Head, Verdict};
 use crate::sink::storage::{self, AppendError, Opened, Segment, Storage};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +32,10 @@ pub struct Appended {
     pub stored: u64,
     pub duplicates: u64,
     pub bytes: u64,
+    /// How far ([`Storage::written`]) the trail must be durable before the
+    /// batch is acknowledged: past its own records, or past the stored ones
+    /// its duplicates repeat.
+    pub durable_at: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +100,8 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(options: Options) -> io::Result<(Store, Loaded)> {
+    /// Opens the store; `digests` keeps the segment hashes a digest lists.
+    pub fn open(options: Options, digests: bool) -> io::Result<(Store, Loaded)> {
         let path = options.storage.path.clone();
         let min_free_bytes = options.storage.min_free_bytes;
         let mut emitters = Emitters::new(options.window);
@@ -112,17 +117,21 @@ impl Store {
         }
         let mut loaded = Loaded::default();
         let (storage, opened) =
-            Storage::open(options.storage, |line, segment| match parse_record(line) {
-                Ok(r) => {
-                    if !emitters.contains(r.emitter) {
-                        emitters.bind(r.emitter, UNCLAIMED);
-                        loaded.unclaimed += 1;
+            Storage::open(
+                options.storage,
+                digests,
+                |line, segment| match parse_record(line) {
+                    Ok(r) => {
+                        if !emitters.contains(r.emitter) {
+                            emitters.bind(r.emitter, UNCLAIMED);
+                            loaded.unclaimed += 1;
+                        }
+                        emitters.insert(&r, segment);
+                        loaded.records += 1;
                     }
-                    emitters.insert(&r, segment);
-                    loaded.records += 1;
-                }
-                Err(_) => loaded.unreadable += 1,
-            })?;
+                    Err(_) => loaded.unreadable += 1,
+                },
+            )?;
         loaded.opened = opened;
         let store = Store {
             storage,
@@ -149,7 +158,7 @@ impl Store {
         self.emitters.heads()
     }
 
-    pub fn segments(&self) -> Vec<Segment> {
+    pub fn segments(&self) -> Option<Vec<Segment>> {
         self.storage.segments()
     }
 
@@ -161,24 +170,28 @@ impl Store {
         &self.quarantine
     }
 
-    /// Stores the records of `batch` not stored yet, written by `identity`,
-    /// and fsyncs before returning. A refused batch stores nothing.
+    /// Writes the records of `batch` not stored yet, written by `identity`;
+    /// they count as stored from now on, for the batches that follow, but
+    /// the caller acknowledges only once the trail is durable up to
+    /// [`Appended::durable_at`] (see `sink::commit`). A refused batch
+    /// writes nothing.
     pub fn append(&mut self, batch: &[Incoming], identity: &str) -> Result<Appended, Refusal> {
         let mut fresh_emitters: Vec<Emitter> = Vec::new();
         let mut claimed: Vec<Emitter> = Vec::new();
+        // Each emitter's owner is looked up once per batch: a batch is
+        // mostly runs of one emitter, and a flood of new ones must not cost
+        // a scan of the list per record.
+        let mut seen: HashSet<Emitter> = HashSet::new();
+        let mut last = None;
         for r in batch {
+            if last == Some(r.emitter) || !seen.insert(r.emitter) {
+                continue;
+            }
+            last = Some(r.emitter);
             match self.emitters.owner(r.emitter) {
-                None => {
-                    if !fresh_emitters.contains(&r.emitter) {
-                        fresh_emitters.push(r.emitter);
-                    }
-                }
+                None => fresh_emitters.push(r.emitter),
                 Some(owner) if owner == identity => {}
-                Some(UNCLAIMED) => {
-                    if !claimed.contains(&r.emitter) {
-                        claimed.push(r.emitter);
-                    }
-                }
+                Some(UNCLAIMED) => claimed.push(r.emitter),
                 Some(_) => {
                     return Err(Refusal {
                         kind: Refused::Forbidden,
@@ -202,7 +215,10 @@ impl Store {
             });
         }
 
-        let mut result = Appended::default();
+        let mut result = Appended {
+            durable_at: self.storage.written(),
+            ..Appended::default()
+        };
         let mut in_batch: HashMap<(Emitter, u64), [u8; 32]> = HashMap::with_capacity(batch.len());
         let mut bytes = Vec::with_capacity(batch.iter().map(|r| r.line.len() + 1).sum());
         let mut fresh: Vec<&Incoming> = Vec::with_capacity(batch.len());
@@ -256,7 +272,7 @@ impl Store {
             self.bind(&fresh_emitters, identity)
                 .map_err(|e| unavailable(format!("could not record the emitters' owner: {e}")))?;
         }
-        self.storage.append(&bytes).map_err(|e| match e {
+        result.durable_at = self.storage.append(&bytes).map_err(|e| match e {
             AppendError::Full { .. } => unavailable(format!("{e}; retry later")),
             AppendError::Io(e) => unavailable(format!("could not store the batch: {e}")),
         })?;
@@ -338,7 +354,7 @@ impl Store {
     }
 }
 
-fn unavailable(reason: String) -> Refusal {
+pub fn unavailable(reason: String) -> Refusal {
     Refusal {
         kind: Refused::Unavailable,
         reason,

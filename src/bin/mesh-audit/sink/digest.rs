@@ -100,7 +100,9 @@ impl Digester {
 
     fn write_one(&mut self, store: &mut Store) -> io::Result<u64> {
         self.last = Instant::now();
-        let segments = store.segments();
+        let segments = store
+            .segments()
+            .ok_or_else(|| io::Error::other("the store keeps no segment hashes"))?;
         let listed: Vec<u32> = segments
             .iter()
             .map(|s| segment_index(&s.name).unwrap_or(0) as u32)

@@ -7,7 +7,7 @@ use super::batch::{parse_jsonl, parse_otlp, BadBatch};
 use super::metrics::Rejection;
 use super::State;
 use crate::escape::text as escape;
-use crate::store::{now_nanos, Refusal, Refused};
+use crate::store::{now_nanos, unavailable, Refusal, Refused};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming as Body};
 use hyper::header::{
@@ -152,13 +152,19 @@ pub async fn handle(req: Request<Body>, state: Arc<State>, peer: &Peer) -> Reply
         let state = state.clone();
         let identity = identity.clone();
         tokio::task::spawn_blocking(move || {
-            let mut store = state.lock();
-            let result = store.append(&batch, &identity);
-            state
-                .metrics
-                .emitters
-                .store(store.emitters() as u64, Ordering::Relaxed);
-            result
+            let appended = {
+                let mut store = state.lock();
+                let result = store.append(&batch, &identity);
+                state
+                    .metrics
+                    .emitters
+                    .store(store.emitters() as u64, Ordering::Relaxed);
+                result?
+            };
+            // Outside the store's lock: batches of other writers are written
+            // meanwhile and share the sync.
+            state.durable(appended.durable_at).map_err(unavailable)?;
+            Ok(appended)
         })
         .await
     };

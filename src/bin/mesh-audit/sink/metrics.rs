@@ -34,6 +34,7 @@ pub struct Metrics {
     pub duplicates: AtomicU64,
     pub bytes: AtomicU64,
     pub batches: AtomicU64,
+    pub syncs: AtomicU64,
     pub quarantined: AtomicU64,
     pub last_write_ms: AtomicU64,
     pub emitters: AtomicU64,
@@ -89,6 +90,12 @@ impl Metrics {
             "counter",
             "Batches acknowledged with a 2xx.",
             get(&self.batches).to_string(),
+        );
+        one(
+            "syncs_total",
+            "counter",
+            "Syncs of the trail to disk; each covers every batch written before it began.",
+            get(&self.syncs).to_string(),
         );
         one(
             "batches_quarantined_total",

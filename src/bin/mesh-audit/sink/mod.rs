@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod batch;
+mod commit;
 pub mod digest;
 pub mod emitters;
 mod http;
@@ -42,6 +43,7 @@ pub struct Options {
 
 pub struct State {
     pub store: Mutex<Store>,
+    pub commits: commit::Commits,
     pub metrics: Metrics,
     pub auth: Auth,
     pub max_body_bytes: usize,
@@ -53,6 +55,19 @@ impl State {
         self.store
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Returns once the trail is durable up to `end` (see [`commit`]).
+    pub fn durable(&self, end: u64) -> Result<(), String> {
+        let ran = self.commits.wait(
+            end,
+            || self.lock().storage().unsynced(),
+            |e| self.lock().storage().fail(e),
+        )?;
+        if ran {
+            self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
@@ -82,8 +97,8 @@ pub fn run(options: Options) -> Result<(), String> {
         Some(o) => Some(digest::Digester::open(&path, o)?),
         None => None,
     };
-    let (store, loaded) =
-        Store::open(options.store).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (store, loaded) = Store::open(options.store, digester.is_some())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if loaded.opened.truncated_bytes > 0 {
         eprintln!(
             "mesh-audit sink: removed an incomplete last line ({} bytes) from {}: it was never acknowledged",
@@ -114,6 +129,7 @@ pub fn run(options: Options) -> Result<(), String> {
         .store(store.emitters() as u64, Ordering::Relaxed);
     let state = Arc::new(State {
         store: Mutex::new(store),
+        commits: commit::Commits::default(),
         metrics,
         auth,
         max_body_bytes: options.max_body_bytes,
@@ -226,7 +242,8 @@ async fn housekeeping(state: Arc<State>) {
             }
             let mut digester = state.digester.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(d) = digester.as_mut().filter(|d| d.due()) {
-                match d.write(&mut store) {
+                // A digest lists only what is on disk.
+                match store.storage().sync().and_then(|()| d.write(&mut store)) {
                     Ok(_) => {
                         state.metrics.digests.fetch_add(1, Ordering::Relaxed);
                         state

@@ -47,45 +47,37 @@ wait_for_port() { # port what
   exit 1
 }
 
-# ---- the audit sink -------------------------------------------------------
-rm -f "$records"
+# ---- keys and the audit sink -----------------------------------------------
+# A fresh trail: the records, and the sink's owners and quarantine files.
+rm -f "$records" "$records".*
 cli=target/release/mesh-audit
-echo "== building the mesh-audit CLI (its sink receives the records)"
-if "${CARGO:-cargo}" build --release --features cli >"$demo/cli-build.log" 2>&1 && [[ -x $cli ]]; then
-  # The built binary is started directly (not through `cargo run`) so that
-  # the pid we stop on exit is the sink itself.
-  # mTLS: only the demo proxy's workload identity may write.
-  "$cli" sink --listen "127.0.0.1:$sink_port" --out "$records" \
-    --tls-cert "$certs/audit-sink.pem" --tls-key "$certs/audit-sink-key.pem" \
-    --client-ca "$certs/ca.pem" --allow-principal spiffe://cluster.local/ns/default/sa/backend \
-    >"$demo/sink.log" 2>&1 &
-  pids+=($!)
-  sink="mesh-audit sink"
-else
-  cli=
-  echo "   (CLI not available, see $demo/cli-build.log; using a minimal Python sink)"
-  python3 - "$sink_port" "$records" "$certs" >"$demo/sink.log" 2>&1 <<'EOF' &
-import http.server, ssl, sys
-port, out, certs = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-class Sink(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        with open(out, "ab") as f:
-            f.write(body if body.endswith(b"\n") or not body else body + b"\n")
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Sink)
-tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-tls.load_cert_chain(f"{certs}/audit-sink.pem", f"{certs}/audit-sink-key.pem")
-tls.load_verify_locations(f"{certs}/ca.pem")
-tls.verify_mode = ssl.CERT_REQUIRED
-server.socket = tls.wrap_socket(server.socket, server_side=True)
-server.serve_forever()
-EOF
-  pids+=($!)
-  sink="python sink"
+echo "== building the mesh-audit CLI (sink, keygen, verify, report)"
+if ! "${CARGO:-cargo}" build --release --features cli >"$demo/cli-build.log" 2>&1 || [[ ! -x $cli ]]; then
+  echo "demo: building the CLI failed; see $demo/cli-build.log" >&2
+  tail -20 "$demo/cli-build.log" >&2
+  exit 1
 fi
+# The proxy's Ed25519 signing key (its keyring line is what the auditor
+# trusts; with no pattern it may vouch for any destination, and this proxy
+# also serves plaintext requests, which have none) and the chain key that
+# keys the genesis of every emitter.
+keys=$demo/keys
+rm -rf "$keys" && mkdir -p "$keys" && chmod 700 "$keys"
+"$cli" keygen --out "$keys/proxy" >"$keys/keyring"
+MESH_AUDIT_SIGNING_KEY=$(cat "$keys/proxy.key.pem")
+MESH_AUDIT_CHAIN_KEY=$(openssl rand -hex 32)
+export MESH_AUDIT_SIGNING_KEY MESH_AUDIT_CHAIN_KEY
+echo "== keys: the proxy signs with key $(cut -d' ' -f1 "$keys/keyring") ($keys/keyring); the chain key is in MESH_AUDIT_CHAIN_KEY"
+# The built binary is started directly (not through `cargo run`) so that
+# the pid we stop on exit is the sink itself. mTLS: only the demo proxy's
+# workload identity may write; --keys: a batch whose seal no key of the
+# keyring signed is refused (422) and quarantined.
+"$cli" sink --listen "127.0.0.1:$sink_port" --out "$records" \
+  --tls-cert "$certs/audit-sink.pem" --tls-key "$certs/audit-sink-key.pem" \
+  --client-ca "$certs/ca.pem" --allow-principal spiffe://cluster.local/ns/default/sa/backend \
+  --keys "$keys/keyring" >"$demo/sink.log" 2>&1 &
+pids+=($!)
+sink="mesh-audit sink"
 wait_for_port "$sink_port" "$sink"
 echo "== $sink listening on 127.0.0.1:$sink_port (mTLS), writing $records"
 
@@ -139,14 +131,16 @@ call "rogue cert (foreign CA) GET /orders/1" rogue /orders/1
 expected=7
 
 # ---- records -----------------------------------------------------------------
-count() {
-  if [[ -f $records ]]; then grep -c '"kind"' "$records" || true; else echo 0; fi
+count() { # kind
+  if [[ -f $records ]]; then grep -c "\"kind\":\"$1\"" "$records" || true; else echo 0; fi
 }
+# Every batch ends with its seal: wait for the requests and a seal after the last one.
+sealed() { [[ -f $records ]] && tail -n 1 "$records" | grep -q '"kind":"seal"'; }
 for _ in $(seq 100); do
-  (($(count) >= expected)) && break
+  (($(count request) >= expected)) && sealed && break
   sleep 0.1
 done
-echo "== $(count) audit records delivered to $records (expected $expected)"
+echo "== $(count request) requests audited (expected $expected) in $(count seal) signed batch(es): $records"
 python3 - "$records" <<'EOF'
 import json, sys
 for line in open(sys.argv[1]):
@@ -154,8 +148,15 @@ for line in open(sys.argv[1]):
     if not line:
         continue
     r = json.loads(line)
-    if r.get("kind") == "loss":
-        print(f"  #{r.get('seq')} LOSS {r.get('reason')} count={r.get('count')}")
+    kind, seq = r.get("kind"), r.get("seq", "?")
+    if kind == "loss":
+        print(f"  #{seq:<3} LOSS     {r.get('reason')} count={r.get('count')}")
+        continue
+    if kind == "seal":
+        print(f"  #{seq:<3} seal     of #{r.get('from_seq')}..#{r.get('to_seq')}, signed by key {r.get('key_id')}")
+        continue
+    if kind == "close":
+        print(f"  #{seq:<3} close    ({r.get('reason')})")
         continue
     req, resp = r.get("request", {}), r.get("response", {})
     who = r.get("source", {}).get("principal") or "(no mTLS identity)"
@@ -166,20 +167,19 @@ for line in open(sys.argv[1]):
         f" violation={r['violation']}" if r.get("violation") else "",
         f" query={req['query']}" if req.get("query") else "",
     ])
-    print(f"  #{r.get('seq', '?'):<3} {r.get('decision', '?'):<8} {who:<44} "
+    print(f"  #{seq:<3} {r.get('decision', '?'):<8} {who:<44} "
           f"{req.get('method', '?')} {req.get('path', '?')} → {resp.get('code', '?')} "
           f"flags={flags} {r.get('duration_ms', 0):.2f}ms{extra}")
 EOF
-if (($(count) < expected)); then
-  echo "demo: only $(count) of $expected records arrived; see $demo/envoy.log" >&2
+if (($(count request) < expected)); then
+  echo "demo: only $(count request) of $expected requests were audited; see $demo/envoy.log" >&2
   exit 1
 fi
-if [[ -n $cli ]]; then
-  echo "== mesh-audit verify $records"
-  "$cli" verify "$records"
-  echo "== mesh-audit report $records"
-  "$cli" report "$records"
-  "$cli" report --format html "$records" > "$demo/report.html"
-  echo "   (HTML report with the access graph: $demo/report.html)"
-fi
+echo "== mesh-audit verify $records --keys $keys/keyring --key-env MESH_AUDIT_CHAIN_KEY"
+echo "   (Envoy still runs, so its emitter is open: a drain or a reload ends it with a signed close record)"
+"$cli" verify "$records" --keys "$keys/keyring" --key-env MESH_AUDIT_CHAIN_KEY
+echo "== mesh-audit report $records"
+"$cli" report "$records"
+"$cli" report --format html "$records" > "$demo/report.html"
+echo "   (HTML report with the access graph: $demo/report.html)"
 echo "== done; Envoy and the sink are stopped on exit (logs in $demo/)"

@@ -4,8 +4,8 @@
 //! which the filter counts in records_rejected and reports by a loss record.
 
 use crate::cli_support::sink::{pki_file, SinkProcess, Via};
-use crate::cli_support::Scratch;
-use crate::e2e::envoy::{launch, mesh_audit_stats, render, run_dir, stop, wait_ready};
+use crate::cli_support::{run, Scratch};
+use crate::e2e::envoy::{launch_with_env, mesh_audit_stats, render, run_dir, stop, wait_ready};
 use crate::e2e::{free_port, pki, repo_root, wait_for, wasm};
 use mesh_audit::audit::hex;
 use sha2::{Digest, Sha256};
@@ -80,7 +80,20 @@ fn the_demo_proxy_delivers_over_mtls_and_a_shadowed_seq_becomes_a_rejection_it_r
     );
     let path = dir.join("envoy.yaml");
     std::fs::write(&path, config).unwrap();
-    let mut envoy = launch(&path, &dir, 1, &[]);
+    // The demo's keys, as scripts/demo.sh gives them: a chain key and a
+    // signing key from `mesh-audit keygen`, in Envoy's environment.
+    let prefix = s.path("proxy");
+    let keygen = run(&["keygen", "--out", prefix.to_str().unwrap()], &[]);
+    assert!(keygen.status.success(), "keygen: {keygen:?}");
+    let signing_key = std::fs::read_to_string(s.path("proxy.key.pem")).unwrap();
+    let env = [
+        (
+            "MESH_AUDIT_CHAIN_KEY".to_string(),
+            "sink-envoy-chain-key".into(),
+        ),
+        ("MESH_AUDIT_SIGNING_KEY".to_string(), signing_key.into()),
+    ];
+    let mut envoy = launch_with_env(&path, &dir, 1, &[], &env);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_ready(&mut envoy, ports[0], "envoy");
         for i in 1..=3 {

@@ -1,12 +1,13 @@
 #!/bin/sh
-# Writes two env files into DIR (default: next to this script), readable by
-# you alone:
-#   keys.env      the proxy's: a fresh hash key, chain key and Ed25519
-#                 signing key
-#   auditor.env   the auditor's (the sink container, for `verify`): the chain
-#                 key and the signing key's keyring line, never the signing
-#                 key itself
-# Keep auditor.env: verifying the trail needs it.
+# Writes into DIR (default: next to this script):
+#   keys.env      the proxy's, readable by you alone: a fresh hash key, chain
+#                 key and Ed25519 signing key
+#   auditor.env   the auditor's, readable by you alone (the sink container,
+#                 for `verify --key-env`): the chain key, never the signing key
+#   keyring       the signing key's public keyring line (`KEY_ID PUBKEY`),
+#                 readable by all: the sink checks every batch's seal against
+#                 it at ingest (`sink --keys`), and `verify --keys` reads it
+# Keep auditor.env and keyring: verifying the trail needs them.
 #
 #   ./keys.sh [DIR]
 #
@@ -16,7 +17,7 @@
 # `integrity.signing_key_env` accepts as well as a PKCS#8 PEM.
 set -eu
 dir=${1:-$(dirname "$0")}
-for file in keys.env auditor.env; do
+for file in keys.env auditor.env keyring; do
   if [ -e "$dir/$file" ]; then
     echo "$dir/$file exists; remove it first to make new keys" >&2
     exit 1
@@ -35,5 +36,8 @@ key_id=$(openssl pkey -in "$key" -pubout -outform DER | tail -c 32 | openssl dgs
 chain=$(openssl rand -hex 32)
 printf 'MESH_AUDIT_HASH_KEY=%s\nMESH_AUDIT_CHAIN_KEY=%s\nMESH_AUDIT_SIGNING_KEY=%s\n' \
   "$(openssl rand -hex 32)" "$chain" "$seed" >"$dir/keys.env"
-printf 'MESH_AUDIT_CHAIN_KEY=%s\nMESH_AUDIT_KEYRING=%s %s\n' "$chain" "$key_id" "$public" >"$dir/auditor.env"
-echo "wrote $dir/keys.env and $dir/auditor.env (signing key $key_id)"
+printf 'MESH_AUDIT_CHAIN_KEY=%s\n' "$chain" >"$dir/auditor.env"
+# Public: the sink's unprivileged user reads it through a read-only mount.
+printf '%s %s\n' "$key_id" "$public" >"$dir/keyring"
+chmod 644 "$dir/keyring"
+echo "wrote $dir/keys.env, $dir/auditor.env and $dir/keyring (signing key $key_id)"

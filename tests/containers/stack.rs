@@ -131,8 +131,8 @@ impl Stack {
         let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&project);
         std::fs::create_dir_all(&scratch).unwrap();
         // The recipe's own keys.sh: the proxy's hash, chain and signing
-        // keys in keys.env; the chain key and the signing key's keyring
-        // line in auditor.env, for the sink's container.
+        // keys in keys.env; the chain key in auditor.env and the signing
+        // key's keyring line in keyring, for the sink's container.
         let made = Command::new("sh")
             .arg(recipe_dir().join("keys.sh"))
             .arg(&scratch)
@@ -141,11 +141,11 @@ impl Stack {
         assert!(made.status.success(), "keys.sh: {}", text(&made));
         let keys = scratch.join("keys.env");
         let auditor = scratch.join("auditor.env");
-        let key_id = std::fs::read_to_string(&auditor)
+        let keyring = scratch.join("keyring");
+        let key_id = std::fs::read_to_string(&keyring)
             .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("MESH_AUDIT_KEYRING="))
-            .and_then(|ring| ring.split_whitespace().next())
+            .split_whitespace()
+            .next()
             .unwrap_or_else(|| panic!("keys.sh wrote no keyring line"))
             .to_string();
         let (admin_port, https_port) = (free_port(), free_port());
@@ -154,6 +154,10 @@ impl Stack {
         env.push((
             "MESH_AUDIT_AUDITOR_KEYS_FILE".into(),
             auditor.display().to_string(),
+        ));
+        env.push((
+            "MESH_AUDIT_KEYRING_FILE".into(),
+            keyring.display().to_string(),
         ));
         env.push(("MESH_AUDIT_ADMIN_PORT".into(), admin_port.to_string()));
         env.push(("MESH_AUDIT_HTTPS_PORT".into(), https_port.to_string()));
@@ -445,8 +449,8 @@ impl Stack {
     }
 
     /// Strict `mesh-audit verify --keys --key-env --json` inside the sink's
-    /// container, as the recipe's README runs it (the keyring line and the
-    /// chain key from auditor.env): (exit success, outcome, text report).
+    /// container, as the recipe's README runs it (the mounted keyring and
+    /// the chain key from auditor.env): (exit success, outcome, text report).
     pub fn verify(&self) -> (bool, Value, String) {
         let id = self.container("sink");
         let run = |json: &str| {
@@ -456,7 +460,7 @@ impl Stack {
                 "bash",
                 "-c",
                 &format!(
-                    "mesh-audit verify --keys <(echo \"$MESH_AUDIT_KEYRING\") \
+                    "mesh-audit verify --keys /etc/mesh-audit/keyring \
                      --key-env MESH_AUDIT_CHAIN_KEY {json} /data/audit.jsonl"
                 ),
             ])

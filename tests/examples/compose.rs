@@ -60,6 +60,14 @@ fn compose_file_mounts_and_builds_only_files_that_exist() {
                             normal, built_wasm,
                             "{name}: {source} is not what `make build` produces"
                         );
+                    } else if source == "./keyring" {
+                        // Made by keys.sh, like the env files: not in git.
+                        let keys_sh =
+                            std::fs::read_to_string(compose_dir().join("keys.sh")).unwrap();
+                        assert!(
+                            keys_sh.contains(r#">"$dir/keyring""#),
+                            "{name}: {source} is not what keys.sh writes"
+                        );
                     } else {
                         assert!(path.is_file(), "{name}: {source} is not a file");
                     }
@@ -172,8 +180,8 @@ fn compose_services_have_healthchecks_and_install_nothing_at_start() {
 
 /// The keys come from the env files keys.sh writes (mode 0600, git-ignored),
 /// never from the compose file itself: the proxy's keys.env for Envoy, the
-/// auditor's auditor.env (chain key and keyring line, no signing key) for
-/// the sink.
+/// auditor's auditor.env (the chain key, no signing key) for the sink, and
+/// the public keyring the sink checks seals against, mounted read-only.
 #[test]
 fn compose_keys_come_from_the_env_file_keys_sh_writes() {
     let compose = compose();
@@ -185,9 +193,9 @@ fn compose_keys_come_from_the_env_file_keys_sh_writes() {
             "keys.sh does not write {key}"
         );
     }
-    assert!(keys_sh.contains("MESH_AUDIT_KEYRING="), "{keys_sh}");
+    assert!(keys_sh.contains(r#">"$dir/keyring""#), "{keys_sh}");
     let ignored = std::fs::read_to_string(compose_dir().join(".gitignore")).unwrap();
-    for file in ["keys.env", "auditor.env"] {
+    for file in ["keys.env", "auditor.env", "keyring"] {
         assert!(ignored.lines().any(|l| l == file), "{ignored}");
     }
     for (name, env_file) in [

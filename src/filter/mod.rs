@@ -2,6 +2,7 @@
 //! shutdown) and the HTTP context (a request's facts → a record).
 
 mod conn;
+mod facts;
 pub mod http;
 mod problems;
 pub mod root;

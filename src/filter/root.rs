@@ -8,7 +8,7 @@
 mod seals;
 
 use super::conn::ConnCache;
-use super::http;
+use super::facts::Naming;
 use super::problems::{switch, Problems, INERT_TICK_MS};
 use super::stats::{Counter, Flag, Stats};
 use crate::audit::record::{CloseReason, Kind, LossReason, Record};
@@ -52,7 +52,7 @@ pub struct Active {
     pub redactor: Redactor,
     pub sampler: Sampler,
     pub(super) conns: ConnCache,
-    pub(super) naming: http::Naming,
+    pub(super) naming: Naming,
     /// Whether any sampling rule looks at the principal / the route: decides
     /// what must be read before a request can be sampled out.
     pub(super) rules_use_principal: bool,
@@ -293,7 +293,7 @@ impl Auditor {
             sampler: Sampler::new(&config.sampling),
             config,
             conns: ConnCache::default(),
-            naming: http::Naming::default(),
+            naming: Naming::default(),
             seq,
             buffer,
             not_admitted: Lost::default(),

@@ -1,6 +1,7 @@
 //! Pure audit logic: what a record holds and how it is derived from what the
 //! proxy reports. Nothing here calls the host.
 
+pub mod build;
 pub mod identity;
 pub mod jwt;
 pub mod policy;

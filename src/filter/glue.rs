@@ -1,6 +1,7 @@
 //! proxy-wasm wiring: the SDK's contexts delegate to [`Auditor`] with the
 //! real host. Nothing here decides anything.
 
+use super::facts::Seen;
 use super::http;
 use super::root::Auditor;
 use crate::host::{Level, Proxy, ProxyHost};
@@ -60,13 +61,16 @@ impl RootContext for Root {
     /// context once per finished request, with the request's properties and
     /// header maps in scope: the same record as the HTTP filter's `on_log`.
     fn on_log(&mut self) {
-        with(&self.auditor, (), |a| http::on_log(a, &ProxyHost));
+        with(&self.auditor, (), |a| {
+            http::on_log(a, &ProxyHost, Seen::default())
+        });
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Request {
             auditor: Rc::clone(&self.auditor),
             rejected: false,
+            seen: Seen::default(),
         }))
     }
 
@@ -78,12 +82,14 @@ impl RootContext for Root {
 struct Request {
     auditor: Rc<RefCell<Auditor>>,
     rejected: bool,
+    seen: Seen,
 }
 
 impl Context for Request {}
 
 impl HttpContext for Request {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        self.seen.request_without_body = end_of_stream;
         // The borrow ends before the reply: a local reply may call back into us.
         if with(&self.auditor, false, |a| a.must_reject()) {
             self.rejected = true;
@@ -99,7 +105,8 @@ impl HttpContext for Request {
 
     fn on_log(&mut self) {
         if !self.rejected {
-            with(&self.auditor, (), |a| http::on_log(a, &ProxyHost));
+            let seen = self.seen;
+            with(&self.auditor, (), |a| http::on_log(a, &ProxyHost, seen));
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod conn;
 mod events;
+mod facts;
 pub mod http;
 mod naming;
 mod problems;

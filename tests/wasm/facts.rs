@@ -95,14 +95,48 @@ fn connection_facts_are_read_once_per_connection() {
         h.run(orders_request(9));
         let second = h.run(orders_request(9));
         let reads = h.property_reads(second.context);
-        // connection.id, request.time, request.duration, request.size, response.size,
+        // connection.id, request.time, request.duration, response.size,
         // response.code_details, response.flags and three route names; the two
-        // header maps are separate calls.
+        // header maps are separate calls. request.size is not read: the request
+        // headers ended the stream, so no body bytes were received.
         assert_eq!(
             reads.len(),
-            10,
+            9,
             "property reads for a request on a known connection: {reads:?}"
         );
+    });
+}
+
+#[test]
+fn request_size_is_read_only_when_the_headers_cannot_tell_it() {
+    each_guest(|guest| {
+        let mut h = configured_on(guest, r#"{"sink":{"cluster":"s"}}"#);
+        let size_read = |h: &Host, ctx| h.property_reads(ctx).iter().any(|p| p == "request.size");
+        // Headers that end the stream: no body, 0 bytes, nothing read.
+        let bodiless = h.run(orders_request(5).property("request.size", u64_le(0)));
+        assert!(!size_read(&h, bodiless.context));
+        // A declared length is what Envoy reports too.
+        let declared = h.run(
+            orders_request(5)
+                .header("content-length", "11")
+                .body("hello world")
+                .property("request.size", u64_le(11)),
+        );
+        assert!(!size_read(&h, declared.context));
+        // A body without a length (chunked): only the proxy knows.
+        let chunked = h.run(
+            orders_request(5)
+                .body("hello world")
+                .property("request.size", u64_le(11)),
+        );
+        assert!(size_read(&h, chunked.context));
+        h.advance_and_tick(1_000);
+        let r = records(&h.dispatched()[0]);
+        let bytes: Vec<_> = r[..3]
+            .iter()
+            .map(|r| r["request"]["bytes"].clone())
+            .collect();
+        assert_eq!(bytes, [json!(0), json!(11), json!(11)]);
     });
 }
 

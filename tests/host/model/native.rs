@@ -187,6 +187,8 @@ pub struct NativeGuest {
     auditor: Option<Auditor>,
     /// HTTP contexts, and whether each was answered 503 by fail-closed.
     rejected: HashMap<u32, bool>,
+    /// What each HTTP context saw before `on_log`.
+    seen: HashMap<u32, http::Seen>,
 }
 
 impl NativeGuest {
@@ -213,7 +215,12 @@ impl NativeGuest {
                 auditor.tick(host);
                 0
             }
-            Call::RequestHeaders { context, .. } => {
+            Call::RequestHeaders {
+                context,
+                end_of_stream,
+                ..
+            } => {
+                self.seen.entry(context).or_default().request_without_body = end_of_stream;
                 if auditor.must_reject() {
                     self.rejected.insert(context, true);
                     host.send_local_reply(
@@ -230,7 +237,8 @@ impl NativeGuest {
             }
             Call::Log { context } => {
                 if self.rejected.get(&context) == Some(&false) {
-                    http::on_log(auditor, host);
+                    let seen = self.seen.get(&context).copied().unwrap_or_default();
+                    http::on_log(auditor, host, seen);
                 }
                 0
             }
@@ -238,6 +246,7 @@ impl NativeGuest {
             Call::Done { .. } => 1,
             Call::Delete { context } => {
                 self.rejected.remove(&context);
+                self.seen.remove(&context);
                 0
             }
             Call::HttpCallResponse { token, .. } => {

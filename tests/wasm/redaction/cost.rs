@@ -59,3 +59,20 @@ fn cost() {
     println!("host calls per audited kept-alive request: {per_request} ({n} requests)");
     assert!(per_request <= 12, "{per_request} host calls per request");
 }
+
+/// A request the sampler lets go (`default_rate` 0, no rules): what 99 % of
+/// requests cost at 1 % sampling.
+#[test]
+fn sampled_out_cost() {
+    let n: usize = std::env::var("MESH_AUDIT_COST_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let mut h = configured(r#"{"sink":{"cluster":"audit_sink"},"sampling":{"default_rate":0.0}}"#);
+    h.run(realistic_request());
+    let requests = vec![realistic_request(); n];
+    let calls = audited_requests(&mut h, &requests);
+    let per_request = calls / n as u64;
+    println!("host calls per sampled-out request: {per_request} ({n} requests)");
+    assert!(per_request <= 2, "{per_request} host calls per request");
+}

@@ -4,6 +4,17 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -40,7 +51,6 @@ impl std::fmt::Debug for HmacKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::hex;
 
     #[test]
     fn fips_examples() {

@@ -15,6 +15,7 @@ pub mod host;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub mod native;
 pub mod secret;
+pub mod signing;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -33,7 +33,7 @@ mod path;
 mod query;
 mod url;
 
-pub use path::Glob;
+pub use crate::config::Glob;
 pub use url::URL_HEADERS;
 
 /// Authorization schemes kept in front of `[REDACTED]` (IANA HTTP

@@ -7,11 +7,13 @@
 //! Every error names the JSON path of the offending value, so the single log
 //! line `mesh-audit: invalid configuration: <path>: <what>` points at it.
 
+mod glob;
 mod model;
 mod raw;
 mod read;
 mod validate;
 
+pub use glob::Glob;
 pub use model::*;
 use serde_json::Value;
 use std::fmt;
@@ -73,7 +75,7 @@ impl Config {
 
 fn digest(bytes: &[u8]) -> String {
     let sum = crate::digest::sha256(bytes);
-    crate::audit::hex(&sum[..4])
+    crate::digest::hex(&sum[..4])
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! with every default applied, names lower-cased and keys read.
 
 use super::ConfigError;
-use crate::deliver::seal::Signer;
 use crate::secret::Secret;
+use crate::signing::Signer;
 
 /// Which records a degradation affects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub struct Redact {
     /// The HMAC key for `hash`, read from the environment at configure time.
     pub hash_key: Option<Secret>,
     /// `redact.path_segments`: path segments known to be secret.
-    pub path_segments: Vec<crate::audit::redact::Glob>,
+    pub path_segments: Vec<super::Glob>,
 }
 
 /// A status matcher: an exact code or a class (`4xx` → 4).

@@ -263,7 +263,7 @@ fn validate_redact(
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            crate::audit::redact::Glob::parse(p)
+            super::Glob::parse(p)
                 .map_err(|e| ConfigError::at(format!("redact.path_segments[{i}]"), e))
         })
         .collect::<Result<Vec<_>, _>>()?;

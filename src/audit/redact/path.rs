@@ -15,118 +15,9 @@
 
 use super::detect::Shape;
 use super::name::{decode_once, Scratch};
-use super::params::{self, Notes, PATH};
-use super::{query, Redactor, MASK};
-
-/// At most this many `**` per pattern: each one multiplies the matching work.
-const MAX_ANY: usize = 2;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Seg {
-    Literal(String),
-    /// Has a `*`; a segment it matches is masked.
-    Secret(String),
-    /// `**`.
-    Any,
-}
-
-/// One `redact.path_segments` pattern, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Glob {
-    source: String,
-    segments: Vec<Seg>,
-}
-
-impl Glob {
-    /// Parses a pattern; the error says what is wrong with it.
-    pub fn parse(pattern: &str) -> Result<Glob, String> {
-        let Some(body) = pattern.strip_prefix('/') else {
-            return Err(format!("\"{pattern}\" must start with /"));
-        };
-        if pattern.bytes().any(|b| matches!(b, b'?' | b'#' | b';')) {
-            return Err(format!(
-                "\"{pattern}\" may not contain ?, # or ; (patterns match path segments only)"
-            ));
-        }
-        let mut segments = Vec::new();
-        for seg in body.split('/') {
-            segments.push(match seg {
-                "" => return Err(format!("\"{pattern}\" has an empty segment")),
-                "**" => Seg::Any,
-                s if s.contains("**") => {
-                    return Err(format!("\"{pattern}\": ** must be a whole segment"))
-                }
-                s if s.contains('*') => Seg::Secret(s.to_string()),
-                s => Seg::Literal(s.to_string()),
-            });
-        }
-        if !segments.iter().any(|s| matches!(s, Seg::Secret(_))) {
-            return Err(format!(
-                "\"{pattern}\" masks nothing: put a * where the secret segment is (e.g. /reset/*)"
-            ));
-        }
-        if segments.iter().filter(|s| **s == Seg::Any).count() > MAX_ANY {
-            return Err(format!("\"{pattern}\" has more than {MAX_ANY} **"));
-        }
-        Ok(Glob {
-            source: pattern.to_string(),
-            segments,
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-
-    /// Sets `mask[i]` for each path segment `i` this pattern masks.
-    fn mark(&self, path: &[&str], mask: &mut [bool]) -> bool {
-        matches(&self.segments, path, 0, mask)
-    }
-}
-
-fn matches(pattern: &[Seg], path: &[&str], at: usize, mask: &mut [bool]) -> bool {
-    let Some((first, rest)) = pattern.split_first() else {
-        return true;
-    };
-    match first {
-        Seg::Any => (at..=path.len()).any(|skip| matches(rest, path, skip, mask)),
-        Seg::Literal(lit) => {
-            path.get(at) == Some(&lit.as_str()) && matches(rest, path, at + 1, mask)
-        }
-        Seg::Secret(glob) => {
-            let hit = path
-                .get(at)
-                .is_some_and(|seg| !seg.is_empty() && wildcard(glob.as_bytes(), seg.as_bytes()));
-            if hit && matches(rest, path, at + 1, mask) {
-                mask[at] = true;
-                return true;
-            }
-            false
-        }
-    }
-}
-
-/// `*` matches any run of bytes; everything else matches itself.
-fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|c| *c == b'*')
-}
+use super::params::{self, Notes, PATH, QUERY};
+use super::{Redactor, MASK};
+use crate::config::Glob;
 
 /// Which segments of `raw` (a path without query) the patterns mask.
 fn glob_marks(globs: &[Glob], raw: &str) -> Vec<bool> {
@@ -158,7 +49,7 @@ pub fn redact(r: &Redactor, raw: &str, s: &mut Scratch, notes: &mut Notes, out: 
         Some((path, fragment)) => {
             redact_segments(r, path, true, s, notes, out);
             out.push('#');
-            query::redact_fragment(r, fragment, s, notes, out);
+            redact_fragment(r, fragment, s, notes, out);
         }
         None => redact_segments(r, raw, true, s, notes, out),
     }
@@ -208,6 +99,30 @@ pub fn redact_segments(
             out.push(';');
             params::redact(r, p, PATH, s, notes, out);
         }
+    }
+}
+
+/// Appends the redacted `fragment` (the text after `#`) to `out`: a route
+/// and a query, a query, or one word masked only when it has a credential's
+/// shape (see the `query` module).
+pub fn redact_fragment(
+    r: &Redactor,
+    raw: &str,
+    s: &mut Scratch,
+    notes: &mut Notes,
+    out: &mut String,
+) {
+    if let Some((route, query)) = raw.split_once('?') {
+        redact_segments(r, route, false, s, notes, out);
+        out.push('?');
+        params::redact(r, query, QUERY, s, notes, out);
+    } else if raw.contains('=') {
+        params::redact(r, raw, QUERY, s, notes, out);
+    } else if s.value_shape(raw.as_bytes()).is_some() {
+        out.push_str(MASK);
+        notes.field();
+    } else {
+        out.push_str(raw);
     }
 }
 

@@ -12,7 +12,7 @@
 
 use super::name::Scratch;
 use super::params::{self, Notes, QUERY};
-use super::{path, Redactor, MASK};
+use super::{path, Redactor};
 
 /// Appends the redacted `query` (the text after `?`, up to and including
 /// any `#fragment`) to `out`.
@@ -21,31 +21,9 @@ pub fn redact(r: &Redactor, raw: &str, s: &mut Scratch, notes: &mut Notes, out: 
         Some((query, fragment)) => {
             params::redact(r, query, QUERY, s, notes, out);
             out.push('#');
-            redact_fragment(r, fragment, s, notes, out);
+            path::redact_fragment(r, fragment, s, notes, out);
         }
         None => params::redact(r, raw, QUERY, s, notes, out),
-    }
-}
-
-/// Appends the redacted `fragment` (the text after `#`) to `out`.
-pub fn redact_fragment(
-    r: &Redactor,
-    raw: &str,
-    s: &mut Scratch,
-    notes: &mut Notes,
-    out: &mut String,
-) {
-    if let Some((route, query)) = raw.split_once('?') {
-        path::redact_segments(r, route, false, s, notes, out);
-        out.push('?');
-        params::redact(r, query, QUERY, s, notes, out);
-    } else if raw.contains('=') {
-        params::redact(r, raw, QUERY, s, notes, out);
-    } else if s.value_shape(raw.as_bytes()).is_some() {
-        out.push_str(MASK);
-        notes.field();
-    } else {
-        out.push_str(raw);
     }
 }
 

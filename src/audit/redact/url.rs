@@ -9,7 +9,7 @@
 
 use super::name::{Kind, Scratch, Verdict};
 use super::params::{self, Notes, QUERY};
-use super::{path, query, Redactor, MASK};
+use super::{path, Redactor, MASK};
 
 /// Headers that carry a URL or a path, lower-case.
 pub const URL_HEADERS: &[&str] = &[
@@ -118,7 +118,7 @@ pub fn redact_url(r: &Redactor, raw: &str, s: &mut Scratch, notes: &mut Notes, o
     }
     if let Some(f) = fragment {
         out.push('#');
-        query::redact_fragment(r, f, s, notes, out);
+        path::redact_fragment(r, f, s, notes, out);
     }
 }
 

@@ -11,8 +11,8 @@
 
 use crate::escape::text as escape;
 use crate::keys::unhex;
+use crate::lines::list_segments;
 use crate::lines::{for_each_line, open_plain, TrailError};
-use crate::sink::storage::list_segments;
 use ed25519_dalek::{Signature, VerifyingKey};
 use mesh_audit::audit::hex;
 use mesh_audit::deliver::seal::Signer;

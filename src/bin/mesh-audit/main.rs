@@ -16,7 +16,6 @@ mod lines;
 mod report;
 mod sink;
 mod status;
-mod store;
 mod verify;
 
 use args::{Cli, Command, SinkArgs};
@@ -56,7 +55,7 @@ fn run_sink(a: SinkArgs) -> Result<Verdict, SinkError> {
     }
     let options = sink::Options {
         listen: a.listen,
-        store: store::Options {
+        store: sink::store::Options {
             storage: sink::storage::Options {
                 path: a.out,
                 rotate_bytes: a.rotate_bytes,

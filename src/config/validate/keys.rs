@@ -6,8 +6,8 @@ use super::super::model::{Degradation, Integrity, Scope};
 use super::super::raw::RawIntegrity;
 use super::super::{ConfigError, Env};
 use super::checks::non_empty;
-use crate::deliver::seal::Signer;
 use crate::secret::Secret;
+use crate::signing::Signer;
 
 /// The degradations a missing key causes: (code, what happens instead, scope).
 pub const HASH_KEY_MISSING: (&str, &str, Scope) =

@@ -1,5 +1,6 @@
 //! Test code only: its parent declares it under #[cfg(test)].
 use super::*;
+use crate::digest::sha256;
 use ed25519_dalek::Verifier as _;
 use proptest::prelude::*;
 

@@ -4,8 +4,8 @@
 //! segments older than `--retain-days` that this signed digest lists.
 
 use crate::digests::{digest_file_index, encode, Digest, EmitterEntry, FileEntry};
-use crate::sink::storage::segment_index;
-use crate::store::{now_nanos, sidecar, Store};
+use crate::lines::segment_index;
+use crate::sink::store::{now_nanos, sidecar, Store};
 use mesh_audit::audit::hex;
 use mesh_audit::audit::time::format_rfc3339;
 use mesh_audit::deliver::seal::Signer;

@@ -7,7 +7,7 @@ use super::batch::{parse_jsonl, parse_otlp, BadBatch};
 use super::metrics::Rejection;
 use super::State;
 use crate::escape::text as escape;
-use crate::store::{now_nanos, unavailable, Refusal, Refused};
+use crate::sink::store::{now_nanos, unavailable, Refusal, Refused};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming as Body};
 use hyper::header::{

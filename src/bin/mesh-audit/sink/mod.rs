@@ -14,9 +14,9 @@ mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod storage;
+pub mod store;
 
 use crate::escape::text as escape;
-use crate::store::{self, Store};
 use auth::{Auth, Peer};
 use metrics::Metrics;
 use std::convert::Infallible;
@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use store::Store;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 

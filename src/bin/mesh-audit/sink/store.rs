@@ -5,10 +5,10 @@
 //! stored with different bytes is a conflict, never "200 and dropped"; a
 //! refused batch goes whole to `PATH.quarantine.jsonl`, never into the trail.
 
+use super::batch::{parse_record, Emitter, Incoming};
+use super::emitters::{Emitters, Head, Verdict};
+use super::storage::{self, AppendError, Opened, Segment, Storage};
 use crate::keys::Keyring;
-use crate::sink::batch::{parse_record, Emitter, Incoming};
-use crate::sink::emitters::{Emitters, Head, Verdict};
-use crate::sink::storage::{self, AppendError, Opened, Segment, Storage};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -260,9 +260,7 @@ impl Store {
         if fresh.is_empty() {
             return Ok(result);
         }
-        if let Err(why) =
-            crate::sink::ingest::check(batch, &fresh, &self.emitters, self.keys.as_ref())
-        {
+        if let Err(why) = super::ingest::check(batch, &fresh, &self.emitters, self.keys.as_ref()) {
             let lines: Vec<&[u8]> = batch.iter().map(|r| r.line.as_slice()).collect();
             let reason = format!("does not verify: {why}");
             return Err(self.refuse(Refused::Invalid, 422, reason, &lines, identity));

@@ -12,8 +12,8 @@ mod closed;
 mod files;
 mod segments;
 
+use crate::lines::list_segments;
 pub use files::{available, open_regular};
-pub use segments::{list_segments, segment_index};
 
 use files::{lock, refuse_link, truncate};
 use sha2::{Digest, Sha256};

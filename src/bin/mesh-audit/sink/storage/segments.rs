@@ -21,40 +21,6 @@ fn utc_stamp(t: SystemTime) -> String {
     format!("{digits}Z")
 }
 
-/// The number of a segment file name, if it is one (`.jsonl` or `.jsonl.gz`).
-pub fn segment_index(name: &str) -> Option<u64> {
-    let stem = name
-        .strip_suffix(".jsonl")
-        .or_else(|| name.strip_suffix(".jsonl.gz"))?;
-    let (index, _) = stem.split_once('-')?;
-    (index.len() == 8 && index.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| index.parse().ok())
-        .flatten()
-}
-
-/// Segment files of `dir`, in order: (index, file name).
-pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, String)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(index) = segment_index(&name) {
-            if !entry.file_type()?.is_file() {
-                return Err(io::Error::other(format!(
-                    "{} is not a regular file",
-                    entry.path().display()
-                )));
-            }
-            out.push((index, name));
-        }
-    }
-    out.sort();
-    // A crash between writing `X.jsonl.gz` and removing `X.jsonl` leaves both,
-    // each complete: read the segment once, from the plain file.
-    out.dedup_by(|later, earlier| later.0 == earlier.0);
-    Ok(out)
-}
-
 /// What reading a file of the trail found: the bytes of its complete lines,
 /// their SHA-256, and how many lines were not blank.
 pub struct Lines {

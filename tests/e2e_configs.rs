@@ -8,7 +8,7 @@
 
 mod e2e;
 
-use e2e::envoy::{plugin_config_scalar, render};
+use e2e::variant::{plugin_config_scalar, render};
 use e2e::{envoy_bin, free_port, pki, repo_root, target_dir, wasm};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -69,6 +69,18 @@ fn validate(template: &Path, plugin_config: &serde_json::Value) -> Output {
                 e2e::native_module().parent().unwrap(),
             )
             .env("MESH_AUDIT_HASH_KEY", "e2e-hash-key");
+    }
+    // A template that takes its keys from Envoy's environment
+    // (`host_env_keys`, as envoy/demo.yaml does): give them, as the demo
+    // script does, so the filter's configuration is what gets validated.
+    if text.contains("host_env_keys") {
+        envoy
+            .env("MESH_AUDIT_CHAIN_KEY", "e2e-chain-key")
+            // An Ed25519 seed in base64, as `integrity.signing_key_env` takes it.
+            .env(
+                "MESH_AUDIT_SIGNING_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            );
     }
     let output = envoy.output().unwrap();
     std::fs::remove_dir_all(&out_dir).unwrap();

@@ -201,11 +201,11 @@ fn ecds_updates_from_broken_to_valid_to_broken_never_cost_a_request() {
         Some(()).filter(|_| proxy.envoy_stat(&format!("{name}.config_reload")) >= 3)
     })
     .unwrap_or_else(|| panic!("the broken update never arrived:\n{}", proxy.log()));
-    assert!(
-        proxy.log_lines_ending(BROKEN_LINE) > invalid_before,
-        "{}",
-        proxy.log()
-    );
+    // Its error line follows the reload, once Envoy has flushed its log.
+    wait_for(WAIT, || {
+        Some(()).filter(|_| proxy.log_lines_ending(BROKEN_LINE) > invalid_before)
+    })
+    .unwrap_or_else(|| panic!("no error line for the broken update:\n{}", proxy.log()));
     for i in 0..3 {
         let reply = proxy.inbound(&format!("/orders/after/{i}"));
         assert_eq!(reply.status, 200, "{reply:#?}");

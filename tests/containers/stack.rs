@@ -4,7 +4,7 @@
 //! of its own so that runs never meet. Dropping it removes every container,
 //! network and volume the project made.
 
-use crate::e2e::envoy::{admin_request, mesh_audit_stats};
+use crate::e2e::process::{admin_request, mesh_audit_stats};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -16,14 +16,17 @@ pub mod client;
 pub mod envoy;
 pub mod http1;
 pub mod load;
+pub mod process;
 pub mod sink;
 pub mod trail;
+pub mod variant;
 
 pub use client::{Reply, Workload};
-pub use envoy::{Build, Envoy};
+pub use envoy::Envoy;
 pub use load::{Load, Outcome};
 pub use sink::{record_of, Answer, Delivery, Record, Sink};
 pub use trail::trail;
+pub use variant::Build;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;

@@ -3,10 +3,8 @@
 //! like the harness's Envoy: pinned binary, fresh release `.wasm`, its own
 //! loopback ports, stopped on drop, logs printed when the test fails.
 
-use crate::e2e::envoy::{
-    as_native, build_env, launch_with_env, mesh_audit_stats, plugin_config_scalar, render, run_dir,
-    run_log, stop, wait_ready,
-};
+use crate::e2e::process::{launch_with_env, mesh_audit_stats, run_dir, run_log, stop, wait_ready};
+use crate::e2e::variant::{as_native, build_env, plugin_config_scalar, render};
 use crate::e2e::{free_port, pki, repo_root, wait_for, wasm, Build};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

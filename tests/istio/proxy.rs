@@ -8,9 +8,8 @@
 //! failure policy from `failStrategy`, and the remote OCI code replaced by
 //! the local file istio-agent extracted.
 
-use crate::e2e::envoy::{
-    admin_request, mesh_audit_stats, render, run_dir, run_log, stop, wait_ready,
-};
+use crate::e2e::process::{admin_request, mesh_audit_stats, run_dir, run_log, stop, wait_ready};
+use crate::e2e::variant::render;
 use crate::e2e::{envoy_bin, free_port, pki, repo_root, wasm, Reply, Sink};
 use serde::Deserialize;
 use serde_json::{json, Value};

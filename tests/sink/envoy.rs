@@ -5,7 +5,8 @@
 
 use crate::cli_support::sink::{pki_file, SinkProcess, Via};
 use crate::cli_support::{run, Scratch};
-use crate::e2e::envoy::{launch_with_env, mesh_audit_stats, render, run_dir, stop, wait_ready};
+use crate::e2e::process::{launch_with_env, mesh_audit_stats, run_dir, stop, wait_ready};
+use crate::e2e::variant::render;
 use crate::e2e::{free_port, pki, repo_root, wait_for, wasm};
 use mesh_audit::audit::hex;
 use sha2::{Digest, Sha256};

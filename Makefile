@@ -3,8 +3,10 @@ SHELL := /bin/bash
 WASM := target/wasm32-wasip1/release/mesh_audit.wasm
 CARGO ?= cargo
 
-NATIVE := target/release/libmesh_audit.so
-NATIVE_BUILT := target/native/libmesh_audit.so
+# The native profile's own directory: no other build writes it, while every
+# release build (`make cli` too) rewrites target/release/libmesh_audit.so as
+# the plain library, which Envoy cannot load as a module.
+NATIVE := target/native/libmesh_audit.so
 
 .PHONY: all build native cli test check unit lint fmt clean toolchain
 
@@ -24,11 +26,11 @@ build: toolchain
 
 # The Envoy dynamic module (Envoy 1.40, ABI v0.2.0), from the same crate.
 # Built with the `native` profile (release, but a panic unwinds to the entry
-# point's catch instead of aborting Envoy), then installed where Envoy's
-# search rule finds it: $${ENVOY_DYNAMIC_MODULES_SEARCH_PATH}/lib<name>.so.
+# point's catch instead of aborting Envoy), into target/native/, named as
+# Envoy's search rule wants it: $${ENVOY_DYNAMIC_MODULES_SEARCH_PATH}/lib<name>.so.
 # Stamped like the .wasm so tests can refuse a stale module.
 native:
-	@start=$$(date +%s.%N); $(CARGO) build --profile native --features native --lib && touch -d "@$$start" $(NATIVE_BUILT) && mkdir -p $(dir $(NATIVE)) && cp -p $(NATIVE_BUILT) $(NATIVE)
+	@start=$$(date +%s.%N); $(CARGO) build --profile native --features native --lib && touch -d "@$$start" $(NATIVE)
 	@ls -l $(NATIVE) | awk '{printf "libmesh_audit.so: %d bytes\n", $$5}'
 
 cli:

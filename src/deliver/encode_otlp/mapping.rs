@@ -245,3 +245,6 @@ impl Attrs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -330,6 +330,19 @@ fn compose_sink_is_reached_over_mtls_by_the_proxys_identity_only() {
         !command.iter().any(|a| a.contains("allow-unauthenticated")),
         "{command:?}"
     );
+    // Every batch's seal is checked at ingest against the keyring keys.sh
+    // writes, mounted read-only where `--keys` names it.
+    assert!(
+        command.contains(&"--keys=/etc/mesh-audit/keyring"),
+        "sink does not verify at ingest: {command:?}"
+    );
+    let keyring = mounts("sink", &compose["services"]["sink"])
+        .into_iter()
+        .find(|(_, _, target)| target == "/etc/mesh-audit/keyring");
+    assert_eq!(
+        keyring.map(|(kind, source, _)| (kind, source)),
+        Some(("bind".to_string(), "./keyring".to_string()))
+    );
     let config = yaml_doc(&compose_dir().join("envoy.yaml"));
     let cluster = config["static_resources"]["clusters"]
         .as_array()

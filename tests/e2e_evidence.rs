@@ -16,42 +16,20 @@
 // Test code: helpers fail the test by panicking.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod cli_support;
 mod e2e;
 
+use cli_support::{problems, Scratch};
 use e2e::{trail, wait_for, Build, Envoy, Sink};
 use mesh_audit::audit::hex;
 use mesh_audit::deliver::chain::link;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 const CHAIN_KEY: &str = "e2e-evidence-chain-key";
-
-/// A scratch directory of this test process, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(label: &str) -> Scratch {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = e2e::target_dir().join("e2e/evidence").join(format!(
-            "{label}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A proxy's signing key made by `mesh-audit keygen`: the PKCS#8 PEM the VM
 /// is given, and the keyring `verify --keys` reads.
@@ -68,15 +46,15 @@ impl SigningKey {
         let out = Command::new(env!("CARGO_BIN_EXE_mesh-audit"))
             .arg("keygen")
             .arg("--out")
-            .arg(dir.0.join("proxy"))
+            .arg(dir.path("proxy"))
             .output()
             .unwrap();
         assert!(out.status.success(), "keygen: {out:?}");
         let line = String::from_utf8(out.stdout).unwrap();
         let key_id = line.split_whitespace().next().unwrap().to_string();
-        let keyring = dir.0.join("keyring");
+        let keyring = dir.path("keyring");
         std::fs::write(&keyring, &line).unwrap();
-        let pem = std::fs::read_to_string(dir.0.join("proxy.key.pem")).unwrap();
+        let pem = std::fs::read_to_string(dir.path("proxy.key.pem")).unwrap();
         SigningKey {
             pem,
             key_id,
@@ -109,7 +87,7 @@ fn stored_lines(sink: &Sink) -> Vec<String> {
 /// exit code, the `--json` outcome and the text report.
 fn verify(lines: &[String], key: &SigningKey) -> (i32, Value, String) {
     let dir = Scratch::new("verify");
-    let file = dir.0.join("trail.jsonl");
+    let file = dir.path("trail.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let run = |json: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesh-audit"));
@@ -144,21 +122,6 @@ fn emitter_report<'a>(report: &'a Value, emitter: &str) -> &'a Value {
         .iter()
         .find(|e| e["emitter"] == json!(emitter))
         .unwrap_or_else(|| panic!("no emitter {emitter} in {report:#}"))
-}
-
-fn problems(report: &Value) -> Vec<(u64, String)> {
-    report["emitters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|e| e["problems"].as_array().unwrap().clone())
-        .map(|p| {
-            (
-                p["seq"].as_u64().unwrap(),
-                p["reason"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn parse(line: &str) -> Value {

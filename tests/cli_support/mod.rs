@@ -29,13 +29,18 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A scratch directory removed when dropped.
+/// A scratch directory removed when dropped; one of its own per call, so
+/// tests running at once never share one.
 pub struct Scratch(PathBuf);
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("mesh-audit-cli-{name}-{}", std::process::id()));
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!(
+            "mesh-audit-cli-{name}-{}-{call}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
@@ -247,4 +252,21 @@ pub fn known_trail() -> Vec<Vec<u8>> {
     let mut lines = trail("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", None, a);
     lines.extend(trail("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", None, b));
     lines
+}
+
+/// The (seq, reason) of every problem `mesh-audit verify --json` reports,
+/// across its emitters.
+pub fn problems(report: &serde_json::Value) -> Vec<(u64, String)> {
+    report["emitters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["problems"].as_array().unwrap().clone())
+        .map(|p| {
+            (
+                p["seq"].as_u64().unwrap(),
+                p["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@
 //! `mesh-audit verify --keys`: every doctored trail fails with the expected
 //! reason at the expected seq, and every clean one passes.
 
-use crate::cli_support::{run, stdout, Scratch};
+use crate::cli_support::{problems, run, stdout, Scratch};
 use crate::host::fixtures::{lines, orders_request};
 use crate::host::Host;
 use mesh_audit::audit::hex;
@@ -115,21 +115,6 @@ fn verify_with(trail: &[String], patterns: &str, hmac: bool) -> (i32, Value, Str
 
 fn verify(trail: &[String]) -> (i32, Value, String) {
     verify_with(trail, "", true)
-}
-
-fn problems(json: &Value) -> Vec<(u64, String)> {
-    json["emitters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|e| e["problems"].as_array().unwrap().clone())
-        .map(|p| {
-            (
-                p["seq"].as_u64().unwrap(),
-                p["reason"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// Asserts the trail fails with `reason` at `seq`.

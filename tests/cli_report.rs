@@ -44,7 +44,10 @@ fn the_html_report_is_self_contained_with_the_access_graph() {
         principal: Some("spiffe://evil/ns/x/sa/<script>alert(1)</script>"),
         ..Call::default()
     };
-    lines.push(serde_json::to_vec(&request("2026-11-21T14:03:08.000000Z", &hostile)).unwrap());
+    lines.push(mesh_audit::audit::record::json::to_vec(&request(
+        "2026-11-21T14:03:08.000000Z",
+        &hostile,
+    )));
     let file = s.write_lines("trail.jsonl", &lines);
     let html_path = s.path("report.html");
     let out = run(

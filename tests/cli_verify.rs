@@ -181,7 +181,7 @@ fn with_a_key_a_line_forged_without_it_is_detected() {
     extra.seq = Some(8);
     extra.prev = Some(hex(&link(None, &genuine[6])));
     let mut forged = genuine.clone();
-    forged.push(serde_json::to_vec(&extra).unwrap());
+    forged.push(mesh_audit::audit::record::json::to_vec(&extra));
     let (code, text, json) = verify(&s, &forged, &env, true);
     assert_eq!(code, 1);
     assert!(text.contains("HASH MISMATCH: seq 8 (line 8)"), "{text}");

@@ -7,6 +7,7 @@
 //! rest, is read only once [`sample`] has kept the request.
 
 use super::identity::{decision, decode_flags, span_id, trace_id};
+use super::record::{json, Prepared};
 use super::record::{
     Decision, Destination, Fields, Kind, Plugin, Record, Request, Response, Route, Sample, Source,
     Tls,
@@ -14,24 +15,52 @@ use super::record::{
 use super::redact::Redactor;
 use super::sample::{Facts, Sampler, Verdict};
 use super::time::format_rfc3339;
-use crate::config::{Config, Policy};
+use crate::config::{Config, Policy, Scope};
 use crate::host::Headers;
 use std::rc::Rc;
 
 /// Connection-level facts (peer identity, TLS, addresses, protocol): the
-/// same for every request of a downstream connection.
+/// same for every request of a downstream connection, and so is their
+/// part of the record, written once per connection.
 #[derive(Debug, Default, PartialEq)]
 pub struct ConnFacts {
     pub source: Source,
     pub destination: Destination,
     pub tls: Tls,
     pub protocol: Option<String>,
+    /// The record's `source`, `destination` and `tls` members, written.
+    written: Vec<u8>,
+}
+
+impl ConnFacts {
+    pub fn new(
+        source: Source,
+        destination: Destination,
+        tls: Tls,
+        protocol: Option<String>,
+    ) -> Self {
+        let mut r = Record::new(Kind::Request, String::new());
+        r.source = Some(source).filter(|s| *s != Source::default());
+        r.destination = Some(destination).filter(|d| *d != Destination::default());
+        r.tls = Some(tls);
+        let written = json::connection(&r);
+        ConnFacts {
+            source: r.source.unwrap_or_default(),
+            destination: r.destination.unwrap_or_default(),
+            tls: r.tls.unwrap_or_default(),
+            protocol,
+            written,
+        }
+    }
 }
 
 /// What sampling and the access policy look at.
 pub struct SampleFacts {
     pub request_headers: Headers,
     pub response_headers: Headers,
+    /// The maps hold only the headers sampling looks at; the record needs
+    /// them whole.
+    pub partial: bool,
     /// `:status`, else `response.code`.
     pub status: Option<u32>,
     /// Read early only when a rule or the policy looks at principals.
@@ -145,7 +174,7 @@ pub fn record(
     sampled: Sampled,
     cfg: &Config,
     redactor: &Redactor,
-) -> (Record, u64) {
+) -> (Prepared, u64) {
     let req = &early.request_headers;
     let resp = &early.response_headers;
     let (path, query) = path_and_query(req);
@@ -185,9 +214,6 @@ pub fn record(
     let traceparent = header_str(req, "traceparent");
     r.trace_id = traceparent.as_deref().and_then(trace_id);
     r.span_id = traceparent.as_deref().and_then(span_id);
-    r.source = Some(conn.source.clone()).filter(|s| *s != Source::default());
-    r.destination = Some(conn.destination.clone()).filter(|d| *d != Destination::default());
-    r.tls = Some(conn.tls.clone());
     r.user = user;
     r.request = Some(Request {
         method: header_str(req, ":method"),
@@ -215,10 +241,23 @@ pub fn record(
         rate: sampled.verdict.rate,
     });
     r.redacted = redacted;
+    r.degraded = degraded(cfg, Kind::Request);
     r.plugin = Some(Plugin {
         version: crate::VERSION.to_string(),
         config: cfg.digest.clone(),
     });
     let end = rest.start.saturating_add(rest.duration.unwrap_or(0));
-    (r, end)
+    // The connection's members as written when it was first seen.
+    (Prepared::with_connection(&r, &conn.written), end)
+}
+
+/// The degradations in force that a record of `kind` lists (SPEC §4.1):
+/// a request record all of them, the filter's own records those that
+/// concern records.
+pub fn degraded(cfg: &Config, kind: Kind) -> Vec<String> {
+    cfg.degraded
+        .iter()
+        .filter(|d| kind == Kind::Request || d.scope == Scope::Records)
+        .map(|d| d.code.to_string())
+        .collect()
 }

@@ -5,7 +5,7 @@
 //! begin a new emitter that verifies.
 
 use crate::audit::hex;
-use crate::audit::record::Record;
+use crate::audit::record::{json, Prepared, Record};
 use crate::deliver::seal::{self, Seal, Signer};
 use crate::digest::{sha256, HmacKey};
 
@@ -70,13 +70,16 @@ impl Sequencer {
         record.emitter = Some(self.emitter.clone());
         record.seq = Some(self.next_seq);
         record.prev = self.chain.then(|| self.prev.clone());
-        // A typical record is under 1 KiB: one allocation instead of a
-        // string of doublings. Serialising plain structs cannot fail.
-        let mut line = Vec::with_capacity(1024);
-        if serde_json::to_writer(&mut line, record).is_err() {
-            line.clear();
-        }
-        line
+        json::to_vec(record)
+    }
+
+    /// [`Sequencer::stamp`] for a record already written (its emitter,
+    /// seq and prev left out): the same bytes.
+    pub fn stamp_prepared(&self, record: &Prepared) -> Vec<u8> {
+        record.stamped(|out| {
+            let prev = self.chain.then_some(self.prev.as_str());
+            json::stamp(Some(&self.emitter), Some(self.next_seq), prev, out)
+        })
     }
 
     /// The next record's `seal`, covering `from_seq` up to the last admitted

@@ -53,16 +53,16 @@ fn read(host: &dyn Attributes) -> ConnFacts {
     } else {
         None
     };
-    ConnFacts {
+    ConnFacts::new(
         source,
         destination,
-        tls: Tls {
+        Tls {
             mtls,
             version: tls_ver,
             sni,
         },
-        protocol: text(host, &["request", "protocol"]),
-    }
+        text(host, &["request", "protocol"]),
+    )
 }
 
 /// A bounded map `connection.id → facts`; the oldest entry goes first.

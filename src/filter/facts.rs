@@ -79,15 +79,26 @@ fn conn(host: &dyn Attributes, conns: &mut ConnCache) -> Rc<ConnFacts> {
     conns.get_or_read(int(host, &["connection", "id"]), host)
 }
 
-/// What sampling needs, and nothing more.
+/// What sampling needs, and nothing more: where the host reads single
+/// headers cheaply, only those sampling looks at (`key` is the sampling
+/// key's header); else the whole maps, which the record then reuses.
 pub fn for_sampling(
     host: &dyn Host,
     needs: Needs,
+    key: &str,
     conns: &mut ConnCache,
     naming: &mut Naming,
 ) -> SampleFacts {
-    let request_headers = host.headers(Map::RequestHeaders);
-    let response_headers = host.headers(Map::ResponseHeaders);
+    let named = host
+        .headers_named(Map::RequestHeaders, &[":method", ":path", key])
+        .zip(host.headers_named(Map::ResponseHeaders, &[":status"]));
+    let partial = named.is_some();
+    let (request_headers, response_headers) = named.unwrap_or_else(|| {
+        (
+            host.headers(Map::RequestHeaders),
+            host.headers(Map::ResponseHeaders),
+        )
+    });
     let status = header(&response_headers, ":status")
         .and_then(|s| std::str::from_utf8(s).ok()?.trim().parse::<u32>().ok())
         .or_else(|| {
@@ -107,6 +118,7 @@ pub fn for_sampling(
         },
         request_headers,
         response_headers,
+        partial,
         status,
     }
 }
@@ -160,6 +172,11 @@ pub fn for_record(
     conns: &mut ConnCache,
     naming: &mut Naming,
 ) -> RecordFacts {
+    if early.partial {
+        early.request_headers = host.headers(Map::RequestHeaders);
+        early.response_headers = host.headers(Map::ResponseHeaders);
+        early.partial = false;
+    }
     let conn = match early.conn.take() {
         Some(c) => c,
         None => conn(host, conns),

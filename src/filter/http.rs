@@ -7,13 +7,13 @@ use super::facts::{self, Needs};
 use super::root::Auditor;
 use super::stats::Counter;
 use crate::audit::build;
-use crate::audit::record::Record;
+use crate::audit::record::Prepared;
 use crate::host::Host;
 
 /// What auditing a finished request came to, before admission.
 pub enum Outcome {
     /// Kept: the record, and the time it is admitted at (the request's end).
-    Keep(Box<Record>, u64),
+    Keep(Prepared, u64),
     /// Let go by the sampler; `rate_limited_at` when the rate cap did it.
     SampledOut { rate_limited_at: Option<u64> },
     /// The auditor is not configured.
@@ -28,7 +28,7 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host, seen: Seen) {
         return;
     }
     match build_seen(auditor, host, seen) {
-        Outcome::Keep(record, at) => auditor.admit(host, *record, at),
+        Outcome::Keep(record, at) => auditor.admit(host, &record, at),
         Outcome::SampledOut { rate_limited_at } => auditor.sampled_out(rate_limited_at),
         Outcome::Inactive => {}
     }
@@ -53,7 +53,8 @@ fn build_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Outcome {
         route: a.rules_use_route,
         clock: a.config.sampling.max_records_per_second > 0,
     };
-    let mut early = facts::for_sampling(host, needs, &mut a.conns, &mut a.naming);
+    let key = a.config.sampling.key.as_str();
+    let mut early = facts::for_sampling(host, needs, key, &mut a.conns, &mut a.naming);
     let cfg = &a.config;
     let sampled = build::sample(
         &early,
@@ -80,5 +81,5 @@ fn build_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Outcome {
     let jwt = a.config.capture.jwt.as_ref();
     let rest = facts::for_record(host, &mut early, jwt, seen, &mut a.conns, &mut a.naming);
     let (record, at) = build::record(early, rest, sampled, &a.config, &a.redactor);
-    Outcome::Keep(Box::new(record), at)
+    Outcome::Keep(record, at)
 }

@@ -77,6 +77,14 @@ pub trait Attributes {
     }
     /// A whole header map, in one call; empty when the proxy has none.
     fn headers(&self, map: Map) -> Headers;
+    /// The first value of each header in `names` (lower-case) that the
+    /// request has, for a host that reads single headers cheaper than a
+    /// whole map (the native module); `None`: read the whole map instead
+    /// (proxy-wasm, where every read is a VM re-entry).
+    fn headers_named(&self, map: Map, names: &[&str]) -> Option<Headers> {
+        let _ = (map, names);
+        None
+    }
 }
 
 /// What the proxy does or provides for the plugin as a whole.

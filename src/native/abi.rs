@@ -140,6 +140,14 @@ extern "C" {
         header_type: HeaderType,
         result_headers: *mut EnvoyHeader,
     ) -> bool;
+    pub fn envoy_dynamic_module_callback_access_logger_get_header_value(
+        ctx: *mut c_void,
+        header_type: HeaderType,
+        key: ModuleBuffer,
+        result: *mut EnvoyBuffer,
+        index: usize,
+        total_count_out: *mut usize,
+    ) -> bool;
     pub fn envoy_dynamic_module_callback_access_logger_get_response_code(ctx: *mut c_void) -> u32;
     pub fn envoy_dynamic_module_callback_access_logger_get_response_code_details(
         ctx: *mut c_void,

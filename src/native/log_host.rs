@@ -237,6 +237,25 @@ impl Attributes for LogHost<'_> {
         }
     }
 
+    /// A few headers by name cost a few lookups in Envoy's map, where the
+    /// whole map is a copy of every header.
+    fn headers_named(&self, map: Map, names: &[&str]) -> Option<Headers> {
+        let kind = match map {
+            Map::RequestHeaders => HeaderType::Request,
+            Map::ResponseHeaders => HeaderType::Response,
+            Map::CallResponseHeaders => return Some(Vec::new()),
+        };
+        if self.ctx.is_null() {
+            return Some(Vec::new());
+        }
+        Some(
+            names
+                .iter()
+                .filter_map(|&n| Some((n.to_string(), self.header_value(kind, n)?)))
+                .collect(),
+        )
+    }
+
     fn headers(&self, map: Map) -> Headers {
         let kind = match map {
             Map::RequestHeaders => HeaderType::Request,
@@ -279,6 +298,27 @@ impl Attributes for LogHost<'_> {
                 Some((String::from_utf8(key).ok()?, value))
             })
             .collect()
+    }
+}
+
+impl LogHost<'_> {
+    /// The first value of header `name`, as Envoy's map lookup finds it.
+    fn header_value(&self, kind: HeaderType, name: &str) -> Option<Vec<u8>> {
+        let mut out = EnvoyBuffer::EMPTY;
+        // Safety: the context is Envoy's, valid for this hook; the name
+        // outlives the call; a null count pointer asks for no count.
+        let found = unsafe {
+            abi::envoy_dynamic_module_callback_access_logger_get_header_value(
+                self.ctx,
+                kind,
+                abi::ModuleBuffer::of(name.as_bytes()),
+                &mut out,
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        // Safety: Envoy's buffer, valid until the hook returns.
+        found.then(|| unsafe { abi::copy_bytes(out.ptr, out.length) })?
     }
 }
 

@@ -2,9 +2,7 @@
 //! answering for one finished request and recording what the module asked
 //! for (logs, timers, callouts, metrics, local replies).
 
-use mesh_audit::native::abi::{
-    BytesInfo, EnvoyBuffer, EnvoyHeader, ModuleBuffer, ModuleHeader, TimingInfo,
-};
+use mesh_audit::native::abi::{BytesInfo, EnvoyBuffer, ModuleBuffer, ModuleHeader, TimingInfo};
 use std::ffi::c_void;
 use std::sync::Mutex;
 
@@ -78,52 +76,8 @@ pub extern "C" fn envoy_dynamic_module_callback_log(_level: u32, message: Module
     with(|r| r.logs.push(line));
 }
 
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_headers_size(
-    ctx: *mut c_void,
-    kind: u32,
-) -> usize {
-    let r = req(ctx);
-    match kind {
-        0 => r.claimed_headers.unwrap_or(r.headers.len()),
-        _ => 2,
-    }
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_headers(
-    ctx: *mut c_void,
-    kind: u32,
-    out: *mut EnvoyHeader,
-) -> bool {
-    let r = req(ctx);
-    let response: [(&'static [u8], &'static [u8]); 2] =
-        [(b":status", b"200"), (b"content-type", b"text/plain")];
-    let entries: Vec<(&[u8], &[u8])> = match kind {
-        0 => r
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
-            .collect(),
-        _ => response.to_vec(),
-    };
-    for (i, (k, v)) in entries.iter().enumerate() {
-        let value_ptr = if r.null_values && kind == 0 && k != b":path" && k != b":method" {
-            std::ptr::null()
-        } else {
-            v.as_ptr()
-        };
-        unsafe {
-            *out.add(i) = EnvoyHeader {
-                key_ptr: k.as_ptr(),
-                key_length: k.len(),
-                value_ptr,
-                value_length: v.len(),
-            }
-        };
-    }
-    true
-}
+#[path = "fake_headers.rs"]
+mod fake_headers;
 
 /// Getters that answer a fixed string for every request.
 macro_rules! answers {

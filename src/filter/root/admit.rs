@@ -2,9 +2,9 @@
 //! counted as lost and later reported by a `loss` record.
 
 use super::{Active, Auditor};
-use crate::audit::record::{Kind, LossReason, Record};
+use crate::audit::build::degraded;
+use crate::audit::record::{LossReason, Prepared, Record};
 use crate::audit::time::format_rfc3339;
-use crate::config::Scope;
 use crate::deliver::buffer::Entry;
 use crate::filter::events::NotAdmitted;
 use crate::filter::stats::{Counter, Stats};
@@ -29,9 +29,10 @@ impl Lost {
 }
 
 impl Auditor {
-    /// Admission (SPEC §2.2): stamps, chains and buffers `record`, or counts it
+    /// Admission (SPEC §2.2): stamps, chains and buffers `record` (written
+    /// where the request finished, its degradations listed), or counts it
     /// as not admitted when the buffer is full. `at_nanos` is the record's time.
-    pub fn admit(&mut self, host: &dyn Host, record: Record, at_nanos: u64) {
+    pub fn admit(&mut self, host: &dyn Host, record: &Prepared, at_nanos: u64) {
         let Some(a) = self.active.as_mut() else {
             return;
         };
@@ -43,9 +44,7 @@ impl Auditor {
         }
         // Report earlier losses first, so the loss record precedes what follows it.
         report_losses(a, &mut self.stats, 2, at_nanos);
-        let mut record = record;
-        mark_degraded(a, &mut record);
-        let line = a.seq.stamp(&mut record);
+        let line = a.seq.stamp_prepared(record);
         if a.buffer.fits(1, line.len()) {
             a.seq.commit(&line);
             let seq = a.seq.next_seq() - 1;
@@ -117,23 +116,11 @@ pub(super) fn push_rejected(
 /// Admits a record the filter itself produced (`loss`, `close`): it bypasses
 /// the byte cap by design, so a loss is never itself lost.
 pub(super) fn push(a: &mut Active, stats: &mut Stats, mut record: Record, now_nanos: u64) {
-    mark_degraded(a, &mut record);
+    record.degraded = degraded(&a.config, record.kind);
     let line = a.seq.stamp(&mut record);
     a.seq.commit(&line);
     let seq = a.seq.next_seq() - 1;
     a.buffer.push(Entry { seq, line });
     stats.add(Counter::RecordsAdmitted, 1);
     a.seal_if_full(stats, now_nanos);
-}
-
-/// Lists the degradations in force that affect `record` (SPEC §4.1).
-fn mark_degraded(a: &Active, record: &mut Record) {
-    let request = record.kind == Kind::Request;
-    record.degraded = a
-        .config
-        .degraded
-        .iter()
-        .filter(|d| request || d.scope == Scope::Records)
-        .map(|d| d.code.to_string())
-        .collect();
 }

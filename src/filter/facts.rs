@@ -26,6 +26,11 @@ pub struct Needs {
     pub route: bool,
     /// `sampling.max_records_per_second` needs the clock.
     pub clock: bool,
+    /// Sampling keeps every request (rate 1, no rules, no cap): the
+    /// record's header maps are read whole at once.
+    pub keeps_all: bool,
+    /// A sampling rule or the access policy looks at the method or path.
+    pub request_line: bool,
 }
 
 /// What the HTTP filter saw of the request before `on_log`; an access
@@ -89,9 +94,18 @@ pub fn for_sampling(
     conns: &mut ConnCache,
     naming: &mut Naming,
 ) -> SampleFacts {
-    let named = host
-        .headers_named(Map::RequestHeaders, &[":method", ":path", key])
-        .zip(host.headers_named(Map::ResponseHeaders, &[":status"]));
+    let named = (!needs.keeps_all)
+        .then(|| {
+            let line = [":method", ":path", key];
+            let names = if needs.request_line {
+                &line[..]
+            } else {
+                &line[2..]
+            };
+            host.headers_named(Map::RequestHeaders, names)
+                .zip(host.headers_named(Map::ResponseHeaders, &[":status"]))
+        })
+        .flatten();
     let partial = named.is_some();
     let (request_headers, response_headers) = named.unwrap_or_else(|| {
         (

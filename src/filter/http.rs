@@ -52,6 +52,10 @@ fn build_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Outcome {
             || !a.config.access_policy.is_empty(),
         route: a.rules_use_route,
         clock: a.config.sampling.max_records_per_second > 0,
+        keeps_all: a.config.sampling.default_rate >= 1.0
+            && a.config.sampling.rules.is_empty()
+            && a.config.sampling.max_records_per_second == 0,
+        request_line: !a.config.sampling.rules.is_empty() || !a.config.access_policy.is_empty(),
     };
     let key = a.config.sampling.key.as_str();
     let mut early = facts::for_sampling(host, needs, key, &mut a.conns, &mut a.naming);

@@ -101,7 +101,7 @@ pub const ATTRIBUTE_XDS_VIRTUAL_HOST_NAME: u32 = 63;
 
 /// `envoy_dynamic_module_type_timing_info`: nanoseconds, -1 when unknown.
 #[repr(C)]
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 pub struct TimingInfo {
     pub start_time_unix_ns: i64,
     pub request_complete_duration_ns: i64,
@@ -115,7 +115,7 @@ pub struct TimingInfo {
 
 /// `envoy_dynamic_module_type_bytes_info`.
 #[repr(C)]
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 pub struct BytesInfo {
     pub bytes_received: u64,
     pub bytes_sent: u64,

@@ -6,6 +6,7 @@
 use super::abi::{self, EnvoyBuffer, EnvoyHeader, HeaderType};
 use super::quiet::Reader;
 use crate::host::{Attributes, Headers, HostError, Level, Map};
+use std::cell::Cell;
 use std::ffi::c_void;
 
 /// The access-log context of one finished request, as the core's host.
@@ -14,6 +15,21 @@ pub struct LogHost<'a> {
     pub(super) config: &'a [u8],
     /// Configuring: its lines are said by Envoy's load and the main thread.
     pub(super) quiet: bool,
+    /// Envoy fills each struct whole: read once per request.
+    pub(super) timing: Cell<Option<abi::TimingInfo>>,
+    pub(super) bytes: Cell<Option<abi::BytesInfo>>,
+}
+
+impl<'a> LogHost<'a> {
+    pub(super) fn new(ctx: *mut c_void, config: &'a [u8], quiet: bool) -> LogHost<'a> {
+        LogHost {
+            ctx,
+            config,
+            quiet,
+            timing: Cell::new(None),
+            bytes: Cell::new(None),
+        }
+    }
 }
 
 fn int(v: u64) -> Option<Vec<u8>> {
@@ -118,20 +134,28 @@ impl LogHost<'_> {
     }
 
     fn timing(&self) -> abi::TimingInfo {
+        if let Some(t) = self.timing.get() {
+            return t;
+        }
         let mut t = abi::TimingInfo::default();
         // Safety: as in `buffer`; Envoy fills the whole struct.
         unsafe {
             abi::envoy_dynamic_module_callback_access_logger_get_timing_info(self.ctx, &mut t)
         };
+        self.timing.set(Some(t));
         t
     }
 
     fn bytes(&self) -> abi::BytesInfo {
+        if let Some(b) = self.bytes.get() {
+            return b;
+        }
         let mut b = abi::BytesInfo::default();
         // Safety: as in `timing`.
         unsafe {
             abi::envoy_dynamic_module_callback_access_logger_get_bytes_info(self.ctx, &mut b)
         };
+        self.bytes.set(Some(b));
         b
     }
 

@@ -40,11 +40,7 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(config: Vec<u8>, queue: SyncSender<Handoff>, gate: Arc<Gate>) -> Logger {
-        let host = LogHost {
-            ctx: std::ptr::null_mut(),
-            config: &config,
-            quiet: true,
-        };
+        let host = LogHost::new(std::ptr::null_mut(), &config, true);
         let mut builder = Auditor::new(&host);
         // Envoy's load and the main thread's auditors say what is wrong
         // with the configuration; an invalid one leaves this copy inert.
@@ -89,11 +85,7 @@ impl Logger {
 
     /// The access-log hook: one finished request.
     pub fn log(&mut self, ctx: *mut c_void) {
-        let host = LogHost {
-            ctx,
-            config: &self.config,
-            quiet: false,
-        };
+        let host = LogHost::new(ctx, &self.config, false);
         if self.builder.is_inert() {
             self.unaudited(host.property(&["response", "code_details"]));
             return;

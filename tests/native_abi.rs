@@ -13,7 +13,7 @@
 // The fakes implement Envoy's C signatures, pointers and all.
 #![allow(clippy::missing_safety_doc, clippy::not_unsafe_ptr_arg_deref)]
 
-use mesh_audit::native::abi::{EnvoyBuffer, EnvoyHeader};
+use mesh_audit::native::abi::EnvoyBuffer;
 use mesh_audit::native::guard;
 use std::ffi::{c_void, CStr};
 use std::sync::Mutex;
@@ -21,19 +21,12 @@ use std::sync::Mutex;
 #[path = "native_abi/fake_envoy.rs"]
 mod fake_envoy;
 
-use fake_envoy::{with, FakeRequest, TIMER};
+use fake_envoy::{with, FakeRequest};
 
 #[path = "native_abi/hooks.rs"]
 mod hooks;
 
 use hooks::*;
-
-fn buf(bytes: &[u8]) -> EnvoyBuffer {
-    EnvoyBuffer {
-        ptr: bytes.as_ptr(),
-        length: bytes.len(),
-    }
-}
 
 static SHUTDOWN_DONE: Mutex<usize> = Mutex::new(0);
 
@@ -47,30 +40,7 @@ unsafe extern "C" fn shutdown_done(context: *mut c_void) {
 }
 
 fn request(headers: &[(&[u8], &[u8])]) -> FakeRequest {
-    FakeRequest {
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect(),
-        claimed_headers: None,
-        null_values: false,
-        peer_san: "spiffe://cluster.local/ns/shop/sa/frontend",
-        claimed_sans: None,
-        connection: 7,
-    }
-}
-
-/// Passes the flush interval, then fires the extension's timer.
-fn tick(config_envoy: *mut c_void) {
-    std::thread::sleep(std::time::Duration::from_millis(120));
-    let timer = std::ptr::addr_of!(TIMER).cast_mut().cast();
-    unsafe {
-        envoy_dynamic_module_on_bootstrap_extension_timer_fired(
-            config_envoy,
-            std::ptr::null(),
-            timer,
-        )
-    };
+    FakeRequest::new(headers, "spiffe://cluster.local/ns/shop/sa/frontend")
 }
 
 #[test]
@@ -81,17 +51,8 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
 
     // Bootstrap first, as Envoy does: it must unblock Envoy's init at once
     // and define its metrics before the server freezes stat creation.
-    let ext = unsafe {
-        envoy_dynamic_module_on_bootstrap_extension_config_new(
-            envoy_config,
-            buf(b"mesh-audit"),
-            buf(b""),
-        )
-    };
+    let ext = start_bootstrap(envoy_config);
     assert!(!ext.is_null());
-    unsafe {
-        envoy_dynamic_module_on_bootstrap_extension_server_initialized(std::ptr::null_mut(), ext)
-    };
     with(|r| {
         assert_eq!(r.init_complete, 1);
         assert_eq!(r.timers, 1);
@@ -310,28 +271,7 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
     assert_eq!(lines[2]["request"]["headers"], serde_json::json!({}));
 
     // The sink's 2xx settles the batch; the next tick publishes it.
-    let status = [(b":status".as_slice(), b"200".as_slice())];
-    let reply: Vec<EnvoyHeader> = status
-        .iter()
-        .map(|(k, v)| EnvoyHeader {
-            key_ptr: k.as_ptr(),
-            key_length: k.len(),
-            value_ptr: v.as_ptr(),
-            value_length: v.len(),
-        })
-        .collect();
-    unsafe {
-        envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
-            envoy_config,
-            ext,
-            101,
-            0,
-            reply.as_ptr(),
-            reply.len(),
-            std::ptr::null(),
-            0,
-        )
-    };
+    acknowledge(envoy_config, ext, 101);
     tick(envoy_config);
     with(|r| {
         let delivered = r
@@ -372,18 +312,7 @@ fn requests_become_delivered_records_and_poisoned_answers_are_survived() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
         .collect();
     assert_eq!(kinds, ["\"close\"", "\"seal\""]);
-    unsafe {
-        envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
-            envoy_config,
-            ext,
-            102,
-            0,
-            reply.as_ptr(),
-            reply.len(),
-            std::ptr::null(),
-            0,
-        )
-    };
+    acknowledge(envoy_config, ext, 102);
     tick(envoy_config);
     assert_eq!(*SHUTDOWN_DONE.lock().unwrap(), 1);
     unsafe { envoy_dynamic_module_on_access_logger_destroy(logger) };

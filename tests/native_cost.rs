@@ -20,7 +20,6 @@
 // The fakes implement Envoy's C signatures, pointers and all.
 #![allow(clippy::missing_safety_doc, clippy::not_unsafe_ptr_arg_deref)]
 
-use mesh_audit::native::abi::{EnvoyBuffer, EnvoyHeader};
 use std::ffi::c_void;
 
 #[path = "native_abi/fake_envoy.rs"]
@@ -28,15 +27,8 @@ mod fake_envoy;
 #[path = "native_abi/hooks.rs"]
 mod hooks;
 
-use fake_envoy::{with, FakeRequest, TIMER};
+use fake_envoy::{with, FakeRequest};
 use hooks::*;
-
-fn buf(bytes: &[u8]) -> EnvoyBuffer {
-    EnvoyBuffer {
-        ptr: bytes.as_ptr(),
-        length: bytes.len(),
-    }
-}
 
 /// The bench's request, as the load generator sends it and Envoy adds to it.
 fn bench_request() -> FakeRequest {
@@ -51,17 +43,7 @@ fn bench_request() -> FakeRequest {
         (b"x-forwarded-proto", b"https"),
         (b"x-request-id", b"5f0c8a1e-2b7d-4e3a-9c61-0d2f4b8e7a93"),
     ];
-    FakeRequest {
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect(),
-        claimed_headers: None,
-        null_values: false,
-        peer_san: "spiffe://cluster.local/ns/default/sa/frontend",
-        claimed_sans: None,
-        connection: 7,
-    }
+    FakeRequest::new(&headers, "spiffe://cluster.local/ns/default/sa/frontend")
 }
 
 /// Every request through the worker's hook, then the main thread's timer
@@ -80,15 +62,7 @@ fn audited_requests(
     }
     for _ in 0..20 {
         // Past the flush interval: the timer takes the hand-offs and flushes.
-        std::thread::sleep(std::time::Duration::from_millis(60));
-        let timer = std::ptr::addr_of!(TIMER).cast_mut().cast();
-        unsafe {
-            envoy_dynamic_module_on_bootstrap_extension_timer_fired(
-                envoy_config,
-                std::ptr::null(),
-                timer,
-            )
-        };
+        tick(envoy_config);
         let called = with(|r| r.callouts.len());
         if called > 0 {
             return called;
@@ -106,17 +80,8 @@ fn cost() {
     // Envoy's context for the extension's configuration: an opaque pointer.
     let envoy_config = 0x1000usize as *mut c_void;
     unsafe { envoy_dynamic_module_on_program_init() };
-    let ext = unsafe {
-        envoy_dynamic_module_on_bootstrap_extension_config_new(
-            envoy_config,
-            buf(b"mesh-audit"),
-            buf(b""),
-        )
-    };
+    let ext = start_bootstrap(envoy_config);
     assert!(!ext.is_null());
-    unsafe {
-        envoy_dynamic_module_on_bootstrap_extension_server_initialized(std::ptr::null_mut(), ext)
-    };
     // The bench's configuration, with one batch for every request measured
     // and its seal.
     let mut config: serde_json::Value =
@@ -141,28 +106,7 @@ fn cost() {
     // The first request on the connection reads its identity; not measured.
     assert_eq!(audited_requests(envoy_config, logger, &request, 1), 1);
     // The sink acknowledges that batch (callout 101), so the next one leaves.
-    let status: [(&[u8], &[u8]); 1] = [(b":status", b"200")];
-    let reply: Vec<EnvoyHeader> = status
-        .iter()
-        .map(|(k, v)| EnvoyHeader {
-            key_ptr: k.as_ptr(),
-            key_length: k.len(),
-            value_ptr: v.as_ptr(),
-            value_length: v.len(),
-        })
-        .collect();
-    unsafe {
-        envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
-            envoy_config,
-            ext,
-            101,
-            0,
-            reply.as_ptr(),
-            reply.len(),
-            std::ptr::null(),
-            0,
-        )
-    };
+    acknowledge(envoy_config, ext, 101);
 
     assert_eq!(
         audited_requests(envoy_config, logger, &request, n),

@@ -56,6 +56,23 @@ pub(crate) struct FakeRequest {
     pub(crate) connection: u64,
 }
 
+impl FakeRequest {
+    /// A well-formed request on connection 7 from the workload `peer_san`.
+    pub(crate) fn new(headers: &[(&[u8], &[u8])], peer_san: &'static str) -> FakeRequest {
+        FakeRequest {
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect(),
+            claimed_headers: None,
+            null_values: false,
+            peer_san,
+            claimed_sans: None,
+            connection: 7,
+        }
+    }
+}
+
 pub(crate) fn req<'a>(ctx: *mut c_void) -> &'a FakeRequest {
     unsafe { &*(ctx as *const FakeRequest) }
 }

@@ -72,3 +72,70 @@ extern "C" {
         context: *mut c_void,
     );
 }
+
+/// A module-facing view of `bytes`.
+pub(crate) fn buf(bytes: &[u8]) -> EnvoyBuffer {
+    EnvoyBuffer {
+        ptr: bytes.as_ptr(),
+        length: bytes.len(),
+    }
+}
+
+/// Creates the bootstrap extension with Envoy's `envoy_config` context and
+/// tells it the server is initialised, as Envoy does at start.
+pub(crate) fn start_bootstrap(envoy_config: *mut c_void) -> *const c_void {
+    let ext = unsafe {
+        envoy_dynamic_module_on_bootstrap_extension_config_new(
+            envoy_config,
+            buf(b"mesh-audit"),
+            buf(b""),
+        )
+    };
+    if !ext.is_null() {
+        unsafe {
+            envoy_dynamic_module_on_bootstrap_extension_server_initialized(
+                std::ptr::null_mut(),
+                ext,
+            )
+        };
+    }
+    ext
+}
+
+/// The sink answers callout `id` with a bare `200`.
+pub(crate) fn acknowledge(envoy_config: *mut c_void, ext: *const c_void, id: u64) {
+    let (k, v) = (b":status", b"200");
+    let reply = [EnvoyHeader {
+        key_ptr: k.as_ptr(),
+        key_length: k.len(),
+        value_ptr: v.as_ptr(),
+        value_length: v.len(),
+    }];
+    unsafe {
+        envoy_dynamic_module_on_bootstrap_extension_http_callout_done(
+            envoy_config,
+            ext,
+            id,
+            0,
+            reply.as_ptr(),
+            reply.len(),
+            std::ptr::null(),
+            0,
+        )
+    };
+}
+
+/// Passes the flush interval, then fires the extension's timer.
+pub(crate) fn tick(config_envoy: *mut c_void) {
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    let timer = std::ptr::addr_of!(crate::fake_envoy::TIMER)
+        .cast_mut()
+        .cast();
+    unsafe {
+        envoy_dynamic_module_on_bootstrap_extension_timer_fired(
+            config_envoy,
+            std::ptr::null(),
+            timer,
+        )
+    };
+}

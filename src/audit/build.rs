@@ -101,10 +101,7 @@ pub struct Sampled {
 }
 
 pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_slice())
+    headers.get(name)
 }
 
 pub fn header_str(headers: &Headers, name: &str) -> Option<String> {

@@ -22,6 +22,7 @@
 use super::record::Fields;
 use crate::config::{Action, Redact};
 use crate::digest::HmacKey;
+use crate::host::Headers;
 use name::{Kind, Rule, Scratch, Verdict};
 use params::Notes;
 use std::cell::RefCell;
@@ -214,7 +215,7 @@ impl Redactor {
     /// them as a whole, URL and shape redaction each value.
     pub fn headers(
         &self,
-        captured: &[(String, Vec<u8>)],
+        captured: &Headers,
         wanted: &[String],
         prefix: &str,
         redacted: &mut Vec<String>,
@@ -229,7 +230,7 @@ impl Redactor {
                 let mut values = captured
                     .iter()
                     .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.as_slice());
+                    .map(|(_, v)| v);
                 let Some(first) = values.next() else {
                     continue;
                 };

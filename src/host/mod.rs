@@ -19,6 +19,7 @@ mod pairs;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
+mod headers;
 pub use pairs::{decode_pairs, encode_pairs, pairs};
 #[cfg(target_arch = "wasm32")]
 pub use wasm::ProxyHost;
@@ -64,7 +65,7 @@ pub enum HostError {
     InternalFailure,
 }
 
-pub type Headers = Vec<(String, Vec<u8>)>;
+pub use headers::Headers;
 
 /// What the proxy knows about the request being audited.
 pub trait Attributes {

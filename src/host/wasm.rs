@@ -145,7 +145,7 @@ impl Attributes for ProxyHost {
             let status = proxy_get_header_map_pairs(map_type(map), &mut data, &mut size);
             match owned(data, size) {
                 Some(bytes) if status == OK => decode_pairs(&bytes),
-                _ => Vec::new(),
+                _ => Headers::default(),
             }
         }
     }

@@ -339,9 +339,18 @@ extern "C" {
 /// A non-null `ptr` must address `length` readable bytes, as the ABI
 /// promises for the duration of the call that returned it.
 pub unsafe fn copy_bytes(ptr: *const u8, length: usize) -> Option<Vec<u8>> {
+    // Safety: the caller's contract.
+    unsafe { borrow_bytes(ptr, length) }.map(<[u8]>::to_vec)
+}
+
+/// An Envoy buffer as a slice, under the same rule as [`copy_bytes`].
+///
+/// # Safety
+/// As [`copy_bytes`]; the slice must not outlive the call that gave it.
+pub unsafe fn borrow_bytes<'a>(ptr: *const u8, length: usize) -> Option<&'a [u8]> {
     if ptr.is_null() {
-        return (length == 0).then(Vec::new);
+        return (length == 0).then_some(&[]);
     }
     // Safety: checked non-null above; the length is Envoy's own for that range.
-    Some(unsafe { std::slice::from_raw_parts(ptr, length) }.to_vec())
+    Some(unsafe { std::slice::from_raw_parts(ptr, length) })
 }

@@ -267,15 +267,15 @@ impl Attributes for LogHost<'_> {
         let kind = match map {
             Map::RequestHeaders => HeaderType::Request,
             Map::ResponseHeaders => HeaderType::Response,
-            Map::CallResponseHeaders => return Some(Vec::new()),
+            Map::CallResponseHeaders => return Some(Headers::default()),
         };
         if self.ctx.is_null() {
-            return Some(Vec::new());
+            return Some(Headers::default());
         }
         Some(
             names
                 .iter()
-                .filter_map(|&n| Some((n.to_string(), self.header_value(kind, n)?)))
+                .filter_map(|&n| Some((n, self.header_value(kind, n)?)))
                 .collect(),
         )
     }
@@ -284,10 +284,10 @@ impl Attributes for LogHost<'_> {
         let kind = match map {
             Map::RequestHeaders => HeaderType::Request,
             Map::ResponseHeaders => HeaderType::Response,
-            Map::CallResponseHeaders => return Vec::new(),
+            Map::CallResponseHeaders => return Headers::default(),
         };
         if self.ctx.is_null() {
-            return Vec::new();
+            return Headers::default();
         }
         // Safety: the context is Envoy's, valid for this hook.
         let n = unsafe {
@@ -295,7 +295,7 @@ impl Attributes for LogHost<'_> {
         };
         // Envoy caps a header map far below this; more is not a real map.
         if n == 0 || n > 8192 {
-            return Vec::new();
+            return Headers::default();
         }
         let empty = EnvoyHeader {
             key_ptr: std::ptr::null(),
@@ -312,16 +312,20 @@ impl Attributes for LogHost<'_> {
                 raw.as_mut_ptr(),
             )
         } {
-            return Vec::new();
+            return Headers::default();
         }
-        raw.iter()
-            .filter_map(|h| {
-                // Safety: Envoy's buffers, valid until the hook returns.
-                let key = unsafe { abi::copy_bytes(h.key_ptr, h.key_length) }?;
-                let value = unsafe { abi::copy_bytes(h.value_ptr, h.value_length) }?;
-                Some((String::from_utf8(key).ok()?, value))
-            })
-            .collect()
+        let mut out = Headers::with_capacity(n, 64 * n);
+        for h in &raw {
+            // Safety: Envoy's buffers, valid until the hook returns.
+            let key = unsafe { abi::borrow_bytes(h.key_ptr, h.key_length) };
+            let value = unsafe { abi::borrow_bytes(h.value_ptr, h.value_length) };
+            // A header Envoy gives broken (a null pointer with a length, a
+            // name that is not UTF-8) is left out.
+            if let (Some(Ok(key)), Some(value)) = (key.map(std::str::from_utf8), value) {
+                out.push(key, value);
+            }
+        }
+        out
     }
 }
 

@@ -99,7 +99,7 @@ impl Attributes for MainHost<'_> {
     fn headers(&self, map: Map) -> Headers {
         match (map, self.reply) {
             (Map::CallResponseHeaders, Some(a)) => a.headers.clone(),
-            _ => Vec::new(),
+            _ => Headers::default(),
         }
     }
 }

@@ -65,7 +65,7 @@ impl Attributes for Seed {
         Ok(None)
     }
     fn headers(&self, _: Map) -> Headers {
-        Vec::new()
+        Headers::default()
     }
 }
 

@@ -143,7 +143,7 @@ proptest! {
         cap.insert(at, (random_case(hname, &name_case), planted.into_bytes()));
         let mut wanted: Vec<String> = benign_headers.iter().map(|(n, _)| n.clone()).collect();
         wanted.push(hname.to_string());
-        let headers = r.headers(&cap, &wanted, "request.headers", &mut red);
+        let headers = r.headers(&cap.iter().cloned().collect(), &wanted, "request.headers", &mut red);
 
         // query: a default-covered name, random case and percent-encoding of name and value
         let pname = encode(&random_case(CREDENTIAL_PARAMS[param], &name_case), &name_enc, &name_hex);

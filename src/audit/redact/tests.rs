@@ -40,11 +40,8 @@ pub(super) fn defaults() -> Redactor {
     redactor(&[], &[], &[], None)
 }
 
-pub(super) fn captured(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-        .collect()
+pub(super) fn captured(pairs: &[(&str, &str)]) -> crate::host::Headers {
+    pairs.iter().copied().collect()
 }
 
 pub(super) fn names(list: &[&str]) -> Vec<String> {
@@ -170,7 +167,7 @@ fn headers_follow_wanted_order_and_join_repeats() {
 
 #[test]
 fn non_utf8_header_values_are_replaced_lossily() {
-    let cap = vec![("x-bin".to_string(), vec![b'a', 0xff, b'b'])];
+    let cap: crate::host::Headers = [("x-bin", [b'a', 0xff, b'b'])].into_iter().collect();
     let got = defaults().headers(&cap, &names(&["x-bin"]), "request.headers", &mut Vec::new());
     assert_eq!(got.get("x-bin").map(String::as_str), Some("a\u{fffd}b"));
 }

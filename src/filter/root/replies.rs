@@ -22,7 +22,7 @@ impl Auditor {
         let headers = host.headers(Map::CallResponseHeaders);
         let status = headers
             .iter()
-            .find(|(k, _)| k == ":status")
+            .find(|(k, _)| *k == ":status")
             .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u32>().ok());
         let jitter = self.draw();
         let Some(a) = self.active.as_mut() else {

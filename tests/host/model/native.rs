@@ -52,7 +52,9 @@ impl Attributes for Seam<'_> {
             Map::ResponseHeaders => map::RESPONSE_HEADERS,
             Map::CallResponseHeaders => map::CALL_RESPONSE_HEADERS,
         };
-        s.header_map(kind).cloned().unwrap_or_default()
+        s.header_map(kind)
+            .map(|m| m.iter().map(|(k, v)| (k, v)).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -13,7 +13,8 @@
 
 use crate::host::{Arbitrary, Host};
 use mesh_audit::config::Config;
-use mesh_audit::host::Headers;
+/// Headers as the emulated proxy holds them.
+type Headers = Vec<(String, Vec<u8>)>;
 
 /// Everything the proxy will answer.
 #[derive(Clone, Debug, Default)]

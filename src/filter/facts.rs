@@ -13,7 +13,7 @@ use crate::audit::build::{
 };
 use crate::audit::jwt;
 use crate::audit::record::{Fields, Route};
-use crate::config::Jwt;
+use crate::config::{Config, Jwt};
 use crate::host::{le_u64, Attributes, Headers, Host, Map};
 use std::rc::Rc;
 
@@ -31,6 +31,23 @@ pub struct Needs {
     pub keeps_all: bool,
     /// A sampling rule or the access policy looks at the method or path.
     pub request_line: bool,
+}
+
+impl Needs {
+    /// What `cfg`'s sampling rules and access policy look at.
+    pub fn of(cfg: &Config) -> Needs {
+        let (s, policy) = (&cfg.sampling, !cfg.access_policy.is_empty());
+        let any = |f: fn(&crate::config::Rule) -> bool| s.rules.iter().any(f);
+        Needs {
+            identity: policy
+                || any(|r| r.when.principal.is_some())
+                || any(|r| r.when.destination.is_some()),
+            route: any(|r| r.when.route.is_some()),
+            clock: s.max_records_per_second > 0,
+            keeps_all: s.default_rate >= 1.0 && s.rules.is_empty() && s.max_records_per_second == 0,
+            request_line: policy || !s.rules.is_empty(),
+        }
+    }
 }
 
 /// What the HTTP filter saw of the request before `on_log`; an access

@@ -2,8 +2,8 @@
 //! record, handed to admission. The facts are read by [`super::facts`], the
 //! verdict and the record come from the pure [`crate::audit::build`].
 
+use super::facts;
 pub use super::facts::Seen;
-use super::facts::{self, Needs};
 use super::root::Auditor;
 use super::stats::Counter;
 use crate::audit::build;
@@ -46,19 +46,8 @@ fn build_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Outcome {
     let Some(a) = auditor.active.as_mut() else {
         return Outcome::Inactive;
     };
-    let needs = Needs {
-        identity: a.rules_use_principal
-            || a.rules_use_destination
-            || !a.config.access_policy.is_empty(),
-        route: a.rules_use_route,
-        clock: a.config.sampling.max_records_per_second > 0,
-        keeps_all: a.config.sampling.default_rate >= 1.0
-            && a.config.sampling.rules.is_empty()
-            && a.config.sampling.max_records_per_second == 0,
-        request_line: !a.config.sampling.rules.is_empty() || !a.config.access_policy.is_empty(),
-    };
     let key = a.config.sampling.key.as_str();
-    let mut early = facts::for_sampling(host, needs, key, &mut a.conns, &mut a.naming);
+    let mut early = facts::for_sampling(host, a.needs, key, &mut a.conns, &mut a.naming);
     let cfg = &a.config;
     let sampled = build::sample(
         &early,

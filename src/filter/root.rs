@@ -14,6 +14,7 @@ mod shutdown;
 
 use super::conn::ConnCache;
 use super::events::Events;
+use super::facts::Needs;
 use super::naming::Naming;
 use super::problems::Problems;
 use super::stats::{Counter, Stats};
@@ -33,11 +34,9 @@ pub struct Active {
     pub sampler: Sampler,
     pub(super) conns: ConnCache,
     pub(super) naming: Naming,
-    /// Whether any sampling rule looks at the principal / the route: decides
-    /// what must be read before a request can be sampled out.
-    pub(super) rules_use_principal: bool,
-    pub(super) rules_use_destination: bool,
-    pub(super) rules_use_route: bool,
+    /// What must be read before a request can be sampled out, from the
+    /// configuration.
+    pub(super) needs: Needs,
     seq: Sequencer,
     buffer: Buffer,
     not_admitted: Lost,

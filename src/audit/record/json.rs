@@ -26,21 +26,21 @@ pub struct Prepared {
 impl Prepared {
     /// Writes `record`; its `emitter`, `seq` and `prev` are left to the stamp.
     pub fn of(record: &Record) -> Prepared {
-        // A request record with a usual capture is 1-1.5 KiB.
-        let mut bytes = Vec::with_capacity(2048);
-        head(record, &mut bytes);
-        let split = bytes.len();
-        rest(record, &mut bytes);
-        Prepared { bytes, split }
+        Prepared::write(record, None)
     }
 
     /// Writes `record`, taking its `source`, `destination` and `tls`
     /// members as [`connection`] wrote them (the record's own are unset).
     pub fn with_connection(record: &Record, written: &[u8]) -> Prepared {
+        Prepared::write(record, Some(written))
+    }
+
+    fn write(record: &Record, connection: Option<&[u8]>) -> Prepared {
+        // A request record with a usual capture is 1-1.5 KiB.
         let mut bytes = Vec::with_capacity(2048);
         head(record, &mut bytes);
         let split = bytes.len();
-        rest_with(record, Some(written), &mut bytes);
+        rest(record, connection, &mut bytes);
         Prepared { bytes, split }
     }
 
@@ -64,7 +64,7 @@ pub fn to_vec(record: &Record) -> Vec<u8> {
         record.prev.as_deref(),
         &mut out,
     );
-    rest(record, &mut out);
+    rest(record, None, &mut out);
     out
 }
 
@@ -117,11 +117,9 @@ fn connection_members(r: &Record, o: &mut Obj) {
     }
 }
 
-fn rest(r: &Record, out: &mut Vec<u8>) {
-    rest_with(r, None, out)
-}
-
-fn rest_with(r: &Record, connection: Option<&[u8]>, out: &mut Vec<u8>) {
+/// Everything after the stamp; `connection`: the connection's members as
+/// [`connection`] wrote them, else the record's own.
+fn rest(r: &Record, connection: Option<&[u8]>, out: &mut Vec<u8>) {
     let mut o = Obj { out, open: true };
     o.opt_str("request_id", r.request_id.as_deref());
     o.opt_str("trace_id", r.trace_id.as_deref());

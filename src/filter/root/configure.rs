@@ -10,6 +10,7 @@ use crate::deliver::buffer::{Buffer, Limits};
 use crate::deliver::chain::Sequencer;
 use crate::filter::conn::ConnCache;
 use crate::filter::events::{ConfigProblem, Configured, LastValidStays};
+use crate::filter::facts::Needs;
 use crate::filter::naming::Naming;
 use crate::filter::problems::{switch, Problems, FAIL_CLOSED_ENV, INERT_TICK_MS, STRICT_ENV};
 use crate::filter::stats::Flag;
@@ -144,11 +145,8 @@ impl Auditor {
             config: &config,
         };
         self.events.emit(host, &mut self.stats, configured);
-        let rules = &config.sampling.rules;
         self.active = Some(Active {
-            rules_use_principal: rules.iter().any(|r| r.when.principal.is_some()),
-            rules_use_destination: rules.iter().any(|r| r.when.destination.is_some()),
-            rules_use_route: rules.iter().any(|r| r.when.route.is_some()),
+            needs: Needs::of(&config),
             redactor: Redactor::new(&config.redact),
             sampler: Sampler::new(&config.sampling),
             config,

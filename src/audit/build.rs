@@ -17,6 +17,7 @@ use super::sample::{Facts, Sampler, Verdict};
 use super::time::format_rfc3339;
 use crate::config::{Config, Policy, Scope};
 use crate::host::Headers;
+use std::borrow::Cow;
 use std::rc::Rc;
 
 /// Connection-level facts (peer identity, TLS, addresses, protocol): the
@@ -105,17 +106,31 @@ pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
 }
 
 pub fn header_str(headers: &Headers, name: &str) -> Option<String> {
-    header(headers, name).map(|v| String::from_utf8_lossy(v).into_owned())
+    header_text(headers, name).map(Cow::into_owned)
+}
+
+/// A header's value as text, borrowed unless it is not UTF-8.
+fn header_text<'h>(headers: &'h Headers, name: &str) -> Option<Cow<'h, str>> {
+    header(headers, name).map(String::from_utf8_lossy)
 }
 
 /// `:path` as sent, and its query string when it has one.
-fn path_and_query(headers: &Headers) -> (Option<String>, Option<String>) {
-    let Some(full) = header_str(headers, ":path") else {
+fn path_and_query(headers: &Headers) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
+    let Some(full) = header_text(headers, ":path") else {
         return (None, None);
     };
-    match full.split_once('?') {
-        Some((p, q)) => (Some(p.to_string()), Some(q.to_string())),
-        None => (Some(full), None),
+    match full {
+        Cow::Borrowed(full) => match full.split_once('?') {
+            Some((p, q)) => (Some(Cow::Borrowed(p)), Some(Cow::Borrowed(q))),
+            None => (Some(Cow::Borrowed(full)), None),
+        },
+        Cow::Owned(full) => match full.split_once('?') {
+            Some((p, q)) => (
+                Some(Cow::Owned(p.to_string())),
+                Some(Cow::Owned(q.to_string())),
+            ),
+            None => (Some(Cow::Owned(full)), None),
+        },
     }
 }
 
@@ -134,7 +149,7 @@ pub fn sample(
     key: &str,
     draw: f64,
 ) -> Sampled {
-    let method = header_str(&facts.request_headers, ":method");
+    let method = header_text(&facts.request_headers, ":method");
     let (path, _) = path_and_query(&facts.request_headers);
     let conn = facts.conn.as_deref();
     let principal = conn.and_then(|c| c.source.principal.as_deref());
@@ -166,7 +181,7 @@ pub fn sample(
 /// A kept request's record (unstamped: admission gives it emitter, seq and
 /// prev), and the time it is admitted at: the request's end.
 pub fn record(
-    early: SampleFacts,
+    early: &SampleFacts,
     rest: RecordFacts,
     sampled: Sampled,
     cfg: &Config,
@@ -208,7 +223,7 @@ pub fn record(
     let status = early.status;
     let mut r = Record::new(Kind::Request, format_rfc3339(rest.start));
     r.request_id = rest.request_id;
-    let traceparent = header_str(req, "traceparent");
+    let traceparent = header_text(req, "traceparent");
     r.trace_id = traceparent.as_deref().and_then(trace_id);
     r.span_id = traceparent.as_deref().and_then(span_id);
     r.user = user;

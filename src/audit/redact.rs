@@ -227,10 +227,7 @@ impl Redactor {
                 if wanted[..i].iter().any(|w| w.eq_ignore_ascii_case(name)) {
                     continue;
                 }
-                let mut values = captured
-                    .iter()
-                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v);
+                let mut values = captured.values_of(name);
                 let Some(first) = values.next() else {
                     continue;
                 };

@@ -101,7 +101,9 @@ impl Sequencer {
     pub fn commit(&mut self, line: &[u8]) {
         self.next_seq += 1;
         if self.chain {
-            self.prev = hex(&link_with(self.key.as_ref(), line));
+            let link = link_with(self.key.as_ref(), line);
+            self.prev.clear();
+            crate::digest::hex_into(&link, &mut self.prev);
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::audit::build::{
 use crate::audit::jwt;
 use crate::audit::record::{Fields, Route};
 use crate::config::{Config, Jwt};
-use crate::host::{le_u64, Attributes, Headers, Host, Map};
+use crate::host::{Attributes, Headers, Host, Map};
 use std::rc::Rc;
 
 /// What the configuration needs read before a request can be sampled out.
@@ -59,12 +59,11 @@ pub struct Seen {
 }
 
 fn text(host: &dyn Attributes, path: &[&str]) -> Option<String> {
-    let b = host.property(path)?;
-    (!b.is_empty()).then(|| String::from_utf8_lossy(&b).into_owned())
+    host.property_text(path)
 }
 
 fn int(host: &dyn Attributes, path: &[&str]) -> Option<u64> {
-    le_u64(&host.property(path)?)
+    host.property_u64(path)
 }
 
 fn route(host: &dyn Attributes, naming: &mut Naming) -> Route {
@@ -104,32 +103,29 @@ fn conn(host: &dyn Attributes, conns: &mut ConnCache) -> Rc<ConnFacts> {
 /// What sampling needs, and nothing more: where the host reads single
 /// headers cheaply, only those sampling looks at (`key` is the sampling
 /// key's header); else the whole maps, which the record then reuses.
+/// `maps` are the request and response maps to fill, their allocations
+/// kept from an earlier request.
 pub fn for_sampling(
     host: &dyn Host,
     needs: Needs,
     key: &str,
+    (mut request_headers, mut response_headers): (Headers, Headers),
     conns: &mut ConnCache,
     naming: &mut Naming,
 ) -> SampleFacts {
-    let named = (!needs.keeps_all)
-        .then(|| {
-            let line = [":method", ":path", key];
-            let names = if needs.request_line {
-                &line[..]
-            } else {
-                &line[2..]
-            };
-            host.headers_named(Map::RequestHeaders, names)
-                .zip(host.headers_named(Map::ResponseHeaders, &[":status"]))
-        })
-        .flatten();
-    let partial = named.is_some();
-    let (request_headers, response_headers) = named.unwrap_or_else(|| {
-        (
-            host.headers(Map::RequestHeaders),
-            host.headers(Map::ResponseHeaders),
-        )
-    });
+    let line = [":method", ":path", key];
+    let names = if needs.request_line {
+        &line[..]
+    } else {
+        &line[2..]
+    };
+    let partial = !needs.keeps_all
+        && host.headers_named(Map::RequestHeaders, names, &mut request_headers)
+        && host.headers_named(Map::ResponseHeaders, &[":status"], &mut response_headers);
+    if !partial {
+        host.headers_into(Map::RequestHeaders, &mut request_headers);
+        host.headers_into(Map::ResponseHeaders, &mut response_headers);
+    }
     let status = header(&response_headers, ":status")
         .and_then(|s| std::str::from_utf8(s).ok()?.trim().parse::<u32>().ok())
         .or_else(|| {
@@ -204,8 +200,8 @@ pub fn for_record(
     naming: &mut Naming,
 ) -> RecordFacts {
     if early.partial {
-        early.request_headers = host.headers(Map::RequestHeaders);
-        early.response_headers = host.headers(Map::ResponseHeaders);
+        host.headers_into(Map::RequestHeaders, &mut early.request_headers);
+        host.headers_into(Map::ResponseHeaders, &mut early.response_headers);
         early.partial = false;
     }
     let conn = match early.conn.take() {

@@ -47,7 +47,8 @@ fn build_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Outcome {
         return Outcome::Inactive;
     };
     let key = a.config.sampling.key.as_str();
-    let mut early = facts::for_sampling(host, a.needs, key, &mut a.conns, &mut a.naming);
+    let maps = std::mem::take(&mut a.maps);
+    let mut early = facts::for_sampling(host, a.needs, key, maps, &mut a.conns, &mut a.naming);
     let cfg = &a.config;
     let sampled = build::sample(
         &early,
@@ -67,12 +68,14 @@ fn build_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Outcome {
             .verdict
             .rate_limited
             .then_some(early.now_ms * 1_000_000);
+        a.keep_maps(early);
         return Outcome::SampledOut {
             rate_limited_at: at,
         };
     }
     let jwt = a.config.capture.jwt.as_ref();
     let rest = facts::for_record(host, &mut early, jwt, seen, &mut a.conns, &mut a.naming);
-    let (record, at) = build::record(early, rest, sampled, &a.config, &a.redactor);
+    let (record, at) = build::record(&early, rest, sampled, &a.config, &a.redactor);
+    a.keep_maps(early);
     Outcome::Keep(record, at)
 }

@@ -22,6 +22,7 @@ use crate::audit::{hex, redact::Redactor, sample::Sampler};
 use crate::config::{Config, Overflow};
 use crate::deliver::buffer::Buffer;
 use crate::deliver::chain::Sequencer;
+use crate::host::Headers;
 use crate::host::Host;
 use admit::{report_losses, Lost};
 
@@ -37,6 +38,9 @@ pub struct Active {
     /// What must be read before a request can be sampled out, from the
     /// configuration.
     pub(super) needs: Needs,
+    /// The last request's header maps, emptied: their allocations serve
+    /// the next request.
+    pub(super) maps: (Headers, Headers),
     seq: Sequencer,
     buffer: Buffer,
     not_admitted: Lost,
@@ -47,6 +51,21 @@ pub struct Active {
     last_seal: u64,
     /// The emitter has its `close` record: nothing more is admitted.
     closed: bool,
+}
+
+/// A request's maps are kept up to this size for the next one.
+const KEPT_MAP_BYTES: usize = 16 * 1024;
+
+impl Active {
+    /// Keeps `facts`' header maps, emptied, for the next request.
+    pub(super) fn keep_maps(&mut self, facts: crate::audit::build::SampleFacts) {
+        let (mut request, mut response) = (facts.request_headers, facts.response_headers);
+        for m in [&mut request, &mut response] {
+            m.clear();
+            m.shrink_past(KEPT_MAP_BYTES);
+        }
+        self.maps = (request, response);
+    }
 }
 
 /// Where the root context is in its life. Whether it audits is another

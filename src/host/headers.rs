@@ -28,6 +28,21 @@ impl Headers {
         self.ends.push((self.names.len(), self.values.len()));
     }
 
+    /// Empty, its allocations kept for the next map.
+    pub fn clear(&mut self) {
+        self.names.clear();
+        self.values.clear();
+        self.ends.clear();
+    }
+
+    /// Keeps at most `bytes` of allocation: a map far larger than usual
+    /// is not held on to for the next request.
+    pub fn shrink_past(&mut self, bytes: usize) {
+        if self.names.capacity() + self.values.capacity() > bytes {
+            *self = Headers::default();
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ends.len()
     }
@@ -45,6 +60,21 @@ impl Headers {
                 self.values.get(v0..v1).unwrap_or(&[]),
             )
         })
+    }
+
+    /// Every value of `name`, matched ignoring ASCII case, in arrival order.
+    pub fn values_of<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'h [u8]> + 'h {
+        let names = self.names.as_bytes();
+        let starts = std::iter::once((0, 0)).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .filter(move |&((n0, _), &(n1, _))| {
+                n1 - n0 == name.len()
+                    && names
+                        .get(n0..n1)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+            })
+            .map(|((_, v0), &(_, v1))| self.values.get(v0..v1).unwrap_or(&[]))
     }
 
     /// The first value of `name` (exactly as given; proxies give header
@@ -96,6 +126,10 @@ mod tests {
         assert_eq!(h.get("a"), Some(&b"1"[..]));
         assert_eq!(h.get("b"), Some(&b""[..]));
         assert_eq!(h.get("c"), None);
+        let a: Vec<&[u8]> = h.values_of("A").collect();
+        assert_eq!(a, vec![&b"1"[..], &b"2"[..]]);
+        assert_eq!(h.values_of("É").count(), 0, "ASCII case only");
+        assert_eq!(h.values_of("é").count(), 1);
         assert!(Headers::default().is_empty());
         assert_eq!(Headers::default().iter().count(), 0);
     }

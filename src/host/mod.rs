@@ -76,15 +76,30 @@ pub trait Attributes {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         self.property_or_error(path).ok().flatten()
     }
+    /// A property as text (lossy UTF-8); `None` when absent or empty.
+    fn property_text(&self, path: &[&str]) -> Option<String> {
+        let b = self.property(path)?;
+        (!b.is_empty()).then(|| String::from_utf8_lossy(&b).into_owned())
+    }
+    /// An integer property, as Envoy encodes one (8 bytes, little-endian).
+    fn property_u64(&self, path: &[&str]) -> Option<u64> {
+        le_u64(&self.property(path)?)
+    }
     /// A whole header map, in one call; empty when the proxy has none.
     fn headers(&self, map: Map) -> Headers;
+    /// [`Attributes::headers`] into `out`, whose allocation a host that
+    /// copies the map itself (the native module) reuses: a worker audits
+    /// request after request with the same two maps.
+    fn headers_into(&self, map: Map, out: &mut Headers) {
+        *out = self.headers(map);
+    }
     /// The first value of each header in `names` (lower-case) that the
-    /// request has, for a host that reads single headers cheaper than a
-    /// whole map (the native module); `None`: read the whole map instead
-    /// (proxy-wasm, where every read is a VM re-entry).
-    fn headers_named(&self, map: Map, names: &[&str]) -> Option<Headers> {
-        let _ = (map, names);
-        None
+    /// request has, into `out`, for a host that reads single headers
+    /// cheaper than a whole map (the native module); false: read the whole
+    /// map instead (proxy-wasm, where every read is a VM re-entry).
+    fn headers_named(&self, map: Map, names: &[&str], out: &mut Headers) -> bool {
+        let _ = (map, names, out);
+        false
     }
 }
 

@@ -69,7 +69,7 @@ pub struct ModuleHeader {
 
 /// `envoy_dynamic_module_type_http_header_type`.
 #[repr(u32)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum HeaderType {
     Request = 0,
     Response = 2,

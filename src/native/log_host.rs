@@ -32,22 +32,42 @@ impl<'a> LogHost<'a> {
     }
 }
 
-fn int(v: u64) -> Option<Vec<u8>> {
-    Some(v.to_le_bytes().to_vec())
+/// A property as an access-logger getter gives it: Envoy's bytes,
+/// borrowed for the hook, or a value the module made.
+enum Value<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+    Int(u64),
+}
+
+impl Value<'_> {
+    /// As proxy-wasm gives a property: an integer as 8 little-endian bytes.
+    fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Value::Borrowed(b) => b.to_vec(),
+            Value::Owned(v) => v,
+            Value::Int(n) => n.to_le_bytes().to_vec(),
+        }
+    }
+}
+
+fn int<'a>(v: u64) -> Option<Value<'a>> {
+    Some(Value::Int(v))
 }
 
 impl LogHost<'_> {
     fn buffer(
         &self,
         getter: unsafe extern "C" fn(*mut c_void, *mut EnvoyBuffer) -> bool,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Value<'_>> {
         let mut out = EnvoyBuffer::EMPTY;
         // Safety: the context is Envoy's, valid for this hook; `out` is ours.
         if !unsafe { getter(self.ctx, &mut out) } {
             return None;
         }
-        // Safety: Envoy's buffer, valid until the hook returns.
-        unsafe { abi::copy_bytes(out.ptr, out.length) }
+        // Safety: Envoy's buffer, valid until the hook returns (the host
+        // lives no longer than the hook).
+        unsafe { abi::borrow_bytes(out.ptr, out.length) }.map(Value::Borrowed)
     }
 
     fn address(
@@ -159,7 +179,7 @@ impl LogHost<'_> {
         b
     }
 
-    fn property_of(&self, path: &[&str]) -> Option<Vec<u8>> {
+    fn property_of(&self, path: &[&str]) -> Option<Value<'_>> {
         use abi::*;
         let ctx = self.ctx;
         // Safety (every call below): the context is Envoy's, valid for this hook.
@@ -193,9 +213,9 @@ impl LogHost<'_> {
             ["connection", "id"] => {
                 int(unsafe { envoy_dynamic_module_callback_access_logger_get_connection_id(ctx) })
             }
-            ["connection", "mtls"] => Some(vec![u8::from(unsafe {
+            ["connection", "mtls"] => Some(Value::Owned(vec![u8::from(unsafe {
                 envoy_dynamic_module_callback_access_logger_is_mtls(ctx)
-            })]),
+            })])),
             ["connection", "tls_version"] => {
                 self.buffer(envoy_dynamic_module_callback_access_logger_get_downstream_tls_version)
             }
@@ -208,18 +228,24 @@ impl LogHost<'_> {
             ["connection", "sha256_peer_certificate_digest"] => self.buffer(
                 envoy_dynamic_module_callback_access_logger_get_downstream_peer_cert_digest,
             ),
-            ["connection", "uri_san_peer_certificate"] => self.first_san(
-                envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san_size,
-                envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san,
-            ),
-            ["connection", "uri_san_local_certificate"] => self.first_san(
-                envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san_size,
-                envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san,
-            ),
+            ["connection", "uri_san_peer_certificate"] => self
+                .first_san(
+                    envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san_size,
+                    envoy_dynamic_module_callback_access_logger_get_downstream_peer_uri_san,
+                )
+                .map(Value::Owned),
+            ["connection", "uri_san_local_certificate"] => self
+                .first_san(
+                    envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san_size,
+                    envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san,
+                )
+                .map(Value::Owned),
             ["source", "address"] => self
-                .address(envoy_dynamic_module_callback_access_logger_get_downstream_remote_address),
+                .address(envoy_dynamic_module_callback_access_logger_get_downstream_remote_address)
+                .map(Value::Owned),
             ["destination", "address"] => self
-                .address(envoy_dynamic_module_callback_access_logger_get_downstream_local_address),
+                .address(envoy_dynamic_module_callback_access_logger_get_downstream_local_address)
+                .map(Value::Owned),
             ["xds", "route_name"] => {
                 self.buffer(envoy_dynamic_module_callback_access_logger_get_route_name)
             }
@@ -236,7 +262,9 @@ impl LogHost<'_> {
                     )
                 };
                 // Safety: as in `buffer`.
-                found.then(|| unsafe { copy_bytes(out.ptr, out.length) })?
+                found
+                    .then(|| unsafe { borrow_bytes(out.ptr, out.length) })?
+                    .map(Value::Borrowed)
             }
             // Not offered to access loggers in this ABI (the node id):
             // absent, as a proxy that cannot tell.
@@ -257,37 +285,76 @@ impl Attributes for LogHost<'_> {
             ["metadata", "filter_metadata", ns, key, claim] => {
                 Ok(self.metadata_value(ns, &format!("{key}.{claim}")))
             }
-            _ => Ok(self.property_of(path)),
+            _ => Ok(self.property_of(path).map(Value::into_bytes)),
+        }
+    }
+
+    /// Envoy's bytes made text once, not copied first.
+    fn property_text(&self, path: &[&str]) -> Option<String> {
+        if self.ctx.is_null() || path.first() == Some(&"metadata") {
+            let b = self.property(path)?;
+            return (!b.is_empty()).then(|| String::from_utf8_lossy(&b).into_owned());
+        }
+        let text = match self.property_of(path)? {
+            Value::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::Owned(v) => String::from_utf8(v)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Value::Int(n) => String::from_utf8_lossy(&n.to_le_bytes()).into_owned(),
+        };
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// An integer getter's value as it is, not as bytes.
+    fn property_u64(&self, path: &[&str]) -> Option<u64> {
+        if self.ctx.is_null() || path.first() == Some(&"metadata") {
+            return crate::host::le_u64(&self.property(path)?);
+        }
+        match self.property_of(path)? {
+            Value::Int(n) => Some(n),
+            other => crate::host::le_u64(&other.into_bytes()),
         }
     }
 
     /// A few headers by name cost a few lookups in Envoy's map, where the
-    /// whole map is a copy of every header.
-    fn headers_named(&self, map: Map, names: &[&str]) -> Option<Headers> {
-        let kind = match map {
-            Map::RequestHeaders => HeaderType::Request,
-            Map::ResponseHeaders => HeaderType::Response,
-            Map::CallResponseHeaders => return Some(Headers::default()),
+    /// whole map is a copy of every header. `:status` is the response
+    /// code Envoy took from it, which costs no lookup.
+    fn headers_named(&self, map: Map, names: &[&str], out: &mut Headers) -> bool {
+        out.clear();
+        let Some(kind) = header_type(map) else {
+            return true;
         };
         if self.ctx.is_null() {
-            return Some(Headers::default());
+            return true;
         }
-        Some(
-            names
-                .iter()
-                .filter_map(|&n| Some((n, self.header_value(kind, n)?)))
-                .collect(),
-        )
+        for &name in names {
+            if kind == HeaderType::Response && name == ":status" {
+                // Safety: the context is Envoy's, valid for this hook.
+                let code = unsafe {
+                    abi::envoy_dynamic_module_callback_access_logger_get_response_code(self.ctx)
+                };
+                if code != 0 {
+                    out.push(name, itoa::Buffer::new().format(code).as_bytes());
+                }
+            } else if let Some(v) = self.header_value(kind, name) {
+                out.push(name, v);
+            }
+        }
+        true
     }
 
     fn headers(&self, map: Map) -> Headers {
-        let kind = match map {
-            Map::RequestHeaders => HeaderType::Request,
-            Map::ResponseHeaders => HeaderType::Response,
-            Map::CallResponseHeaders => return Headers::default(),
+        let mut out = Headers::default();
+        self.headers_into(map, &mut out);
+        out
+    }
+
+    fn headers_into(&self, map: Map, out: &mut Headers) {
+        out.clear();
+        let Some(kind) = header_type(map) else {
+            return;
         };
         if self.ctx.is_null() {
-            return Headers::default();
+            return;
         }
         // Safety: the context is Envoy's, valid for this hook.
         let n = unsafe {
@@ -295,15 +362,24 @@ impl Attributes for LogHost<'_> {
         };
         // Envoy caps a header map far below this; more is not a real map.
         if n == 0 || n > 8192 {
-            return Headers::default();
+            return;
         }
-        let empty = EnvoyHeader {
+        const EMPTY: EnvoyHeader = EnvoyHeader {
             key_ptr: std::ptr::null(),
             key_length: 0,
             value_ptr: std::ptr::null(),
             value_length: 0,
         };
-        let mut raw = vec![empty; n];
+        // A usual map fits on the stack; a larger one is allocated.
+        let mut stack = [EMPTY; 48];
+        let mut heap = Vec::new();
+        let raw: &mut [EnvoyHeader] = match stack.get_mut(..n) {
+            Some(s) => s,
+            None => {
+                heap.resize(n, EMPTY);
+                &mut heap
+            }
+        };
         // Safety: `raw` holds the `n` entries Envoy said it writes.
         if !unsafe {
             abi::envoy_dynamic_module_callback_access_logger_get_headers(
@@ -312,10 +388,9 @@ impl Attributes for LogHost<'_> {
                 raw.as_mut_ptr(),
             )
         } {
-            return Headers::default();
+            return;
         }
-        let mut out = Headers::with_capacity(n, 64 * n);
-        for h in &raw {
+        for h in raw.iter() {
             // Safety: Envoy's buffers, valid until the hook returns.
             let key = unsafe { abi::borrow_bytes(h.key_ptr, h.key_length) };
             let value = unsafe { abi::borrow_bytes(h.value_ptr, h.value_length) };
@@ -325,13 +400,21 @@ impl Attributes for LogHost<'_> {
                 out.push(key, value);
             }
         }
-        out
+    }
+}
+
+fn header_type(map: Map) -> Option<HeaderType> {
+    match map {
+        Map::RequestHeaders => Some(HeaderType::Request),
+        Map::ResponseHeaders => Some(HeaderType::Response),
+        Map::CallResponseHeaders => None,
     }
 }
 
 impl LogHost<'_> {
-    /// The first value of header `name`, as Envoy's map lookup finds it.
-    fn header_value(&self, kind: HeaderType, name: &str) -> Option<Vec<u8>> {
+    /// The first value of header `name`, as Envoy's map lookup finds it,
+    /// valid until the hook returns.
+    fn header_value(&self, kind: HeaderType, name: &str) -> Option<&[u8]> {
         let mut out = EnvoyBuffer::EMPTY;
         // Safety: the context is Envoy's, valid for this hook; the name
         // outlives the call; a null count pointer asks for no count.
@@ -345,8 +428,9 @@ impl LogHost<'_> {
                 std::ptr::null_mut(),
             )
         };
-        // Safety: Envoy's buffer, valid until the hook returns.
-        found.then(|| unsafe { abi::copy_bytes(out.ptr, out.length) })?
+        // Safety: Envoy's buffer, valid until the hook returns (the host
+        // lives no longer than the hook).
+        found.then(|| unsafe { abi::borrow_bytes(out.ptr, out.length) })?
     }
 }
 

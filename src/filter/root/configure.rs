@@ -147,6 +147,7 @@ impl Auditor {
         self.events.emit(host, &mut self.stats, configured);
         self.active = Some(Active {
             needs: Needs::of(&config),
+            maps: Default::default(),
             redactor: Redactor::new(&config.redact),
             sampler: Sampler::new(&config.sampling),
             config,

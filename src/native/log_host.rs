@@ -3,8 +3,10 @@
 //! dedicated getters, so `filter::http::build` runs unchanged. Every
 //! pointer and count from Envoy is checked before it is read.
 
-use super::abi::{self, EnvoyBuffer, EnvoyHeader, HeaderType};
+use super::abi::{self, EnvoyBuffer};
 use super::quiet::Reader;
+
+mod headers;
 use crate::host::{Attributes, Headers, HostError, Level, Map};
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -316,121 +318,19 @@ impl Attributes for LogHost<'_> {
     }
 
     /// A few headers by name cost a few lookups in Envoy's map, where the
-    /// whole map is a copy of every header. `:status` is the response
-    /// code Envoy took from it, which costs no lookup.
+    /// whole map is a copy of every header.
     fn headers_named(&self, map: Map, names: &[&str], out: &mut Headers) -> bool {
-        out.clear();
-        let Some(kind) = header_type(map) else {
-            return true;
-        };
-        if self.ctx.is_null() {
-            return true;
-        }
-        for &name in names {
-            if kind == HeaderType::Response && name == ":status" {
-                // Safety: the context is Envoy's, valid for this hook.
-                let code = unsafe {
-                    abi::envoy_dynamic_module_callback_access_logger_get_response_code(self.ctx)
-                };
-                if code != 0 {
-                    out.push(name, itoa::Buffer::new().format(code).as_bytes());
-                }
-            } else if let Some(v) = self.header_value(kind, name) {
-                out.push(name, v);
-            }
-        }
-        true
+        self.named_headers(map, names, out)
     }
 
     fn headers(&self, map: Map) -> Headers {
         let mut out = Headers::default();
-        self.headers_into(map, &mut out);
+        self.whole_map(map, &mut out);
         out
     }
 
     fn headers_into(&self, map: Map, out: &mut Headers) {
-        out.clear();
-        let Some(kind) = header_type(map) else {
-            return;
-        };
-        if self.ctx.is_null() {
-            return;
-        }
-        // Safety: the context is Envoy's, valid for this hook.
-        let n = unsafe {
-            abi::envoy_dynamic_module_callback_access_logger_get_headers_size(self.ctx, kind)
-        };
-        // Envoy caps a header map far below this; more is not a real map.
-        if n == 0 || n > 8192 {
-            return;
-        }
-        const EMPTY: EnvoyHeader = EnvoyHeader {
-            key_ptr: std::ptr::null(),
-            key_length: 0,
-            value_ptr: std::ptr::null(),
-            value_length: 0,
-        };
-        // A usual map fits on the stack; a larger one is allocated.
-        let mut stack = [EMPTY; 48];
-        let mut heap = Vec::new();
-        let raw: &mut [EnvoyHeader] = match stack.get_mut(..n) {
-            Some(s) => s,
-            None => {
-                heap.resize(n, EMPTY);
-                &mut heap
-            }
-        };
-        // Safety: `raw` holds the `n` entries Envoy said it writes.
-        if !unsafe {
-            abi::envoy_dynamic_module_callback_access_logger_get_headers(
-                self.ctx,
-                kind,
-                raw.as_mut_ptr(),
-            )
-        } {
-            return;
-        }
-        for h in raw.iter() {
-            // Safety: Envoy's buffers, valid until the hook returns.
-            let key = unsafe { abi::borrow_bytes(h.key_ptr, h.key_length) };
-            let value = unsafe { abi::borrow_bytes(h.value_ptr, h.value_length) };
-            // A header Envoy gives broken (a null pointer with a length, a
-            // name that is not UTF-8) is left out.
-            if let (Some(Ok(key)), Some(value)) = (key.map(std::str::from_utf8), value) {
-                out.push(key, value);
-            }
-        }
-    }
-}
-
-fn header_type(map: Map) -> Option<HeaderType> {
-    match map {
-        Map::RequestHeaders => Some(HeaderType::Request),
-        Map::ResponseHeaders => Some(HeaderType::Response),
-        Map::CallResponseHeaders => None,
-    }
-}
-
-impl LogHost<'_> {
-    /// The first value of header `name`, as Envoy's map lookup finds it,
-    /// valid until the hook returns.
-    fn header_value(&self, kind: HeaderType, name: &str) -> Option<&[u8]> {
-        let mut out = EnvoyBuffer::EMPTY;
-        // Safety: the context is Envoy's, valid for this hook; the name
-        // outlives the call; a null count pointer asks for no count.
-        let found = unsafe {
-            abi::envoy_dynamic_module_callback_access_logger_get_header_value(
-                self.ctx,
-                kind,
-                abi::ModuleBuffer::of(name.as_bytes()),
-                &mut out,
-                0,
-                std::ptr::null_mut(),
-            )
-        };
-        // Safety: Envoy's buffer, valid until the hook returns (the host
-        // lives no longer than the hook).
-        found.then(|| unsafe { abi::borrow_bytes(out.ptr, out.length) })?
+        self.whole_map(map, out);
     }
 }
 

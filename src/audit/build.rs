@@ -111,7 +111,7 @@ pub fn header_str(headers: &Headers, name: &str) -> Option<String> {
 
 /// A header's value as text, borrowed unless it is not UTF-8.
 fn header_text<'h>(headers: &'h Headers, name: &str) -> Option<Cow<'h, str>> {
-    header(headers, name).map(String::from_utf8_lossy)
+    header(headers, name).map(crate::host::lossy)
 }
 
 /// `:path` as sent, and its query string when it has one.

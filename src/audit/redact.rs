@@ -92,6 +92,8 @@ pub struct Redactor {
     /// Header plans per list of captured names: the lists come from the
     /// configuration, so each is planned on its first request only.
     plans: RefCell<Vec<(Vec<String>, Vec<HeaderPlan>)>>,
+    /// Decoding and normalising buffers, kept from one request to the next.
+    scratch: RefCell<Scratch>,
 }
 
 /// Plans are kept for this many header lists (request and response).
@@ -153,6 +155,15 @@ impl Redactor {
             globs: cfg.path_segments.clone(),
             mac: cfg.hash_key.as_deref().map(HmacKey::new),
             plans: RefCell::new(Vec::new()),
+            scratch: RefCell::new(Scratch::default()),
+        }
+    }
+
+    /// Runs `f` with the kept scratch buffers (fresh ones if they are in use).
+    fn with_scratch<T>(&self, f: impl FnOnce(&mut Scratch) -> T) -> T {
+        match self.scratch.try_borrow_mut() {
+            Ok(mut s) => f(&mut s),
+            Err(_) => f(&mut Scratch::default()),
         }
     }
 
@@ -221,45 +232,46 @@ impl Redactor {
         redacted: &mut Vec<String>,
     ) -> Fields<String> {
         self.with_plans(wanted, |plans| {
-            let mut out: Vec<(String, String)> = Vec::with_capacity(wanted.len());
-            let mut s = Scratch::default();
-            for (i, (name, plan)) in wanted.iter().zip(plans).enumerate() {
-                if wanted[..i].iter().any(|w| w.eq_ignore_ascii_case(name)) {
-                    continue;
-                }
-                let mut values = captured.values_of(name);
-                let Some(first) = values.next() else {
-                    continue;
-                };
-                let value = match plan.action {
-                    Some(Action::Drop) => None,
-                    Some(Action::Mask) if plan.scheme => Some(mask_keeping_scheme(first)),
-                    Some(Action::Mask) => Some(MASK.to_string()),
-                    Some(Action::Hash) => Some(self.hash(join(first, values).as_bytes())),
-                    Some(Action::Keep) => Some(join(first, values)),
-                    None => {
-                        let mut notes = Notes::header(redacted, prefix, name);
-                        let mut v = String::new();
-                        for (n, value) in std::iter::once(first).chain(values).enumerate() {
-                            if n > 0 {
-                                v.push_str(", ");
-                            }
-                            self.header_value(plan, value, &mut s, &mut notes, &mut v);
-                        }
-                        Some(v)
+            self.with_scratch(|s| {
+                let mut out: Vec<(String, String)> = Vec::with_capacity(wanted.len());
+                for (i, (name, plan)) in wanted.iter().zip(plans).enumerate() {
+                    if wanted[..i].iter().any(|w| w.eq_ignore_ascii_case(name)) {
+                        continue;
                     }
-                };
-                if matches!(
-                    plan.action,
-                    Some(Action::Drop | Action::Mask | Action::Hash)
-                ) {
-                    note(redacted, prefix, name);
+                    let mut values = captured.values_of(name);
+                    let Some(first) = values.next() else {
+                        continue;
+                    };
+                    let value = match plan.action {
+                        Some(Action::Drop) => None,
+                        Some(Action::Mask) if plan.scheme => Some(mask_keeping_scheme(first)),
+                        Some(Action::Mask) => Some(MASK.to_string()),
+                        Some(Action::Hash) => Some(self.hash(join(first, values).as_bytes())),
+                        Some(Action::Keep) => Some(join(first, values)),
+                        None => {
+                            let mut notes = Notes::header(redacted, prefix, name);
+                            let mut v = String::new();
+                            for (n, value) in std::iter::once(first).chain(values).enumerate() {
+                                if n > 0 {
+                                    v.push_str(", ");
+                                }
+                                self.header_value(plan, value, s, &mut notes, &mut v);
+                            }
+                            Some(v)
+                        }
+                    };
+                    if matches!(
+                        plan.action,
+                        Some(Action::Drop | Action::Mask | Action::Hash)
+                    ) {
+                        note(redacted, prefix, name);
+                    }
+                    if let Some(v) = value {
+                        out.push((name.clone(), v));
+                    }
                 }
-                if let Some(v) = value {
-                    out.push((name.clone(), v));
-                }
-            }
-            Fields(out)
+                Fields(out)
+            })
         })
     }
 
@@ -273,7 +285,7 @@ impl Redactor {
         notes: &mut Notes,
         out: &mut String,
     ) {
-        let text = String::from_utf8_lossy(value);
+        let text = crate::host::lossy(value);
         let form = plan
             .form
             .or_else(|| url::is_web_url(value).then_some(url::Form::Url));
@@ -297,7 +309,7 @@ impl Redactor {
         }
         let mut out = String::with_capacity(raw.len());
         let mut notes = Notes::per_name(redacted, "request.path");
-        path::redact(self, raw, &mut Scratch::default(), &mut notes, &mut out);
+        self.with_scratch(|s| path::redact(self, raw, s, &mut notes, &mut out));
         out
     }
 
@@ -306,7 +318,7 @@ impl Redactor {
     pub fn query(&self, raw: &str, redacted: &mut Vec<String>) -> String {
         let mut out = String::with_capacity(raw.len());
         let mut notes = Notes::per_name(redacted, "request.query");
-        query::redact(self, raw, &mut Scratch::default(), &mut notes, &mut out);
+        self.with_scratch(|s| query::redact(self, raw, s, &mut notes, &mut out));
         out
     }
 
@@ -349,10 +361,10 @@ impl Redactor {
 
 /// The values of one header as a single string, joined with `", "`.
 fn join<'v>(first: &'v [u8], rest: impl Iterator<Item = &'v [u8]>) -> String {
-    let mut s = String::from_utf8_lossy(first).into_owned();
+    let mut s = crate::host::lossy(first).into_owned();
     for v in rest {
         s.push_str(", ");
-        s.push_str(&String::from_utf8_lossy(v));
+        s.push_str(&crate::host::lossy(v));
     }
     s
 }

@@ -79,7 +79,7 @@ pub trait Attributes {
     /// A property as text (lossy UTF-8); `None` when absent or empty.
     fn property_text(&self, path: &[&str]) -> Option<String> {
         let b = self.property(path)?;
-        (!b.is_empty()).then(|| String::from_utf8_lossy(&b).into_owned())
+        (!b.is_empty()).then(|| lossy(&b).into_owned())
     }
     /// An integer property, as Envoy encodes one (8 bytes, little-endian).
     fn property_u64(&self, path: &[&str]) -> Option<u64> {
@@ -149,6 +149,16 @@ pub trait Host: Attributes + Proxy {}
 
 impl<T: Attributes + Proxy + ?Sized> Host for T {}
 
+/// `bytes` as text, invalid UTF-8 replaced as `String::from_utf8_lossy`
+/// does; valid text (nearly all of it) is checked by the faster
+/// `str::from_utf8` and borrowed.
+pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Reads an integer property encoded as Envoy does: 8 bytes, little-endian.
 pub fn le_u64(bytes: &[u8]) -> Option<u64> {
     let arr: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
@@ -158,6 +168,22 @@ pub fn le_u64(bytes: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lossy_text_is_what_from_utf8_lossy_gives() {
+        let cases: [&[u8]; 6] = [
+            b"",
+            b"plain",
+            "é ü 日本".as_bytes(),
+            b"a\xffb",
+            b"\xc3",
+            b"x\x80\x80y",
+        ];
+        for c in cases {
+            assert_eq!(lossy(c), String::from_utf8_lossy(c), "{c:?}");
+        }
+        assert!(matches!(lossy(b"ok"), std::borrow::Cow::Borrowed("ok")));
+    }
 
     #[test]
     fn reads_little_endian_integers() {

@@ -39,7 +39,7 @@ pub fn decode_pairs(bytes: &[u8]) -> Headers {
     let pairs = pairs(bytes).unwrap_or_default();
     let mut out = Headers::with_capacity(pairs.len(), bytes.len());
     for (k, v) in pairs {
-        out.push(&String::from_utf8_lossy(k), v);
+        out.push(&super::lossy(k), v);
     }
     out
 }

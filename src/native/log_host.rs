@@ -298,7 +298,7 @@ impl Attributes for LogHost<'_> {
             return (!b.is_empty()).then(|| String::from_utf8_lossy(&b).into_owned());
         }
         let text = match self.property_of(path)? {
-            Value::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::Borrowed(b) => crate::host::lossy(b).into_owned(),
             Value::Owned(v) => String::from_utf8(v)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             Value::Int(n) => String::from_utf8_lossy(&n.to_le_bytes()).into_owned(),

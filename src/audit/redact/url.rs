@@ -47,8 +47,12 @@ pub fn form_of(name: &str) -> Option<Form> {
 
 /// Whether `value` starts like an absolute web URL, whatever header holds it.
 pub fn is_web_url(value: &[u8]) -> bool {
-    let lower = |n: usize| value.get(..n).map(<[u8]>::to_ascii_lowercase);
-    lower(7).as_deref() == Some(b"http://") || lower(8).as_deref() == Some(b"https://")
+    let starts = |scheme: &[u8]| {
+        value
+            .get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+    };
+    starts(b"http://") || starts(b"https://")
 }
 
 /// Appends the redacted header value to `out`.

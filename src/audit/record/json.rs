@@ -15,6 +15,13 @@ use super::{
     Response, Route, Sample, Source, Tls,
 };
 
+/// A member name as [`Obj::key`] writes it: `"name":`, made at compile time.
+macro_rules! k {
+    ($name:literal) => {
+        concat!("\"", $name, "\":")
+    };
+}
+
 /// A record written up to its stamp and after it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prepared {
@@ -71,16 +78,16 @@ pub fn to_vec(record: &Record) -> Vec<u8> {
 /// `emitter`, `seq`, `prev` as the record carries them (each when present).
 pub fn stamp(emitter: Option<&str>, seq: Option<u64>, prev: Option<&str>, out: &mut Vec<u8>) {
     let mut o = Obj { out, open: true };
-    o.opt_str("emitter", emitter);
-    o.opt_u64("seq", seq);
-    o.opt_str("prev", prev);
+    o.opt_str(k!("emitter"), emitter);
+    o.opt_u64(k!("seq"), seq);
+    o.opt_str(k!("prev"), prev);
 }
 
 fn head(r: &Record, out: &mut Vec<u8>) {
     out.push(b'{');
     let mut o = Obj { out, open: false };
     o.str(
-        "kind",
+        k!("kind"),
         match r.kind {
             Kind::Request => "request",
             Kind::Loss => "loss",
@@ -88,7 +95,7 @@ fn head(r: &Record, out: &mut Vec<u8>) {
             Kind::Close => "close",
         },
     );
-    o.str("ts", &r.ts);
+    o.str(k!("ts"), &r.ts);
 }
 
 /// `record`'s `source`, `destination` and `tls` members, without a
@@ -107,13 +114,13 @@ pub fn connection(r: &Record) -> Vec<u8> {
 
 fn connection_members(r: &Record, o: &mut Obj) {
     if let Some(s) = &r.source {
-        o.object("source", |o| source(s, o));
+        o.object(k!("source"), |o| source(s, o));
     }
     if let Some(d) = &r.destination {
-        o.object("destination", |o| destination(d, o));
+        o.object(k!("destination"), |o| destination(d, o));
     }
     if let Some(t) = &r.tls {
-        o.object("tls", |o| tls(t, o));
+        o.object(k!("tls"), |o| tls(t, o));
     }
 }
 
@@ -121,9 +128,9 @@ fn connection_members(r: &Record, o: &mut Obj) {
 /// [`connection`] wrote them, else the record's own.
 fn rest(r: &Record, connection: Option<&[u8]>, out: &mut Vec<u8>) {
     let mut o = Obj { out, open: true };
-    o.opt_str("request_id", r.request_id.as_deref());
-    o.opt_str("trace_id", r.trace_id.as_deref());
-    o.opt_str("span_id", r.span_id.as_deref());
+    o.opt_str(k!("request_id"), r.request_id.as_deref());
+    o.opt_str(k!("trace_id"), r.trace_id.as_deref());
+    o.opt_str(k!("span_id"), r.span_id.as_deref());
     match connection {
         Some(written) if !written.is_empty() => {
             o.out.push(b',');
@@ -133,7 +140,7 @@ fn rest(r: &Record, connection: Option<&[u8]>, out: &mut Vec<u8>) {
         None => connection_members(r, &mut o),
     }
     if let Some(u) = &r.user {
-        o.object("user", |o| {
+        o.object(k!("user"), |o| {
             for (k, v) in &u.0 {
                 o.named(k);
                 serde_value(v, o.out);
@@ -141,20 +148,20 @@ fn rest(r: &Record, connection: Option<&[u8]>, out: &mut Vec<u8>) {
         });
     }
     if let Some(q) = &r.request {
-        o.object("request", |o| request(q, o));
+        o.object(k!("request"), |o| request(q, o));
     }
     if let Some(p) = &r.response {
-        o.object("response", |o| response(p, o));
+        o.object(k!("response"), |o| response(p, o));
     }
     if let Some(rt) = &r.route {
-        o.object("route", |o| route(rt, o));
+        o.object(k!("route"), |o| route(rt, o));
     }
     if let Some(d) = r.duration_ms {
-        o.f64("duration_ms", d);
+        o.f64(k!("duration_ms"), d);
     }
     if let Some(d) = r.decision {
         o.str(
-            "decision",
+            k!("decision"),
             match d {
                 Decision::Allowed => "allowed",
                 Decision::Denied => "denied",
@@ -162,22 +169,22 @@ fn rest(r: &Record, connection: Option<&[u8]>, out: &mut Vec<u8>) {
             },
         );
     }
-    o.opt_str("violation", r.violation.as_deref());
+    o.opt_str(k!("violation"), r.violation.as_deref());
     if let Some(s) = &r.sample {
-        o.object("sample", |o| sample(s, o));
+        o.object(k!("sample"), |o| sample(s, o));
     }
-    o.strings("redacted", &r.redacted);
-    o.strings("degraded", &r.degraded);
+    o.strings(k!("redacted"), &r.redacted);
+    o.strings(k!("degraded"), &r.degraded);
     if let Some(reason) = r.reason {
-        o.str("reason", reason_name(reason));
+        o.str(k!("reason"), reason_name(reason));
     }
-    o.opt_u64("count", r.count);
-    o.opt_u64("from_seq", r.from_seq);
-    o.opt_u64("to_seq", r.to_seq);
-    o.opt_str("since", r.since.as_deref());
-    o.opt_str("until", r.until.as_deref());
+    o.opt_u64(k!("count"), r.count);
+    o.opt_u64(k!("from_seq"), r.from_seq);
+    o.opt_u64(k!("to_seq"), r.to_seq);
+    o.opt_str(k!("since"), r.since.as_deref());
+    o.opt_str(k!("until"), r.until.as_deref());
     if let Some(p) = &r.plugin {
-        o.object("plugin", |o| plugin(p, o));
+        o.object(k!("plugin"), |o| plugin(p, o));
     }
     o.out.push(b'}');
 }
@@ -193,31 +200,31 @@ fn reason_name(r: Reason) -> &'static str {
 }
 
 fn source(s: &Source, o: &mut Obj) {
-    o.opt_str("address", s.address.as_deref());
-    o.opt_str("principal", s.principal.as_deref());
-    o.opt_str("trust_domain", s.trust_domain.as_deref());
-    o.opt_str("namespace", s.namespace.as_deref());
-    o.opt_str("service_account", s.service_account.as_deref());
-    o.opt_str("subject", s.subject.as_deref());
-    o.opt_str("cert_sha256", s.cert_sha256.as_deref());
+    o.opt_str(k!("address"), s.address.as_deref());
+    o.opt_str(k!("principal"), s.principal.as_deref());
+    o.opt_str(k!("trust_domain"), s.trust_domain.as_deref());
+    o.opt_str(k!("namespace"), s.namespace.as_deref());
+    o.opt_str(k!("service_account"), s.service_account.as_deref());
+    o.opt_str(k!("subject"), s.subject.as_deref());
+    o.opt_str(k!("cert_sha256"), s.cert_sha256.as_deref());
 }
 
 fn destination(d: &Destination, o: &mut Obj) {
-    o.opt_str("address", d.address.as_deref());
-    o.opt_str("principal", d.principal.as_deref());
+    o.opt_str(k!("address"), d.address.as_deref());
+    o.opt_str(k!("principal"), d.principal.as_deref());
 }
 
 fn tls(t: &Tls, o: &mut Obj) {
-    o.key("mtls");
+    o.key(k!("mtls"));
     o.out
         .extend_from_slice(if t.mtls { b"true" } else { b"false" });
-    o.opt_str("version", t.version.as_deref());
-    o.opt_str("sni", t.sni.as_deref());
+    o.opt_str(k!("version"), t.version.as_deref());
+    o.opt_str(k!("sni"), t.sni.as_deref());
 }
 
 fn headers(h: &Option<Fields<String>>, o: &mut Obj) {
     if let Some(h) = h {
-        o.object("headers", |o| {
+        o.object(k!("headers"), |o| {
             for (k, v) in &h.0 {
                 o.named(k);
                 escaped(v, o.out);
@@ -227,38 +234,38 @@ fn headers(h: &Option<Fields<String>>, o: &mut Obj) {
 }
 
 fn request(q: &Request, o: &mut Obj) {
-    o.opt_str("method", q.method.as_deref());
-    o.opt_str("scheme", q.scheme.as_deref());
-    o.opt_str("authority", q.authority.as_deref());
-    o.opt_str("path", q.path.as_deref());
-    o.opt_str("query", q.query.as_deref());
-    o.opt_str("protocol", q.protocol.as_deref());
+    o.opt_str(k!("method"), q.method.as_deref());
+    o.opt_str(k!("scheme"), q.scheme.as_deref());
+    o.opt_str(k!("authority"), q.authority.as_deref());
+    o.opt_str(k!("path"), q.path.as_deref());
+    o.opt_str(k!("query"), q.query.as_deref());
+    o.opt_str(k!("protocol"), q.protocol.as_deref());
     headers(&q.headers, o);
-    o.opt_u64("bytes", q.bytes);
+    o.opt_u64(k!("bytes"), q.bytes);
 }
 
 fn response(p: &Response, o: &mut Obj) {
-    o.opt_u64("code", p.code.map(u64::from));
-    o.opt_str("code_details", p.code_details.as_deref());
-    o.strings("flags", &p.flags);
+    o.opt_u64(k!("code"), p.code.map(u64::from));
+    o.opt_str(k!("code_details"), p.code_details.as_deref());
+    o.strings(k!("flags"), &p.flags);
     headers(&p.headers, o);
-    o.opt_u64("bytes", p.bytes);
+    o.opt_u64(k!("bytes"), p.bytes);
 }
 
 fn route(r: &Route, o: &mut Obj) {
-    o.opt_str("name", r.name.as_deref());
-    o.opt_str("cluster", r.cluster.as_deref());
-    o.opt_str("virtual_host", r.virtual_host.as_deref());
+    o.opt_str(k!("name"), r.name.as_deref());
+    o.opt_str(k!("cluster"), r.cluster.as_deref());
+    o.opt_str(k!("virtual_host"), r.virtual_host.as_deref());
 }
 
 fn sample(s: &Sample, o: &mut Obj) {
-    o.opt_str("rule", s.rule.as_deref());
-    o.f64("rate", s.rate);
+    o.opt_str(k!("rule"), s.rule.as_deref());
+    o.f64(k!("rate"), s.rate);
 }
 
 fn plugin(p: &Plugin, o: &mut Obj) {
-    o.str("version", &p.version);
-    o.str("config", &p.config);
+    o.str(k!("version"), &p.version);
+    o.str(k!("config"), &p.config);
 }
 
 /// A value `serde_json` writes itself (claims, numbers): the same bytes by
@@ -279,15 +286,15 @@ struct Obj<'a> {
 }
 
 impl Obj<'_> {
-    /// A member's name: one of the record's own, which need no escape.
+    /// A member's name: one of the record's own, which need no escape,
+    /// given quoted and with its colon ([`k!`]).
     fn key(&mut self, k: &'static str) {
+        debug_assert!(k.starts_with('"') && k.ends_with("\":"), "{k}: not made by k!");
         if self.open {
             self.out.push(b',');
         }
         self.open = true;
-        self.out.push(b'"');
         self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
     }
     /// A member named by the request (a header or claim name): escaped.
     fn named(&mut self, k: &str) {

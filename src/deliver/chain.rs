@@ -75,8 +75,8 @@ impl Sequencer {
 
     /// [`Sequencer::stamp`] for a record already written (its emitter,
     /// seq and prev left out): the same bytes.
-    pub fn stamp_prepared(&self, record: &Prepared) -> Vec<u8> {
-        record.stamped(|out| {
+    pub fn stamp_prepared(&self, record: Prepared) -> Vec<u8> {
+        record.into_stamped(|out| {
             let prev = self.chain.then_some(self.prev.as_str());
             json::stamp(Some(&self.emitter), Some(self.next_seq), prev, out)
         })

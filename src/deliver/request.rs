@@ -31,10 +31,7 @@ pub fn build<'a>(
     now_ms: u64,
 ) -> SinkRequest<'a> {
     let (content_type, body) = match sink.format {
-        Format::Jsonl => (
-            encode_json::CONTENT_TYPE,
-            encode_json::encode(send.lines.iter().copied()),
-        ),
+        Format::Jsonl => (encode_json::CONTENT_TYPE, encode_json::encode(&send.lines)),
         Format::Otlp => {
             let resource = encode_otlp::Resource {
                 emitter: origin.emitter,
@@ -142,7 +139,7 @@ mod tests {
         );
         assert_eq!(
             req.body,
-            encode_json::encode([&b"{\"seq\":7}"[..], b"{\"seq\":8}"].into_iter())
+            encode_json::encode(&[&b"{\"seq\":7}"[..], b"{\"seq\":8}"])
         );
     }
 

@@ -28,7 +28,7 @@ pub fn on_log(auditor: &mut Auditor, host: &dyn Host, seen: Seen) {
         return;
     }
     match build_seen(auditor, host, seen) {
-        Outcome::Keep(record, at) => auditor.admit(host, &record, at),
+        Outcome::Keep(record, at) => auditor.admit(host, record, at),
         Outcome::SampledOut { rate_limited_at } => auditor.sampled_out(rate_limited_at),
         Outcome::Inactive => {}
     }

@@ -93,7 +93,7 @@ pub(super) fn apply(a: &mut Auditor, host: &MainHost, h: Handoff) {
                 a.stats.add(Counter::PolicyViolations, 1);
             }
             match outcome {
-                Outcome::Keep(record, at) => a.admit(host, &record, at),
+                Outcome::Keep(record, at) => a.admit(host, record, at),
                 Outcome::SampledOut { rate_limited_at } => a.sampled_out(rate_limited_at),
                 Outcome::Inactive => {}
             }

@@ -43,7 +43,8 @@ impl Prepared {
     }
 
     fn write(record: &Record, connection: Option<&[u8]>) -> Prepared {
-        // A request record with a usual capture is 1-1.5 KiB.
+        // A request record with a usual capture is 1-1.5 KiB, its stamp
+        // (emitter, seq, prev) under 160 bytes.
         let mut bytes = Vec::with_capacity(2048);
         head(record, &mut bytes);
         let split = bytes.len();
@@ -51,13 +52,17 @@ impl Prepared {
         Prepared { bytes, split }
     }
 
-    /// The line with `stamp` written between the two parts.
-    pub fn stamped(&self, stamp: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut line = Vec::with_capacity(self.bytes.len() + 160);
-        line.extend_from_slice(&self.bytes[..self.split]);
-        stamp(&mut line);
-        line.extend_from_slice(&self.bytes[self.split..]);
-        line
+    /// The line with `stamp` written between the two parts, in the
+    /// record's own buffer: what follows the stamp moves up, nothing is
+    /// allocated when the buffer has room (it is made with room for one).
+    pub fn into_stamped(self, stamp: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let Prepared { mut bytes, split } = self;
+        let end = bytes.len();
+        stamp(&mut bytes);
+        let n = bytes.len() - end;
+        // [head][rest][stamp] -> [head][stamp][rest]
+        bytes[split..].rotate_right(n);
+        bytes
     }
 }
 
@@ -289,7 +294,10 @@ impl Obj<'_> {
     /// A member's name: one of the record's own, which need no escape,
     /// given quoted and with its colon ([`k!`]).
     fn key(&mut self, k: &'static str) {
-        debug_assert!(k.starts_with('"') && k.ends_with("\":"), "{k}: not made by k!");
+        debug_assert!(
+            k.starts_with('"') && k.ends_with("\":"),
+            "{k}: not made by k!"
+        );
         if self.open {
             self.out.push(b',');
         }

@@ -32,7 +32,7 @@ impl Auditor {
     /// Admission (SPEC §2.2): stamps, chains and buffers `record` (written
     /// where the request finished, its degradations listed), or counts it
     /// as not admitted when the buffer is full. `at_nanos` is the record's time.
-    pub fn admit(&mut self, host: &dyn Host, record: &Prepared, at_nanos: u64) {
+    pub fn admit(&mut self, host: &dyn Host, record: Prepared, at_nanos: u64) {
         let Some(a) = self.active.as_mut() else {
             return;
         };

@@ -193,7 +193,7 @@ fn a_prepared_record_stamped_is_the_record_with_its_stamp() {
         let mut unstamped = r.clone();
         (unstamped.emitter, unstamped.seq, unstamped.prev) = (None, None, None);
         let line = Prepared::of(&unstamped)
-            .stamped(|out| stamp(r.emitter.as_deref(), r.seq, r.prev.as_deref(), out));
+            .into_stamped(|out| stamp(r.emitter.as_deref(), r.seq, r.prev.as_deref(), out));
         prop_assert_eq!(line, to_vec(&r));
         Ok(())
     });

@@ -96,6 +96,9 @@ pub struct Redactor {
     scratch: RefCell<Scratch>,
 }
 
+/// Scratch buffers are kept between requests up to this many bytes.
+const KEPT_SCRATCH_BYTES: usize = 16 * 1024;
+
 /// Plans are kept for this many header lists (request and response).
 const PLANNED_LISTS: usize = 4;
 
@@ -159,10 +162,17 @@ impl Redactor {
         }
     }
 
-    /// Runs `f` with the kept scratch buffers (fresh ones if they are in use).
+    /// Runs `f` with the kept scratch buffers (fresh ones if they are in
+    /// use); buffers an unusually long value grew are not kept.
     fn with_scratch<T>(&self, f: impl FnOnce(&mut Scratch) -> T) -> T {
         match self.scratch.try_borrow_mut() {
-            Ok(mut s) => f(&mut s),
+            Ok(mut s) => {
+                let out = f(&mut s);
+                if s.capacity() > KEPT_SCRATCH_BYTES {
+                    *s = Scratch::default();
+                }
+                out
+            }
             Err(_) => f(&mut Scratch::default()),
         }
     }

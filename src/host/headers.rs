@@ -131,6 +131,15 @@ mod tests {
         assert_eq!(h.values_of("É").count(), 0, "ASCII case only");
         assert_eq!(h.values_of("é").count(), 1);
         assert!(Headers::default().is_empty());
+        // Emptied for the next map, its room kept unless it is too large.
+        let mut kept = h.clone();
+        kept.clear();
+        assert!(kept.is_empty() && kept.get("a").is_none());
+        kept.shrink_past(1024);
+        assert!(kept.values.capacity() > 0, "kept");
+        let mut big = Headers::with_capacity(1, 4096);
+        big.shrink_past(1024);
+        assert_eq!(big.values.capacity() + big.names.capacity(), 0, "let go");
         assert_eq!(Headers::default().iter().count(), 0);
     }
 }

@@ -117,6 +117,20 @@ pub struct NameFacts {
 }
 
 impl Scratch {
+    /// The bytes its buffers hold on to.
+    pub fn capacity(&self) -> usize {
+        [
+            &self.name,
+            &self.value,
+            &self.spare,
+            &self.snake,
+            &self.flat,
+        ]
+        .iter()
+        .map(|b| b.capacity())
+        .sum()
+    }
+
     /// Decodes and normalises `raw`, classifies it against `rules` and the
     /// defaults, and scans it for credential shapes. The normalised form
     /// stays available to [`Scratch::listed`] until the next call.

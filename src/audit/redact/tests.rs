@@ -278,3 +278,27 @@ fn hash_format_is_prefix_and_32_hex_digits() {
         .bytes()
         .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
 }
+
+#[test]
+fn scratch_buffers_are_reused_and_a_huge_value_does_not_stay_allocated() {
+    let r = defaults();
+    let mut redacted = Vec::new();
+    // Reused from one request to the next: the same answer each time.
+    for _ in 0..3 {
+        let q = r.query("page=2&token=abc&x%2Dapi%2Dkey=k", &mut redacted);
+        assert_eq!(q, "page=2&token=[REDACTED]&x%2Dapi%2Dkey=[REDACTED]");
+    }
+    assert!(
+        r.scratch.borrow().capacity() > 0,
+        "kept for the next request"
+    );
+    // A 64 KiB encoded name grows the buffers past the cap: not kept.
+    let long = format!("{}=1", "%61".repeat(20_000));
+    r.query(&long, &mut redacted);
+    assert!(r.scratch.borrow().capacity() <= KEPT_SCRATCH_BYTES);
+    assert_eq!(
+        r.query("token=abc", &mut redacted),
+        "token=[REDACTED]",
+        "and the next request is redacted as before"
+    );
+}

@@ -58,23 +58,15 @@ pub struct Seen {
     pub request_without_body: bool,
 }
 
-fn text(host: &dyn Attributes, path: &[&str]) -> Option<String> {
-    host.property_text(path)
-}
-
-fn int(host: &dyn Attributes, path: &[&str]) -> Option<u64> {
-    host.property_u64(path)
-}
-
 fn route(host: &dyn Attributes, naming: &mut Naming) -> Route {
     let xds = |host: &dyn Attributes| Route {
-        name: text(host, &["xds", "route_name"]),
-        cluster: text(host, &["xds", "cluster_name"]),
-        virtual_host: text(host, &["xds", "virtual_host_name"]),
+        name: host.property_text(&["xds", "route_name"]),
+        cluster: host.property_text(&["xds", "cluster_name"]),
+        virtual_host: host.property_text(&["xds", "virtual_host_name"]),
     };
     let legacy = |host: &dyn Attributes| Route {
-        name: text(host, &["route_name"]),
-        cluster: text(host, &["cluster_name"]),
+        name: host.property_text(&["route_name"]),
+        cluster: host.property_text(&["cluster_name"]),
         virtual_host: None,
     };
     let found = |r: &Route| r.name.is_some() || r.cluster.is_some() || r.virtual_host.is_some();
@@ -97,7 +89,7 @@ fn route(host: &dyn Attributes, naming: &mut Naming) -> Route {
 }
 
 fn conn(host: &dyn Attributes, conns: &mut ConnCache) -> Rc<ConnFacts> {
-    conns.get_or_read(int(host, &["connection", "id"]), host)
+    conns.get_or_read(host.property_u64(&["connection", "id"]), host)
 }
 
 /// What sampling needs, and nothing more: where the host reads single
@@ -129,7 +121,7 @@ pub fn for_sampling(
     let status = header(&response_headers, ":status")
         .and_then(|s| std::str::from_utf8(s).ok()?.trim().parse::<u32>().ok())
         .or_else(|| {
-            int(host, &["response", "code"])
+            host.property_u64(&["response", "code"])
                 .map(|c| c as u32)
                 .filter(|&c| c != 0)
         });
@@ -137,7 +129,7 @@ pub fn for_sampling(
         conn: needs.identity.then(|| conn(host, conns)),
         route: needs.route.then(|| route(host, naming)),
         details: (!status_settles_denial(status))
-            .then(|| text(host, &["response", "code_details"])),
+            .then(|| host.property_text(&["response", "code_details"])),
         now_ms: if needs.clock {
             host.now_nanos() / 1_000_000
         } else {
@@ -161,7 +153,7 @@ fn request_bytes(host: &dyn Attributes, headers: &Headers, seen: Seen) -> Option
     match declared {
         Some(n) => Some(n),
         None if seen.request_without_body && header(headers, "content-length").is_none() => Some(0),
-        None => int(host, &["request", "size"]),
+        None => host.property_u64(&["request", "size"]),
     }
 }
 
@@ -213,13 +205,15 @@ pub fn for_record(
         None => route(host, naming),
     };
     // Envoy always reports the start; should it not, "now" beats 1970.
-    let start = int(host, &["request", "time"]).unwrap_or_else(|| host.now_nanos());
-    let duration = int(host, &["request", "duration"]);
+    let start = host
+        .property_u64(&["request", "time"])
+        .unwrap_or_else(|| host.now_nanos());
+    let duration = host.property_u64(&["request", "duration"]);
     let details = match early.details.take() {
         Some(d) => d,
-        None => text(host, &["response", "code_details"]),
+        None => host.property_text(&["response", "code_details"]),
     };
-    let flags = int(host, &["response", "flags"]);
+    let flags = host.property_u64(&["response", "flags"]);
     let claims = jwt.and_then(|j| claims(host, j));
     let req = &early.request_headers;
     RecordFacts {
@@ -230,8 +224,9 @@ pub fn for_record(
         details,
         flags,
         request_bytes: request_bytes(host, req, seen),
-        response_bytes: int(host, &["response", "size"]),
-        request_id: header_str(req, "x-request-id").or_else(|| text(host, &["request", "id"])),
+        response_bytes: host.property_u64(&["response", "size"]),
+        request_id: header_str(req, "x-request-id")
+            .or_else(|| host.property_text(&["request", "id"])),
         claims,
     }
 }

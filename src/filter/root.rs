@@ -38,8 +38,8 @@ pub struct Active {
     /// What must be read before a request can be sampled out, from the
     /// configuration.
     pub(super) needs: Needs,
-    /// The last request's header maps, emptied: their allocations serve
-    /// the next request.
+    /// The last request's header maps: their allocations serve the next
+    /// request, whose fill replaces what they hold.
     pub(super) maps: (Headers, Headers),
     seq: Sequencer,
     buffer: Buffer,
@@ -57,13 +57,12 @@ pub struct Active {
 const KEPT_MAP_BYTES: usize = 16 * 1024;
 
 impl Active {
-    /// Keeps `facts`' header maps, emptied, for the next request.
+    /// Keeps `facts`' header maps for the next request, which fills them
+    /// afresh (every host's fill replaces what a map held).
     pub(super) fn keep_maps(&mut self, facts: crate::audit::build::SampleFacts) {
         let (mut request, mut response) = (facts.request_headers, facts.response_headers);
-        for m in [&mut request, &mut response] {
-            m.clear();
-            m.shrink_past(KEPT_MAP_BYTES);
-        }
+        request.shrink_past(KEPT_MAP_BYTES);
+        response.shrink_past(KEPT_MAP_BYTES);
         self.maps = (request, response);
     }
 }

@@ -87,14 +87,14 @@ pub trait Attributes {
     }
     /// A whole header map, in one call; empty when the proxy has none.
     fn headers(&self, map: Map) -> Headers;
-    /// [`Attributes::headers`] into `out`, whose allocation a host that
-    /// copies the map itself (the native module) reuses: a worker audits
-    /// request after request with the same two maps.
+    /// [`Attributes::headers`] into `out`, replacing what it held; a host
+    /// that copies the map itself (the native module) reuses its
+    /// allocation: a worker audits request after request with the same two maps.
     fn headers_into(&self, map: Map, out: &mut Headers) {
         *out = self.headers(map);
     }
     /// The first value of each header in `names` (lower-case) that the
-    /// request has, into `out`, for a host that reads single headers
+    /// request has, into `out` (replacing what it held), for a host that reads single headers
     /// cheaper than a whole map (the native module); false: read the whole
     /// map instead (proxy-wasm, where every read is a VM re-entry).
     fn headers_named(&self, map: Map, names: &[&str], out: &mut Headers) -> bool {

@@ -41,7 +41,7 @@ cli:
 # CLI, real Envoy (both builds), and the native module's ABI-level test.
 test: build native envoy
 	$(CARGO) test --features cli --lib --bins --tests
-	$(CARGO) test --features native --test native_abi --test native_cost --test native_sampled
+	$(CARGO) test --features native --test native_abi --test native_cost --test native_sampled --test native_plain_rate
 
 # The inner loop, no Envoy: formatting, lints, unit tests, and the wasm-level
 # suite (every lifecycle test on the native core and on the built .wasm).

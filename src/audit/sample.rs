@@ -66,6 +66,15 @@ pub fn unit_interval(key: &[u8]) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Where `default_rate` alone decides (no rules, no access policy, no
+/// per-second cap): whether a request is sampled out by its status and its
+/// sampling key, as [`Sampler::decide`] decides it. A 2xx or 3xx status
+/// settles that it was not denied; `false` means "decide as usual" (it may
+/// be kept, a denial, or have no key, when the random draw decides).
+pub fn plainly_out(rate: f64, status: Option<u32>, key: Option<&[u8]>) -> bool {
+    matches!(status, Some(200..=399)) && key.is_some_and(|k| unit_interval(k) >= rate)
+}
+
 fn matches(when: &When, f: &Facts) -> bool {
     let status = when.status.is_empty()
         || f.status

@@ -31,6 +31,10 @@ pub struct Needs {
     pub keeps_all: bool,
     /// A sampling rule or the access policy looks at the method or path.
     pub request_line: bool,
+    /// `default_rate` alone decides, below 1 (no rules, no access policy,
+    /// no per-second cap): the status and the sampling key settle most
+    /// requests ([`super::http::plainly_sampled_out`]).
+    pub plain_rate: bool,
 }
 
 impl Needs {
@@ -46,6 +50,10 @@ impl Needs {
             clock: s.max_records_per_second > 0,
             keeps_all: s.default_rate >= 1.0 && s.rules.is_empty() && s.max_records_per_second == 0,
             request_line: policy || !s.rules.is_empty(),
+            plain_rate: !policy
+                && s.rules.is_empty()
+                && s.max_records_per_second == 0
+                && s.default_rate < 1.0,
         }
     }
 }

@@ -41,6 +41,19 @@ pub fn build(auditor: &mut Auditor, host: &dyn Host) -> Outcome {
     build_seen(auditor, host, Seen::default())
 }
 
+/// The rate and the sampling key where `default_rate` alone decides
+/// ([`facts::Needs::plain_rate`]): a request is then sampled out from its
+/// response code and its key alone ([`crate::audit::sample::plainly_out`]),
+/// as [`build`] decides it. The native module's workers count those
+/// without building anything.
+pub fn plain_rate(auditor: &Auditor) -> Option<(f64, &str)> {
+    let a = auditor.active.as_ref()?;
+    let s = &a.config.sampling;
+    a.needs
+        .plain_rate
+        .then_some((s.default_rate, s.key.as_str()))
+}
+
 fn build_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Outcome {
     let draw = auditor.draw();
     let Some(a) = auditor.active.as_mut() else {

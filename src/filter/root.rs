@@ -168,6 +168,12 @@ impl Auditor {
         self.stats.add(Counter::RequestsUnaudited, 1);
     }
 
+    /// `n` requests the sampler let go, counted elsewhere (the native
+    /// module's workers count the plain ones without a hand-off).
+    pub fn sampled_out_count(&mut self, n: u64) {
+        self.stats.add(Counter::RecordsSampledOut, n);
+    }
+
     /// Counts a request the sampler let go.
     pub fn sampled_out(&mut self, rate_limited_at: Option<u64>) {
         self.stats.add(Counter::RecordsSampledOut, 1);

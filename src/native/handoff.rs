@@ -30,12 +30,19 @@ pub const QUEUE_CAPACITY: usize = 16_384;
 /// what its buffer holds; the worker counts what it handed over that the
 /// main thread has not taken yet, so a full buffer is seen at once, not a
 /// tick later. Counted in records (the buffer's byte limit is not).
+///
+/// It also counts the worker's plain sampled-out verdicts: most requests
+/// at a low rate are one, and a counter costs the worker far less than a
+/// hand-off through the queue (a slot written per request).
 #[derive(Default)]
 pub struct Gate {
     /// `batch.max_buffered_records` under `on_overflow: reject`, else 0.
     limit: AtomicU64,
     buffered: AtomicU64,
     in_flight: AtomicU64,
+    /// Requests the worker's sampler let go (no rate cap, no policy
+    /// violation), ever; only ever grows.
+    sampled_out: AtomicU64,
 }
 
 impl Gate {
@@ -64,6 +71,18 @@ impl Gate {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 Some(v.saturating_sub(n))
             });
+    }
+    /// One more plain sampled-out verdict, from the worker.
+    pub(super) fn sampled_out(&self) {
+        self.sampled_out.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Sampled-out verdicts since the main thread last looked (`seen`
+    /// holds what it had taken so far).
+    pub(super) fn sampled_out_since(&self, seen: &mut u64) -> u64 {
+        let now = self.sampled_out.load(Ordering::Relaxed);
+        let new = now.wrapping_sub(*seen);
+        *seen = now;
+        new
     }
     /// No room for one more record.
     pub(super) fn full(&self) -> bool {

@@ -33,6 +33,8 @@ struct Emitter {
     gate: Arc<Gate>,
     /// The configuration of the logger that feeds it.
     config: Vec<u8>,
+    /// The gate's sampled-out count this emitter has taken.
+    sampled_out: u64,
     auditor: Auditor,
     /// The worker's loggers are gone; the emitter stays until it is drained.
     closed: bool,
@@ -124,6 +126,7 @@ impl Main {
                 queue,
                 gate,
                 config,
+                sampled_out: 0,
                 auditor: Auditor::new(&Seed),
                 closed: false,
                 ended: false,
@@ -148,11 +151,16 @@ impl Main {
                     }
                 }
             }
-            if !taken.is_empty() {
+            let sampled_out = self
+                .emitters
+                .get_mut(i)
+                .map_or(0, |e| e.gate.sampled_out_since(&mut e.sampled_out));
+            if !taken.is_empty() || sampled_out > 0 {
                 let kept = taken.iter().filter(|h| is_kept(h)).count() as u64;
                 // Admitted and published as buffered before they stop
                 // counting as in flight: the worker never misses them.
                 self.with_host(i, None, |a, host| {
+                    a.sampled_out_count(sampled_out);
                     for h in taken {
                         apply(a, host, h);
                     }

@@ -4,6 +4,7 @@
 
 use super::log_host::LogHost;
 use super::{log, Gate, Handoff, REJECTED_DETAILS};
+use crate::audit::sample::plainly_out;
 use crate::filter::http::{self, Outcome};
 use crate::filter::root::{Auditor, FAIL_CLOSED_ENV};
 use crate::filter::Counter;
@@ -36,6 +37,10 @@ pub struct Logger {
     /// `on_overflow: reject`: requests the HTTP filter answered 503 are
     /// not audited, as the wasm filter does not audit them.
     rejects: bool,
+    /// The rate and the sampling key where `default_rate` alone decides:
+    /// kept here, next to the logger, because the requests this settles
+    /// are most requests at a low rate and touch nothing else.
+    plain: Option<(f64, Box<[u8]>)>,
 }
 
 impl Logger {
@@ -52,7 +57,9 @@ impl Logger {
             .map_or(0, |a| a.config.batch.max_buffered_records as u64);
         gate.set_limit(limit);
         let rejects = limit > 0;
+        let plain = http::plain_rate(&builder).map(|(rate, key)| (rate, key.as_bytes().into()));
         Logger {
+            plain,
             builder,
             queue,
             overflow: Overflow::default(),
@@ -98,6 +105,15 @@ impl Logger {
         {
             return;
         }
+        // Most requests at a low rate: a count, from two reads.
+        if let Some((rate, key)) = &self.plain {
+            if self.overflow.count == 0
+                && plainly_out(*rate, host.response_code(), host.request_header(key))
+            {
+                self.gate.sampled_out();
+                return;
+            }
+        }
         let violations = self.builder.stats.get(Counter::PolicyViolations);
         let outcome = http::build(&mut self.builder, &host);
         let violation = self.builder.stats.get(Counter::PolicyViolations) > violations;
@@ -118,6 +134,19 @@ impl Logger {
             if let Err(TrySendError::Full(_)) = self.queue.try_send(report) {
                 self.overflow = o;
             }
+        }
+        // A plain sampled-out verdict is only a count: it does not take a
+        // slot in the queue.
+        if !violation
+            && matches!(
+                outcome,
+                Outcome::SampledOut {
+                    rate_limited_at: None
+                }
+            )
+        {
+            self.gate.sampled_out();
+            return;
         }
         let kept = matches!(outcome, Outcome::Keep(..));
         match self.queue.try_send(Handoff::Outcome { outcome, violation }) {

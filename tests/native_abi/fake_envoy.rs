@@ -54,6 +54,9 @@ pub(crate) struct FakeRequest {
     pub(crate) claimed_sans: Option<usize>,
     /// Connection facts are cached per connection id.
     pub(crate) connection: u64,
+    /// The response code and its details.
+    pub(crate) code: u32,
+    pub(crate) details: &'static str,
 }
 
 impl FakeRequest {
@@ -69,6 +72,8 @@ impl FakeRequest {
             peer_san,
             claimed_sans: None,
             connection: 7,
+            code: 200,
+            details: "via_upstream",
         }
     }
 }
@@ -116,6 +121,21 @@ macro_rules! constant {
     )*};
 }
 
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_response_code(
+    ctx: *mut c_void,
+) -> u32 {
+    req(ctx).code
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_access_logger_get_response_code_details(
+    ctx: *mut c_void,
+    out: *mut EnvoyBuffer,
+) -> bool {
+    give(out, req(ctx).details)
+}
+
 /// Getters of what these requests do not have.
 macro_rules! absent {
     ($($name:ident($($arg:ty),*);)*) => {$(
@@ -127,7 +147,6 @@ macro_rules! absent {
 }
 
 answers! {
-    envoy_dynamic_module_callback_access_logger_get_response_code_details => "via_upstream";
     envoy_dynamic_module_callback_access_logger_get_protocol => "HTTP/1.1";
     envoy_dynamic_module_callback_access_logger_get_route_name => "orders";
     envoy_dynamic_module_callback_access_logger_get_upstream_cluster => "backend";
@@ -140,7 +159,6 @@ answers! {
 }
 
 constant! {
-    envoy_dynamic_module_callback_access_logger_get_response_code -> u32 = 200;
     envoy_dynamic_module_callback_access_logger_get_response_flags -> u64 = 0;
     envoy_dynamic_module_callback_access_logger_is_mtls -> bool = true;
     envoy_dynamic_module_callback_access_logger_get_downstream_local_uri_san_size -> usize = 1;

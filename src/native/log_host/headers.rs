@@ -98,9 +98,33 @@ fn header_type(map: Map) -> Option<HeaderType> {
 }
 
 impl LogHost<'_> {
+    /// The first value of request header `name` (lower-case), valid until
+    /// the hook returns.
+    pub(in crate::native) fn request_header(&self, name: &[u8]) -> Option<&[u8]> {
+        if self.ctx.is_null() {
+            return None;
+        }
+        self.header_bytes(HeaderType::Request, name)
+    }
+
+    /// Envoy's response code, the `:status` it sent; `None` before one.
+    pub(in crate::native) fn response_code(&self) -> Option<u32> {
+        if self.ctx.is_null() {
+            return None;
+        }
+        // Safety: the context is Envoy's, valid for this hook.
+        let code =
+            unsafe { abi::envoy_dynamic_module_callback_access_logger_get_response_code(self.ctx) };
+        (code != 0).then_some(code)
+    }
+
     /// The first value of header `name`, as Envoy's map lookup finds it,
     /// valid until the hook returns.
     fn header_value(&self, kind: HeaderType, name: &str) -> Option<&[u8]> {
+        self.header_bytes(kind, name.as_bytes())
+    }
+
+    fn header_bytes(&self, kind: HeaderType, name: &[u8]) -> Option<&[u8]> {
         let mut out = EnvoyBuffer::EMPTY;
         // Safety: the context is Envoy's, valid for this hook; the name
         // outlives the call; a null count pointer asks for no count.
@@ -108,7 +132,7 @@ impl LogHost<'_> {
             abi::envoy_dynamic_module_callback_access_logger_get_header_value(
                 self.ctx,
                 kind,
-                abi::ModuleBuffer::of(name.as_bytes()),
+                abi::ModuleBuffer::of(name),
                 &mut out,
                 0,
                 std::ptr::null_mut(),

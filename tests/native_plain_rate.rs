@@ -40,18 +40,10 @@ fn answer(i: usize) -> (u32, &'static str) {
 #[test]
 fn the_plain_rate_shortcut_keeps_and_counts_exactly_what_the_full_build_would() {
     let envoy_config = 0x1000usize as *mut c_void;
-    unsafe { envoy_dynamic_module_on_program_init() };
-    let ext = start_bootstrap(envoy_config);
-    assert!(!ext.is_null());
     let json = br#"{"sink": {"cluster": "audit_sink"},
         "batch": {"flush_interval_ms": 50},
         "sampling": {"default_rate": 0.3}}"#;
-    let config = unsafe {
-        envoy_dynamic_module_on_access_logger_config_new(std::ptr::null_mut(), buf(b""), buf(json))
-    };
-    assert!(!config.is_null());
-    let logger = unsafe { envoy_dynamic_module_on_access_logger_new(config, std::ptr::null_mut()) };
-    assert!(!logger.is_null());
+    let (ext, logger) = start_logger(envoy_config, json);
 
     let mut want = BTreeSet::new();
     for i in 0..REQUESTS {

@@ -25,9 +25,6 @@ const REQUESTS: usize = 60;
 #[test]
 fn a_kept_request_of_a_sampled_configuration_carries_its_own_headers_once() {
     let envoy_config = 0x1000usize as *mut c_void;
-    unsafe { envoy_dynamic_module_on_program_init() };
-    let ext = start_bootstrap(envoy_config);
-    assert!(!ext.is_null());
     // Half the requests, by the default sampling key (x-request-id), which
     // the record also captures.
     let json = br#"{"sink": {"cluster": "audit_sink"},
@@ -35,12 +32,7 @@ fn a_kept_request_of_a_sampled_configuration_carries_its_own_headers_once() {
         "sampling": {"default_rate": 0.5},
         "capture": {"request_headers": ["x-request-id", "user-agent"],
                     "response_headers": ["content-type"]}}"#;
-    let config = unsafe {
-        envoy_dynamic_module_on_access_logger_config_new(std::ptr::null_mut(), buf(b""), buf(json))
-    };
-    assert!(!config.is_null());
-    let logger = unsafe { envoy_dynamic_module_on_access_logger_new(config, std::ptr::null_mut()) };
-    assert!(!logger.is_null());
+    let (_ext, logger) = start_logger(envoy_config, json);
 
     for i in 0..REQUESTS {
         let id = format!("req-{i}");

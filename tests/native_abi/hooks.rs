@@ -1,5 +1,6 @@
 //! The module's event hooks, as Envoy calls them: declared once for the
-//! test binaries that play Envoy's part (tests/native_abi.rs, tests/native_cost.rs).
+//! test binaries that play Envoy's part (tests/native_abi.rs, tests/native_cost.rs,
+//! tests/native_sampled.rs, tests/native_plain_rate.rs).
 
 // Each test binary calls the hooks it needs.
 #![allow(dead_code)]
@@ -100,6 +101,24 @@ pub(crate) fn start_bootstrap(envoy_config: *mut c_void) -> *const c_void {
         };
     }
     ext
+}
+
+/// Program init, the bootstrap extension and one access logger with the
+/// configuration `json`, as Envoy starts them: (extension, logger).
+pub(crate) fn start_logger(
+    envoy_config: *mut c_void,
+    json: &[u8],
+) -> (*const c_void, *const c_void) {
+    unsafe { envoy_dynamic_module_on_program_init() };
+    let ext = start_bootstrap(envoy_config);
+    assert!(!ext.is_null());
+    let config = unsafe {
+        envoy_dynamic_module_on_access_logger_config_new(std::ptr::null_mut(), buf(b""), buf(json))
+    };
+    assert!(!config.is_null());
+    let logger = unsafe { envoy_dynamic_module_on_access_logger_new(config, std::ptr::null_mut()) };
+    assert!(!logger.is_null());
+    (ext, logger)
 }
 
 /// The sink answers callout `id` with a bare `200`.

@@ -176,7 +176,7 @@ impl Auditor {
 
     /// Counts a request the sampler let go.
     pub fn sampled_out(&mut self, rate_limited_at: Option<u64>) {
-        self.stats.add(Counter::RecordsSampledOut, 1);
+        self.sampled_out_count(1);
         if let (Some(at), Some(a)) = (rate_limited_at, self.active.as_mut()) {
             a.rate_limited.note(at);
         }

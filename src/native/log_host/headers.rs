@@ -26,7 +26,7 @@ impl LogHost<'_> {
                 if code != 0 {
                     out.push(name, itoa::Buffer::new().format(code).as_bytes());
                 }
-            } else if let Some(v) = self.header_value(kind, name) {
+            } else if let Some(v) = self.header_value(kind, name.as_bytes()) {
                 out.push(name, v);
             }
         }
@@ -104,7 +104,7 @@ impl LogHost<'_> {
         if self.ctx.is_null() {
             return None;
         }
-        self.header_bytes(HeaderType::Request, name)
+        self.header_value(HeaderType::Request, name)
     }
 
     /// Envoy's response code, the `:status` it sent; `None` before one.
@@ -120,11 +120,7 @@ impl LogHost<'_> {
 
     /// The first value of header `name`, as Envoy's map lookup finds it,
     /// valid until the hook returns.
-    fn header_value(&self, kind: HeaderType, name: &str) -> Option<&[u8]> {
-        self.header_bytes(kind, name.as_bytes())
-    }
-
-    fn header_bytes(&self, kind: HeaderType, name: &[u8]) -> Option<&[u8]> {
+    fn header_value(&self, kind: HeaderType, name: &[u8]) -> Option<&[u8]> {
         let mut out = EnvoyBuffer::EMPTY;
         // Safety: the context is Envoy's, valid for this hook; the name
         // outlives the call; a null count pointer asks for no count.

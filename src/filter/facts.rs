@@ -33,7 +33,7 @@ pub struct Needs {
     pub request_line: bool,
     /// `default_rate` alone decides, below 1 (no rules, no access policy,
     /// no per-second cap): the status and the sampling key settle most
-    /// requests ([`super::http::plainly_sampled_out`]).
+    /// requests ([`super::http::plain_rate`], [`crate::audit::sample::plainly_out`]).
     pub plain_rate: bool,
 }
 

@@ -19,11 +19,7 @@ impl LogHost<'_> {
         }
         for &name in names {
             if kind == HeaderType::Response && name == ":status" {
-                // Safety: the context is Envoy's, valid for this hook.
-                let code = unsafe {
-                    abi::envoy_dynamic_module_callback_access_logger_get_response_code(self.ctx)
-                };
-                if code != 0 {
+                if let Some(code) = self.response_code() {
                     out.push(name, itoa::Buffer::new().format(code).as_bytes());
                 }
             } else if let Some(v) = self.header_value(kind, name.as_bytes()) {

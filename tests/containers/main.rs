@@ -191,7 +191,7 @@ fn the_recipe_audits_two_workloads_by_their_own_certificates_and_addresses() {
     );
 
     // Five requests answered, /healthz sampled out: four request records.
-    let stats = stack.settled(SETTLE);
+    let stats = stack.settled(4);
     assert_eq!(stats.get("records_sampled_out"), Some(&1), "{stats:?}");
     assert_admitted_accounted(&stats, "recipe");
     let trail = stack.trail();

@@ -397,14 +397,19 @@ impl Stack {
         ])
     }
 
-    /// Waits (bounded) until every admitted record is delivered and none is
-    /// buffered, per Envoy's counters.
-    pub fn settled(&self, timeout: Duration) -> BTreeMap<String, u64> {
-        let deadline = Instant::now() + timeout;
+    /// Waits (bounded by [`crate::SETTLE`]) until the trail holds at least
+    /// `requests` request records, then until every admitted record is
+    /// delivered and none is buffered, per Envoy's counters. A client has
+    /// its response before Envoy logs the request, so counters that agree
+    /// right after the last response may not yet count its record.
+    pub fn settled(&self, requests: usize) -> BTreeMap<String, u64> {
+        let deadline = Instant::now() + crate::SETTLE;
         loop {
+            let stored = crate::records_of_kind(&self.trail(), "request").len();
             let stats = self.stats();
             let get = |n: &str| stats.get(n).copied().unwrap_or(0);
-            if get("records_admitted") > 0
+            if stored >= requests
+                && get("records_admitted") > 0
                 && get("records_delivered") + get("records_rejected") == get("records_admitted")
                 && get("records_buffered") == 0
             {
@@ -412,7 +417,8 @@ impl Stack {
             }
             assert!(
                 Instant::now() < deadline,
-                "records never settled: {stats:?}\nenvoy:\n{}\nsink:\n{}",
+                "records never settled ({stored} of {requests} request records stored): \
+                 {stats:?}\nenvoy:\n{}\nsink:\n{}",
                 self.logs("envoy"),
                 self.logs("sink")
             );

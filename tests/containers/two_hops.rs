@@ -18,22 +18,33 @@ const RATE: f64 = 0.1;
 const FRONTEND: &str = "spiffe://cluster.local/ns/shop/sa/frontend";
 const BACKEND: &str = "spiffe://cluster.local/ns/default/sa/backend";
 
-/// Waits (bounded) until an Envoy has decided every request and delivered
-/// everything it admitted: the requests it kept and each batch's seal.
-fn settled(port: u16, name: &str, kept: u64) -> BTreeMap<String, u64> {
+/// Waits (bounded) until an Envoy has decided every request, the trail
+/// holds the `kept` records of its hop (those on `route`: a client has its
+/// response before Envoy logs the request) and it delivered everything it
+/// admitted: the requests it kept and each batch's seal.
+fn settled(stack: &Stack, port: u16, route: &str, kept: u64) -> BTreeMap<String, u64> {
     let deadline = Instant::now() + SETTLE;
     loop {
+        let trail = stack.trail();
+        let stored = records_of_kind(&trail, "request")
+            .iter()
+            .filter(|r| r["route"]["name"] == route)
+            .count() as u64;
         let stats = stats_at(port);
         let get = |n: &str| stats.get(n).copied().unwrap_or(0);
-        if get("records_sampled_out") == REQUESTS as u64 - kept
+        if stored >= kept
+            && get("records_sampled_out") == REQUESTS as u64 - kept
             && get("records_admitted") > kept
             && get("records_delivered") == get("records_admitted")
             && get("records_buffered") == 0
         {
-            assert_admitted_accounted(&stats, name);
+            assert_admitted_accounted(&stats, route);
             return stats;
         }
-        assert!(Instant::now() < deadline, "{name}: {stats:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{route}: {stored} of {kept} stored, {stats:?}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -85,8 +96,10 @@ fn both_sidecars_in_their_own_containers_keep_the_same_requests_with_their_own_p
     }
 
     let kept = expected.len() as u64;
-    let caller_stats = settled(stack.admin_port, "caller", kept);
-    let callee_stats = settled(callee_admin, "callee", kept);
+    // Each hop's records carry its own route: the caller's "to-backend",
+    // the callee's "orders".
+    let caller_stats = settled(&stack, stack.admin_port, "to-backend", kept);
+    let callee_stats = settled(&stack, callee_admin, "orders", kept);
 
     let (app, caller, callee) = (
         stack.address_on_any("app"),

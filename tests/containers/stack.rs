@@ -4,14 +4,18 @@
 //! of its own so that runs never meet. Dropping it removes every container,
 //! network and volume the project made.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod audit;
-pub use audit::stats_at;
+mod background;
+mod engine;
+pub use background::Background;
+use engine::{compose_tool, local_images};
+pub use engine::{docker, docker_ok, engine_or_notice, text};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,92 +23,6 @@ pub fn repo_root() -> PathBuf {
 
 pub fn recipe_dir() -> PathBuf {
     repo_root().join("examples/docker-compose")
-}
-
-/// Whether the container engine answers. Under `CI=true` a missing engine
-/// fails the test; elsewhere the test prints what it did not run and returns.
-pub fn engine_or_notice(test: &str) -> bool {
-    let answers = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if answers {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: no container engine answers `docker info`; CI needs one"
-    );
-    // Straight to stderr: the test harness captures eprintln!, and this
-    // must be seen in a passing run.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** NOT RUN: {test}: no container engine answers `docker info`. \
-         The container suite (compose recipe, faults across networks, two hops) \
-         did not run. ***\n"
-    );
-    false
-}
-
-/// The Compose tool: v2's plugin if the client has it, else v1.
-fn compose_tool() -> Vec<&'static str> {
-    let v2 = Command::new("docker")
-        .args(["compose", "version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if v2 {
-        vec!["docker", "compose"]
-    } else {
-        vec!["docker-compose"]
-    }
-}
-
-/// The tags `make images` wrote into target/images/images.env.
-fn local_images() -> Vec<(String, String)> {
-    let env = repo_root().join("target/images/images.env");
-    let text = std::fs::read_to_string(&env)
-        .unwrap_or_else(|e| panic!("{}: {e}: run `make images`", env.display()));
-    let images: Vec<(String, String)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    assert_eq!(images.len(), 3, "{}: {images:?}", env.display());
-    for (_, tag) in &images {
-        let present = docker(&["image", "inspect", tag]).status.success();
-        assert!(
-            present,
-            "image {tag} is not in the engine: run `make images`"
-        );
-    }
-    images
-}
-
-pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"))
-}
-
-/// `docker ARGS`, failing the test with its output unless it succeeds.
-pub fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed:\n{}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 pub struct Stack {
@@ -351,29 +269,6 @@ impl Stack {
         ])
     }
 
-    /// Starts `script` in a one-off container of `service` in the
-    /// background; [`Background::wait`] collects its output.
-    pub fn start(&self, service: &str, script: &str) -> Background {
-        let name = format!(
-            "{}-{service}-{}",
-            self.project,
-            random_hex()[..8].to_owned()
-        );
-        self.compose_ok(&[
-            "run",
-            "-d",
-            "--no-deps",
-            "--name",
-            &name,
-            "--entrypoint",
-            "bash",
-            service,
-            "-c",
-            script,
-        ]);
-        Background { name }
-    }
-
     /// A free loopback port in the variable `name`, for a published port.
     pub fn publish(&mut self, name: &str) -> u16 {
         let port = free_port();
@@ -425,57 +320,7 @@ impl Drop for Stack {
     }
 }
 
-pub struct Background {
-    name: String,
-}
-
-impl Background {
-    /// Waits (bounded) until the container has printed `lines` lines, which
-    /// it returns; it keeps running.
-    pub fn output_when(&self, lines: usize, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let out = docker(&["logs", &self.name]);
-            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-            if stdout.lines().count() >= lines {
-                return stdout;
-            }
-            let state = docker_ok(&["inspect", "-f", "{{.State.Status}}", &self.name]);
-            assert!(
-                state == "running" && Instant::now() < deadline,
-                "{} is {state} after {} of {lines} lines:\n{}",
-                self.name,
-                stdout.lines().count(),
-                text(&out)
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// Waits (bounded) for the container to exit; its output.
-    pub fn wait(&self, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let state = docker_ok(&["inspect", "-f", "{{.State.Status}}", &self.name]);
-            if state == "exited" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still {state} after {timeout:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        let code = docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &self.name]);
-        let out = docker(&["logs", &self.name]);
-        assert_eq!(code, "0", "{} failed:\n{}", self.name, text(&out));
-        let _ = docker(&["rm", "-f", &self.name]);
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-}
-
-fn random_hex() -> String {
+pub(super) fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))

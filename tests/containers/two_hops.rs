@@ -4,14 +4,13 @@
 //! both keep exactly the requests the sampling function picks, and each
 //! describes its own side of the call.
 
-use crate::stack::{repo_root, stats_at, Stack};
+use crate::stack::{repo_root, Stack};
 use crate::{
-    assert_admitted_accounted, assert_verify_clean, engine_or_notice, records_of_kind, slot, SETTLE,
+    assert_admitted_accounted, assert_verify_clean, engine_or_notice, records_of_kind, slot,
 };
 use mesh_audit::audit::sample::unit_interval;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 200;
 const RATE: f64 = 0.1;
@@ -21,32 +20,21 @@ const BACKEND: &str = "spiffe://cluster.local/ns/default/sa/backend";
 /// Waits (bounded) until an Envoy has decided every request, the trail
 /// holds the `kept` records of its hop (those on `route`: a client has its
 /// response before Envoy logs the request) and it delivered everything it
-/// admitted: the requests it kept and each batch's seal.
+/// admitted, none refused: the requests it kept and each batch's seal.
 fn settled(stack: &Stack, port: u16, route: &str, kept: u64) -> BTreeMap<String, u64> {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let trail = stack.trail();
-        let stored = records_of_kind(&trail, "request")
-            .iter()
-            .filter(|r| r["route"]["name"] == route)
-            .count() as u64;
-        let stats = stats_at(port);
-        let get = |n: &str| stats.get(n).copied().unwrap_or(0);
-        if stored >= kept
-            && get("records_sampled_out") == REQUESTS as u64 - kept
-            && get("records_admitted") > kept
-            && get("records_delivered") == get("records_admitted")
-            && get("records_buffered") == 0
-        {
-            assert_admitted_accounted(&stats, route);
-            return stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{route}: {stored} of {kept} stored, {stats:?}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let stats = stack.settled_at(
+        port,
+        kept as usize,
+        |r| r["route"]["name"] == route,
+        |stats| {
+            let get = |n: &str| stats.get(n).copied().unwrap_or(0);
+            get("records_sampled_out") == REQUESTS as u64 - kept
+                && get("records_admitted") > kept
+                && get("records_rejected") == 0
+        },
+    );
+    assert_admitted_accounted(&stats, route);
+    stats
 }
 
 fn ip(address: &Value) -> &str {

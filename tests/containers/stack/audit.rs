@@ -19,15 +19,34 @@ impl Stack {
     /// its response before Envoy logs the request, so counters that agree
     /// right after the last response may not yet count its record.
     pub fn settled(&self, requests: usize) -> BTreeMap<String, u64> {
+        self.settled_at(self.admin_port, requests, |_| true, |_| true)
+    }
+
+    /// [`Stack::settled`] for the Envoy whose admin is published on `port`,
+    /// counting only the request records `mine` picks out of the shared
+    /// trail (a hop's by its route), and waiting also for `also` to hold of
+    /// that Envoy's counters.
+    pub fn settled_at(
+        &self,
+        port: u16,
+        requests: usize,
+        mine: impl Fn(&Value) -> bool,
+        also: impl Fn(&BTreeMap<String, u64>) -> bool,
+    ) -> BTreeMap<String, u64> {
         let deadline = Instant::now() + crate::SETTLE;
         loop {
-            let stored = crate::records_of_kind(&self.trail(), "request").len();
-            let stats = self.stats();
+            let trail = self.trail();
+            let stored = crate::records_of_kind(&trail, "request")
+                .into_iter()
+                .filter(|r| mine(r))
+                .count();
+            let stats = stats_at(port);
             let get = |n: &str| stats.get(n).copied().unwrap_or(0);
             if stored >= requests
                 && get("records_admitted") > 0
                 && get("records_delivered") + get("records_rejected") == get("records_admitted")
                 && get("records_buffered") == 0
+                && also(&stats)
             {
                 return stats;
             }
@@ -96,7 +115,7 @@ impl Stack {
 
 /// The filter's metrics from the Envoy admin published on `port`, read as
 /// the end-to-end harness reads them (both builds' metric prefixes).
-pub fn stats_at(port: u16) -> BTreeMap<String, u64> {
+fn stats_at(port: u16) -> BTreeMap<String, u64> {
     mesh_audit_stats(port)
 }
 

@@ -18,7 +18,7 @@ use super::time::format_rfc3339;
 use crate::config::{Config, Policy, Scope};
 use crate::host::Headers;
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::rc::Rc;
 
 /// Connection-level facts (peer identity, TLS, addresses, protocol): the
 /// same for every request of a downstream connection, and so is their
@@ -65,7 +65,7 @@ pub struct SampleFacts {
     /// `:status`, else `response.code`.
     pub status: Option<u32>,
     /// Read early only when a rule or the policy looks at principals.
-    pub conn: Option<Arc<ConnFacts>>,
+    pub conn: Option<Rc<ConnFacts>>,
     /// Read early only when a rule looks at the route.
     pub route: Option<Route>,
     /// `response.code_details`, read early for an error status other than
@@ -77,7 +77,7 @@ pub struct SampleFacts {
 
 /// The rest of a kept request's facts.
 pub struct RecordFacts {
-    pub conn: Arc<ConnFacts>,
+    pub conn: Rc<ConnFacts>,
     pub route: Route,
     /// `request.time`, nanoseconds since the Unix epoch.
     pub start: u64,
@@ -92,14 +92,6 @@ pub struct RecordFacts {
     pub request_id: Option<String>,
     /// The verified JWT's configured claims, before redaction.
     pub claims: Option<Fields<serde_json::Value>>,
-}
-
-impl RecordFacts {
-    /// When the request ended (nanoseconds since the Unix epoch): the
-    /// time its record is admitted at.
-    pub fn end(&self) -> u64 {
-        self.start.saturating_add(self.duration.unwrap_or(0))
-    }
 }
 
 /// The sampler's answer, with what the record will need of the decision.
@@ -195,7 +187,6 @@ pub fn record(
     cfg: &Config,
     redactor: &Redactor,
 ) -> (Prepared, u64) {
-    let end = rest.end();
     let req = &early.request_headers;
     let resp = &early.response_headers;
     let (path, query) = path_and_query(req);
@@ -267,6 +258,7 @@ pub fn record(
         version: crate::VERSION.to_string(),
         config: cfg.digest.clone(),
     });
+    let end = rest.start.saturating_add(rest.duration.unwrap_or(0));
     // The connection's members as written when it was first seen.
     (Prepared::with_connection(&r, &conn.written), end)
 }

@@ -7,7 +7,7 @@ use crate::audit::identity::{parse_spiffe, principal_from_uri_sans, tls_version}
 use crate::audit::record::{Destination, Source, Tls};
 use crate::host::Attributes;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::rc::Rc;
 
 /// How many connections' facts a worker remembers.
 const CAPACITY: usize = 2048;
@@ -68,26 +68,26 @@ fn read(host: &dyn Attributes) -> ConnFacts {
 /// A bounded map `connection.id → facts`; the oldest entry goes first.
 #[derive(Default)]
 pub struct ConnCache {
-    map: HashMap<u64, Arc<ConnFacts>>,
+    map: HashMap<u64, Rc<ConnFacts>>,
     order: VecDeque<u64>,
 }
 
 impl ConnCache {
-    pub fn get_or_read(&mut self, id: Option<u64>, host: &dyn Attributes) -> Arc<ConnFacts> {
+    pub fn get_or_read(&mut self, id: Option<u64>, host: &dyn Attributes) -> Rc<ConnFacts> {
         let Some(id) = id else {
-            return Arc::new(read(host));
+            return Rc::new(read(host));
         };
         if let Some(f) = self.map.get(&id) {
-            return Arc::clone(f);
+            return Rc::clone(f);
         }
-        let facts = Arc::new(read(host));
+        let facts = Rc::new(read(host));
         if self.order.len() >= CAPACITY {
             if let Some(old) = self.order.pop_front() {
                 self.map.remove(&old);
             }
         }
         self.order.push_back(id);
-        self.map.insert(id, Arc::clone(&facts));
+        self.map.insert(id, Rc::clone(&facts));
         facts
     }
 }

@@ -15,7 +15,7 @@ use crate::audit::jwt;
 use crate::audit::record::{Fields, Route};
 use crate::config::{Config, Jwt};
 use crate::host::{Attributes, Headers, Host, Map};
-use std::sync::Arc;
+use std::rc::Rc;
 
 /// What the configuration needs read before a request can be sampled out.
 #[derive(Clone, Copy, Debug, Default)]
@@ -96,7 +96,7 @@ fn route(host: &dyn Attributes, naming: &mut Naming) -> Route {
     }
 }
 
-fn conn(host: &dyn Attributes, conns: &mut ConnCache) -> Arc<ConnFacts> {
+fn conn(host: &dyn Attributes, conns: &mut ConnCache) -> Rc<ConnFacts> {
     conns.get_or_read(host.property_u64(&["connection", "id"]), host)
 }
 

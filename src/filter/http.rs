@@ -6,7 +6,7 @@ use super::facts;
 pub use super::facts::Seen;
 use super::root::Auditor;
 use super::stats::Counter;
-use crate::audit::build::{self, RecordFacts, SampleFacts, Sampled};
+use crate::audit::build;
 use crate::audit::record::Prepared;
 use crate::host::Host;
 
@@ -55,61 +55,9 @@ pub fn plain_rate(auditor: &Auditor) -> Option<(f64, &str)> {
 }
 
 fn build_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Outcome {
-    match read_seen(auditor, host, seen) {
-        Ok(kept) => write(auditor, kept),
-        Err(outcome) => outcome,
-    }
-}
-
-/// A kept request's facts and the sampler's verdict: all [`write`] needs
-/// to make its record, with no host. The native module reads them where
-/// the request finished and, at a low rate, writes the record on the
-/// thread that chains (`native::worker`).
-pub struct Kept {
-    early: SampleFacts,
-    rest: RecordFacts,
-    sampled: Sampled,
-}
-
-impl Kept {
-    /// When the request ended: the time its record is admitted at.
-    pub fn at(&self) -> u64 {
-        self.rest.end()
-    }
-
-    /// The bytes of the header maps it holds (whole, as the record needs
-    /// them), most of what it weighs.
-    pub fn map_bytes(&self) -> usize {
-        self.early.request_headers.byte_len() + self.early.response_headers.byte_len()
-    }
-}
-
-/// A finished request's facts, read, and the sampler's verdict on them:
-/// what [`write`] makes a record of, or the outcome when there is none to
-/// make. Policy violations are counted here.
-pub fn read(auditor: &mut Auditor, host: &dyn Host) -> Result<Kept, Outcome> {
-    read_seen(auditor, host, Seen::default())
-}
-
-/// A kept request's record, from its facts alone.
-pub fn write(auditor: &mut Auditor, kept: Kept) -> Outcome {
-    let Some(a) = auditor.active.as_mut() else {
-        return Outcome::Inactive;
-    };
-    let Kept {
-        early,
-        rest,
-        sampled,
-    } = kept;
-    let (record, at) = build::record(&early, rest, sampled, &a.config, &a.redactor);
-    a.keep_maps(early);
-    Outcome::Keep(record, at)
-}
-
-fn read_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Result<Kept, Outcome> {
     let draw = auditor.draw();
     let Some(a) = auditor.active.as_mut() else {
-        return Err(Outcome::Inactive);
+        return Outcome::Inactive;
     };
     let key = a.config.sampling.key.as_str();
     let maps = std::mem::take(&mut a.maps);
@@ -126,7 +74,7 @@ fn read_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Result<Kept,
         auditor.stats.add(Counter::PolicyViolations, 1);
     }
     let Some(a) = auditor.active.as_mut() else {
-        return Err(Outcome::Inactive);
+        return Outcome::Inactive;
     };
     if !sampled.verdict.keep {
         let at = sampled
@@ -134,15 +82,13 @@ fn read_seen(auditor: &mut Auditor, host: &dyn Host, seen: Seen) -> Result<Kept,
             .rate_limited
             .then_some(early.now_ms * 1_000_000);
         a.keep_maps(early);
-        return Err(Outcome::SampledOut {
+        return Outcome::SampledOut {
             rate_limited_at: at,
-        });
+        };
     }
     let jwt = a.config.capture.jwt.as_ref();
     let rest = facts::for_record(host, &mut early, jwt, seen, &mut a.conns, &mut a.naming);
-    Ok(Kept {
-        early,
-        rest,
-        sampled,
-    })
+    let (record, at) = build::record(&early, rest, sampled, &a.config, &a.redactor);
+    a.keep_maps(early);
+    Outcome::Keep(record, at)
 }

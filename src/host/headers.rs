@@ -47,11 +47,6 @@ impl Headers {
         self.ends.len()
     }
 
-    /// The bytes of every name and value.
-    pub fn byte_len(&self) -> usize {
-        self.names.len() + self.values.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }

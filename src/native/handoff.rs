@@ -3,7 +3,7 @@
 //! gate that lets the worker's HTTP filter see whether the buffer has room.
 
 use super::main_host::MainHost;
-use crate::filter::http::{self, Kept, Outcome};
+use crate::filter::http::Outcome;
 use crate::filter::root::Auditor;
 use crate::filter::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,10 +13,6 @@ pub enum Handoff {
     /// One finished request: its record or the sampler's verdict, and
     /// whether it violated an access policy.
     Outcome { outcome: Outcome, violation: bool },
-    /// A kept request's facts, read at a low rate: the main thread writes
-    /// its record ([`http::write`]) with the others of its tick, on a warm
-    /// cache, where a worker writing one now and then writes it on a cold one.
-    Kept { kept: Box<Kept>, violation: bool },
     /// Records the queue had no room for, since..until (nanoseconds).
     NotAdmitted { count: u64, since: u64, until: u64 },
     /// A request that passed an inert logger (invalid configuration).
@@ -103,7 +99,7 @@ pub(super) fn is_kept(h: &Handoff) -> bool {
         Handoff::Outcome {
             outcome: Outcome::Keep(..),
             ..
-        } | Handoff::Kept { .. }
+        }
     )
 }
 
@@ -120,10 +116,6 @@ pub(super) fn apply(a: &mut Auditor, host: &MainHost, h: Handoff) {
                 Outcome::SampledOut { rate_limited_at } => a.sampled_out(rate_limited_at),
                 Outcome::Inactive => {}
             }
-        }
-        Handoff::Kept { kept, violation } => {
-            let outcome = http::write(a, *kept);
-            apply(a, host, Handoff::Outcome { outcome, violation });
         }
         Handoff::Unaudited => a.unaudited(),
         Handoff::NotAdmitted {

@@ -7,11 +7,9 @@
 //! reads each finished request through the access logger's getters and
 //! builds its record; it cannot call out or set timers, so it hands the
 //! record to a **bootstrap extension** on the main thread through a bounded
-//! queue (at a low rate, the facts the record is written from:
-//! [`MAIN_WRITES_UP_TO`]). There, one auditor per worker (one emitter per
-//! worker) admits, chains and batches, and delivers with the extension's
-//! HTTP callouts; the extension's shutdown hook drains what is buffered
-//! before Envoy exits.
+//! queue. There, one auditor per worker (one emitter per worker) admits,
+//! chains and batches, and delivers with the extension's HTTP callouts; the
+//! extension's shutdown hook drains what is buffered before Envoy exits.
 
 pub mod abi;
 mod bootstrap;
@@ -28,7 +26,6 @@ use crate::host::Level;
 pub use handoff::{Gate, Handoff, QUEUE_CAPACITY};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-pub use worker::{MAIN_WRITES_MAP_BYTES, MAIN_WRITES_UP_TO};
 
 /// Queues of loggers created since the main thread last looked, with the
 /// configuration each was made with and its gate. Locked when a logger is

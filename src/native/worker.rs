@@ -1,14 +1,11 @@
 //! The worker side: Envoy's access-logger hook, one logger per worker. It
-//! reads each finished request with [`LogHost`] as the core's host and
-//! writes its record, or at a low rate leaves the writing to the main
-//! thread ([`MAIN_WRITES_UP_TO`]); what it made goes to the main thread
-//! through a bounded queue, never blocking.
+//! builds each record with [`LogHost`] as the core's host; what it builds
+//! goes to the main thread through a bounded queue, never blocking.
 
-use super::handoff::is_kept;
 use super::log_host::LogHost;
 use super::{log, Gate, Handoff, REJECTED_DETAILS};
 use crate::audit::sample::plainly_out;
-use crate::filter::http::{self, Kept, Outcome};
+use crate::filter::http::{self, Outcome};
 use crate::filter::root::{Auditor, FAIL_CLOSED_ENV};
 use crate::filter::Counter;
 use crate::host::{Attributes, Level};
@@ -44,8 +41,6 @@ pub struct Logger {
     /// kept here, next to the logger, because the requests this settles
     /// are most requests at a low rate and touch nothing else.
     plain: Option<(f64, Box<[u8]>)>,
-    /// The main thread writes the records ([`MAIN_WRITES_UP_TO`]).
-    defers: bool,
 }
 
 impl Logger {
@@ -63,11 +58,7 @@ impl Logger {
         gate.set_limit(limit);
         let rejects = limit > 0;
         let plain = http::plain_rate(&builder).map(|(rate, key)| (rate, key.as_bytes().into()));
-        let defers = plain
-            .as_ref()
-            .is_some_and(|(rate, _)| *rate <= MAIN_WRITES_UP_TO);
         Logger {
-            defers,
             plain,
             builder,
             queue,
@@ -124,22 +115,14 @@ impl Logger {
             }
         }
         let violations = self.builder.stats.get(Counter::PolicyViolations);
-        let made = if self.defers {
-            match http::read(&mut self.builder, &host) {
-                Ok(kept) if kept.map_bytes() <= MAIN_WRITES_MAP_BYTES => Made::Kept(Box::new(kept)),
-                // Large maps are not held in the queue: written here.
-                Ok(kept) => Made::Outcome(http::write(&mut self.builder, kept)),
-                Err(outcome) => Made::Outcome(outcome),
-            }
-        } else {
-            Made::Outcome(http::build(&mut self.builder, &host))
-        };
+        let outcome = http::build(&mut self.builder, &host);
         let violation = self.builder.stats.get(Counter::PolicyViolations) > violations;
-        let (kept, at) = match &made {
-            Made::Outcome(Outcome::Inactive) => return,
-            Made::Outcome(Outcome::Keep(_, at)) => (true, *at),
-            Made::Kept(k) => (true, k.at()),
-            Made::Outcome(Outcome::SampledOut { .. }) => (false, 0),
+        if matches!(outcome, Outcome::Inactive) {
+            return;
+        }
+        let at = match &outcome {
+            Outcome::Keep(_, at) => *at,
+            _ => 0,
         };
         if self.overflow.count > 0 {
             let o = std::mem::take(&mut self.overflow);
@@ -152,22 +135,27 @@ impl Logger {
                 self.overflow = o;
             }
         }
-        let handoff = match made {
-            // A plain sampled-out verdict is only a count: it does not
-            // take a slot in the queue.
-            Made::Outcome(Outcome::SampledOut {
-                rate_limited_at: None,
-            }) if !violation => {
-                self.gate.sampled_out();
-                return;
-            }
-            Made::Outcome(outcome) => Handoff::Outcome { outcome, violation },
-            Made::Kept(kept) => Handoff::Kept { kept, violation },
-        };
-        match self.queue.try_send(handoff) {
+        // A plain sampled-out verdict is only a count: it does not take a
+        // slot in the queue.
+        if !violation
+            && matches!(
+                outcome,
+                Outcome::SampledOut {
+                    rate_limited_at: None
+                }
+            )
+        {
+            self.gate.sampled_out();
+            return;
+        }
+        let kept = matches!(outcome, Outcome::Keep(..));
+        match self.queue.try_send(Handoff::Outcome { outcome, violation }) {
             Ok(()) if kept => self.gate.handed_over(),
             Ok(()) => {}
-            Err(TrySendError::Full(h)) if is_kept(&h) => {
+            Err(TrySendError::Full(Handoff::Outcome {
+                outcome: Outcome::Keep(..),
+                ..
+            })) => {
                 let o = &mut self.overflow;
                 if o.count == 0 {
                     o.since = at;
@@ -181,24 +169,6 @@ impl Logger {
         }
     }
 }
-
-/// What a worker made of a finished request: its record or the sampler's
-/// verdict, or, at a low rate, the facts the main thread writes a record of.
-enum Made {
-    Outcome(Outcome),
-    Kept(Box<Kept>),
-}
-
-/// Up to this `default_rate` (where it alone decides), the main thread
-/// writes the records: a worker then keeps one request in ten at most, so
-/// the main thread, which chains every worker's records anyway, writes at
-/// most a tenth of their requests, in batches, warm.
-pub const MAIN_WRITES_UP_TO: f64 = 0.1;
-
-/// A request whose header maps hold more than this is written on the
-/// worker: a hand-off of facts stays about the size of a record's, so a
-/// full queue holds tens of MiB, as it does of records.
-pub const MAIN_WRITES_MAP_BYTES: usize = 2048;
 
 /// Said once per logger when `MESH_AUDIT_FAIL_CLOSED` is set, the
 /// configuration is invalid, and a request passed: the 503 needs the

@@ -52,8 +52,8 @@ impl Stack {
             }
             assert!(
                 Instant::now() < deadline,
-                "records never settled ({stored} of {requests} request records stored): \
-                 {stats:?}\nenvoy:\n{}\nsink:\n{}",
+                "records of the Envoy with admin :{port} never settled ({stored} of {requests} \
+                 request records stored): {stats:?}\nenvoy:\n{}\nsink:\n{}",
                 self.logs("envoy"),
                 self.logs("sink")
             );

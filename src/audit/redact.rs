@@ -260,7 +260,7 @@ impl Redactor {
                         Some(Action::Keep) => Some(join(first, values)),
                         None => {
                             let mut notes = Notes::header(redacted, prefix, name);
-                            let mut v = String::new();
+                            let mut v = String::with_capacity(first.len());
                             for (n, value) in std::iter::once(first).chain(values).enumerate() {
                                 if n > 0 {
                                     v.push_str(", ");
@@ -326,7 +326,8 @@ impl Redactor {
     /// Raw query string (without `?`, with any `#fragment`) → the redacted
     /// query string; redacted parameters are named `request.query.<name>`.
     pub fn query(&self, raw: &str, redacted: &mut Vec<String>) -> String {
-        let mut out = String::with_capacity(raw.len());
+        // Room for one masked value: the usual query grows no further.
+        let mut out = String::with_capacity(raw.len() + MASK.len());
         let mut notes = Notes::per_name(redacted, "request.query");
         self.with_scratch(|s| query::redact(self, raw, s, &mut notes, &mut out));
         out

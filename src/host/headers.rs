@@ -64,17 +64,26 @@ impl Headers {
 
     /// Every value of `name`, matched ignoring ASCII case, in arrival order.
     pub fn values_of<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'h [u8]> + 'h {
-        let names = self.names.as_bytes();
-        let starts = std::iter::once((0, 0)).chain(self.ends.iter().copied());
-        starts
-            .zip(&self.ends)
-            .filter(move |&((n0, _), &(n1, _))| {
-                n1 - n0 == name.len()
+        let (names, name) = (self.names.as_bytes(), name.as_bytes());
+        let (mut n0, mut v0, mut at) = (0, 0, 0);
+        // A plain walk: the header maps are short, and the iterator
+        // adaptors it replaces cost more than the comparisons. Names
+        // nearly always match exactly (proxies give them in lower case):
+        // that is tried first, a byte-wise comparison ignoring case after.
+        std::iter::from_fn(move || {
+            while let Some(&(n1, v1)) = self.ends.get(at) {
+                let (start, value_start) = (n0, v0);
+                (n0, v0, at) = (n1, v1, at + 1);
+                if n1 - start == name.len()
                     && names
-                        .get(n0..n1)
-                        .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-            })
-            .map(|((_, v0), &(_, v1))| self.values.get(v0..v1).unwrap_or(&[]))
+                        .get(start..n1)
+                        .is_some_and(|n| n == name || n.eq_ignore_ascii_case(name))
+                {
+                    return Some(self.values.get(value_start..v1).unwrap_or(&[]));
+                }
+            }
+            None
+        })
     }
 
     /// The first value of `name` (exactly as given; proxies give header

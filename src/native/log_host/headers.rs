@@ -78,7 +78,7 @@ impl LogHost<'_> {
             let value = unsafe { abi::borrow_bytes(h.value_ptr, h.value_length) };
             // A header Envoy gives broken (a null pointer with a length, a
             // name that is not UTF-8) is left out.
-            if let (Some(Ok(key)), Some(value)) = (key.map(std::str::from_utf8), value) {
+            if let (Some(Some(key)), Some(value)) = (key.map(crate::host::text), value) {
                 out.push(key, value);
             }
         }

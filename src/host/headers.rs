@@ -72,14 +72,13 @@ impl Headers {
         // that is tried first, a byte-wise comparison ignoring case after.
         std::iter::from_fn(move || {
             while let Some(&(n1, v1)) = self.ends.get(at) {
-                let (start, value_start) = (n0, v0);
+                let (this_name, this_value) = (n0..n1, v0..v1);
                 (n0, v0, at) = (n1, v1, at + 1);
-                if n1 - start == name.len()
-                    && names
-                        .get(start..n1)
-                        .is_some_and(|n| n == name || n.eq_ignore_ascii_case(name))
+                if names
+                    .get(this_name)
+                    .is_some_and(|n| n == name || n.eq_ignore_ascii_case(name))
                 {
-                    return Some(self.values.get(value_start..v1).unwrap_or(&[]));
+                    return Some(self.values.get(this_value).unwrap_or(&[]));
                 }
             }
             None
